@@ -1,0 +1,44 @@
+/**
+ * Starts the whole platform in one process: payment, merchant and reconciliation systems, each
+ * on its own ports. With no configuration it runs on the embedded default (SQLite files under
+ * data/, an in-process credit buffer); MYSQL_URL and REDIS_URL switch to the real backends.
+ */
+import { EnvReader } from "./shared/config.js";
+import { createLogger } from "./shared/logger.js";
+import { runUntilSignal } from "./shared/lifecycle.js";
+import { readPaymentConfig } from "./payment/config.js";
+import { startPaymentSystem } from "./payment/system.js";
+import { readMerchantConfig } from "./merchant/config.js";
+import { startMerchantSystem } from "./merchant/system.js";
+
+const logger = createLogger("platform");
+await runUntilSignal(logger, async () => {
+  const env = new EnvReader();
+  const paymentConfig = readPaymentConfig(env);
+  const merchantConfig = readMerchantConfig(env);
+  const payment = await startPaymentSystem(paymentConfig, logger.child({ service: "payment" }));
+  const merchant = await startMerchantSystem(
+    { ...merchantConfig, paymentAddress: env.optional("PAYMENT_ADDRESS") ?? payment.server.grpcAddress },
+    logger.child({ service: "merchant" }),
+  );
+  const backend = paymentConfig.database.mysqlUrl ? "MySQL" : "SQLite (embedded)";
+  const buffer = paymentConfig.redisUrl ? "Redis" : "in-process";
+  const lines = [
+    `Payment platform running — storage: ${backend}, credit buffer: ${buffer}`,
+    "",
+    "  service    gRPC                 HTTP (Connect JSON)",
+    ...[
+      ["payment", payment.server],
+      ["merchant", merchant.server],
+    ].map(([name, s]) => {
+      const srv = s as typeof payment.server;
+      return `  ${String(name).padEnd(10)} ${srv.grpcAddress.padEnd(20)} ${srv.httpUrl}`;
+    }),
+    "",
+    `Try:  curl -s -X POST ${merchant.server.httpUrl}/merchant.v1.MerchantService/Pay -H 'content-type: application/json' -d '{"saler_id":"saler1","total_fee":"100"}'`,
+    "Stop with Ctrl-C.",
+    "",
+  ];
+  process.stdout.write(lines.join("\n"));
+  return [payment, merchant];
+});

@@ -1,0 +1,37 @@
+import { EnvReader, readListen, type ListenConfig } from "../shared/config.js";
+import type { DatabaseConfig } from "../shared/database.js";
+import { mysqlDatabaseUrl, readCron } from "../payment/config.js";
+
+export interface MerchantConfig {
+  listen: ListenConfig;
+  database: DatabaseConfig;
+  /** host:port of the payment system's gRPC endpoint. */
+  paymentAddress: string;
+  timeZone: string;
+  callTimeoutMs: number;
+  /** node-schedule cron rule of the job that resolves UNKNOWN orders; "off" disables it. */
+  resolveCron: string;
+  resolveInitAfterSeconds: number;
+  closeUnknownAfterSeconds: number;
+  exportBatchSize: number;
+  maxMessageBytes: number;
+}
+
+export function readMerchantConfig(env = new EnvReader()): MerchantConfig {
+  return {
+    listen: readListen(env, "MERCHANT", 50052, 8082),
+    database: {
+      mysqlUrl: mysqlDatabaseUrl(env, "MERCHANT_MYSQL_URL", env.string("MERCHANT_MYSQL_DATABASE", "merchant")),
+      sqliteFile: env.string("MERCHANT_SQLITE_FILE", "data/merchant.sqlite"),
+      poolSize: env.int("MERCHANT_DB_POOL", 32, 1, 1000),
+    },
+    paymentAddress: env.host("PAYMENT_ADDRESS", "127.0.0.1:50051"),
+    timeZone: env.timeZone("BUSINESS_TIME_ZONE", "Asia/Shanghai"),
+    callTimeoutMs: env.int("PAYMENT_CALL_TIMEOUT_MS", 5000, 10, 600_000),
+    resolveCron: readCron(env, "RESOLVE_CRON", "*/15 * * * * *"),
+    resolveInitAfterSeconds: env.int("RESOLVE_INIT_AFTER_SECONDS", 30, 1, 86_400),
+    closeUnknownAfterSeconds: env.int("CLOSE_UNKNOWN_AFTER_SECONDS", 60, 1, 86_400 * 30),
+    exportBatchSize: env.int("EXPORT_BATCH_SIZE", 2000, 1, 100_000),
+    maxMessageBytes: env.int("MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+  };
+}

@@ -1,0 +1,202 @@
+/**
+ * Sends one order to the payment system and keeps the merchant's record of it true:
+ * stored as INIT before the call, then SUCCESS or FAIL from the answer, or UNKNOWN when the call
+ * timed out or broke (the payment system may or may not have recorded it; `resolveOpenOrders`
+ * asks it later with the same request_id).
+ */
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { OrderType, type PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import type { Database } from "../shared/database.js";
+import { isDuplicateKeyError } from "../shared/errors.js";
+import { OrderIdSequence } from "../shared/ids.js";
+import type { BusinessClock } from "../shared/time.js";
+import type { Logger } from "../shared/logger.js";
+import { findOrder, insertOrder, openOrders, recordOutcome, type MerchantOrder, type OrderTypeName } from "./orders.js";
+
+/** Injected defects (simulation only). */
+export type Fault = "LOST_RESPONSE" | "TAMPERED_AMOUNT" | "MERCHANT_ONLY";
+
+/** Answers that prove the payment system did not record the request. */
+const REFUSALS = new Set([
+  Code.InvalidArgument,
+  Code.AlreadyExists,
+  Code.Unauthenticated,
+  Code.PermissionDenied,
+  Code.FailedPrecondition,
+  Code.OutOfRange,
+  Code.Unimplemented,
+  Code.ResourceExhausted,
+]);
+
+export interface SendOptions {
+  fault?: Fault;
+  /** Amount the merchant records instead of the one sent (TAMPERED_AMOUNT). */
+  tamperedAmount?: bigint;
+  simulationId?: string;
+}
+
+export interface ResolveResult {
+  examined: number;
+  succeeded: number;
+  failed: number;
+  stillUnknown: number;
+}
+
+export const MSG_NOT_RECEIVED = "the payment system has no record of this request";
+
+export class OrderSender {
+  private readonly ids = new OrderIdSequence();
+
+  constructor(
+    private readonly db: Database,
+    private readonly payment: Client<typeof PaymentService>,
+    private readonly clock: BusinessClock,
+    private readonly logger: Logger,
+    private readonly options: { callTimeoutMs: number; closeUnknownAfterSeconds: number },
+  ) {}
+
+  /** A fresh request_id, stored as INIT (retried on the rare clash with another instance). */
+  private async createOrder(type: OrderTypeName, salerId: string, amount: bigint, opts: SendOptions): Promise<MerchantOrder> {
+    for (let attempt = 1; ; attempt++) {
+      const requestTime = this.clock.current();
+      const requestId = this.ids.idFor(requestTime);
+      if (requestId === undefined) throw new ConnectError("too many orders this second; retry", Code.ResourceExhausted);
+      const order: MerchantOrder = {
+        requestId,
+        orderType: type,
+        salerId,
+        amount,
+        requestTime,
+        state: "INIT",
+        responseId: "",
+        responseTime: "",
+        responseCode: "",
+        responseMsg: "",
+        fault: opts.fault ?? null,
+      };
+      try {
+        await insertOrder(this.db.knex, order, requestTime, opts.simulationId);
+        return order;
+      } catch (err) {
+        if (!isDuplicateKeyError(err) || attempt >= 8) throw err;
+      }
+    }
+  }
+
+  async send(type: OrderTypeName, salerId: string, amount: bigint, opts: SendOptions = {}): Promise<MerchantOrder> {
+    const order = await this.createOrder(type, salerId, amount, opts);
+    if (opts.fault === "MERCHANT_ONLY") {
+      // Never sent: the merchant records a success the payment system knows nothing of.
+      const now = this.clock.current();
+      const fake = { state: "SUCCESS" as const, responseId: this.ids.idFor(now) ?? "", responseTime: now, responseCode: "SUCCESS", responseMsg: "OK" };
+      await recordOutcome(this.db.knex, order.requestId, fake, now);
+      return { ...order, ...fake };
+    }
+    let answer: { responseId: string; responseTime: string; responseCode: string; responseMsg: string };
+    try {
+      const call = { timeoutMs: this.options.callTimeoutMs };
+      answer =
+        type === "PAYMENT"
+          ? await this.payment.pay(
+              { requestTime: order.requestTime, requestId: order.requestId, salerId, totalFee: amount },
+              call,
+            )
+          : await this.payment.withdraw(
+              { requestTime: order.requestTime, requestId: order.requestId, salerId, withdrawMoney: amount },
+              call,
+            );
+    } catch (err) {
+      const e = ConnectError.from(err);
+      const now = this.clock.current();
+      if (REFUSALS.has(e.code)) {
+        const outcome = { state: "FAIL" as const, responseId: "", responseTime: now, responseCode: "FAIL", responseMsg: `refused by the payment system: ${e.rawMessage}` };
+        await recordOutcome(this.db.knex, order.requestId, outcome, now);
+        return { ...order, ...outcome };
+      }
+      this.logger.warn({ requestId: order.requestId, code: Code[e.code] }, "payment call failed; order is UNKNOWN");
+      const outcome = { state: "UNKNOWN" as const, responseId: "", responseTime: "", responseCode: "", responseMsg: `no answer from the payment system: ${Code[e.code]}` };
+      await recordOutcome(this.db.knex, order.requestId, outcome, now);
+      return { ...order, ...outcome };
+    }
+    const now = this.clock.current();
+    if (opts.fault === "LOST_RESPONSE") {
+      // The answer is dropped: the order stays UNKNOWN and the resolver leaves it alone.
+      const outcome = { state: "UNKNOWN" as const, responseId: "", responseTime: "", responseCode: "", responseMsg: "response lost (injected fault)" };
+      await recordOutcome(this.db.knex, order.requestId, outcome, now);
+      // The caller (the simulation) still learns what the payment system answered.
+      return { ...order, ...outcome, responseId: answer.responseId, responseCode: answer.responseCode };
+    }
+    const state = answer.responseCode === "SUCCESS" ? ("SUCCESS" as const) : ("FAIL" as const);
+    const tampered = opts.fault === "TAMPERED_AMOUNT" && state === "SUCCESS" ? opts.tamperedAmount : undefined;
+    const outcome = {
+      state,
+      responseId: answer.responseId,
+      responseTime: answer.responseTime,
+      responseCode: answer.responseCode,
+      responseMsg: answer.responseMsg,
+      ...(tampered === undefined ? {} : { amount: tampered }),
+    };
+    await recordOutcome(this.db.knex, order.requestId, outcome, now);
+    return { ...order, ...outcome };
+  }
+
+  /**
+   * Asks the payment system about every UNKNOWN order and every INIT order older than
+   * `initOlderThanSeconds`. Found: the stored answer decides. Not found: the request never
+   * arrived, and once it is older than the close-after age it is closed as FAIL (Pay is
+   * idempotent, so nothing is lost by closing: the merchant can send a new request).
+   */
+  async resolveOpenOrders(initOlderThanSeconds: number): Promise<ResolveResult> {
+    const result: ResolveResult = { examined: 0, succeeded: 0, failed: 0, stillUnknown: 0 };
+    const initBefore = this.clock.secondsAgo(initOlderThanSeconds);
+    const closeBefore = this.clock.secondsAgo(this.options.closeUnknownAfterSeconds);
+    let afterId = 0n;
+    for (;;) {
+      const batch = await openOrders(this.db.knex, initBefore, afterId, 200);
+      if (batch.length === 0) break;
+      afterId = batch[batch.length - 1]!.id!;
+      for (const order of batch) {
+        result.examined++;
+        const outcome = await this.ask(order, closeBefore);
+        if (outcome === "SUCCESS") result.succeeded++;
+        else if (outcome === "FAIL") result.failed++;
+        else result.stillUnknown++;
+      }
+    }
+    return result;
+  }
+
+  private async ask(order: MerchantOrder, closeBefore: string): Promise<"SUCCESS" | "FAIL" | "OPEN"> {
+    let found;
+    try {
+      found = await this.payment.queryOrder(
+        { requestId: order.requestId, orderType: order.orderType === "PAYMENT" ? OrderType.PAYMENT : OrderType.WITHDRAWAL },
+        { timeoutMs: this.options.callTimeoutMs },
+      );
+    } catch {
+      if (order.state === "INIT") {
+        await recordOutcome(this.db.knex, order.requestId, { state: "UNKNOWN", responseId: "", responseTime: "", responseCode: "", responseMsg: "payment system unreachable" }, this.clock.current());
+      }
+      return "OPEN";
+    }
+    const now = this.clock.current();
+    if (found.found && found.order.case !== undefined) {
+      const r = found.order.value;
+      const state = r.responseCode === "SUCCESS" ? "SUCCESS" : "FAIL";
+      await recordOutcome(this.db.knex, order.requestId, { state, responseId: r.responseId, responseTime: r.responseTime, responseCode: r.responseCode, responseMsg: r.responseMsg }, now);
+      return state;
+    }
+    if (order.requestTime <= closeBefore) {
+      await recordOutcome(this.db.knex, order.requestId, { state: "FAIL", responseId: "", responseTime: now, responseCode: "FAIL", responseMsg: MSG_NOT_RECEIVED }, now);
+      return "FAIL";
+    }
+    if (order.state === "INIT") {
+      await recordOutcome(this.db.knex, order.requestId, { state: "UNKNOWN", responseId: "", responseTime: "", responseCode: "", responseMsg: "not yet recorded by the payment system" }, now);
+    }
+    return "OPEN";
+  }
+
+  find(requestId: string): Promise<MerchantOrder | undefined> {
+    return findOrder(this.db.knex, requestId);
+  }
+}

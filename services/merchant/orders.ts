@@ -1,0 +1,124 @@
+/** Data access for the merchant's orders. Takes a knex or a transaction. */
+import type { Knex } from "knex";
+import { sqlInt, toFen } from "../shared/database.js";
+
+export type OrderTypeName = "PAYMENT" | "WITHDRAWAL";
+export type OrderState = "INIT" | "SUCCESS" | "FAIL" | "UNKNOWN";
+export const ORDER_STATES: readonly OrderState[] = ["INIT", "SUCCESS", "FAIL", "UNKNOWN"];
+
+export interface MerchantOrder {
+  id?: bigint;
+  requestId: string;
+  orderType: OrderTypeName;
+  salerId: string;
+  amount: bigint;
+  requestTime: string;
+  state: OrderState;
+  responseId: string;
+  responseTime: string;
+  responseCode: string;
+  responseMsg: string;
+  fault?: string | null;
+}
+
+interface Row {
+  id: unknown;
+  request_id: string;
+  order_type: OrderTypeName;
+  saler_id: string;
+  amount: unknown;
+  request_time: string;
+  state: OrderState;
+  response_id: string | null;
+  response_time: string | null;
+  response_code: string | null;
+  response_msg: string | null;
+  fault: string | null;
+}
+
+function fromRow(r: Row): MerchantOrder {
+  return {
+    id: toFen(r.id),
+    requestId: r.request_id,
+    orderType: r.order_type,
+    salerId: r.saler_id,
+    amount: toFen(r.amount),
+    requestTime: r.request_time,
+    state: r.state,
+    responseId: r.response_id ?? "",
+    responseTime: r.response_time ?? "",
+    responseCode: r.response_code ?? "",
+    responseMsg: r.response_msg ?? "",
+    fault: r.fault,
+  };
+}
+
+export async function insertOrder(db: Knex, o: MerchantOrder, now: string, simulationId?: string): Promise<void> {
+  await db("merchant_orders").insert({
+    request_id: o.requestId,
+    order_type: o.orderType,
+    saler_id: o.salerId,
+    amount: o.amount,
+    request_time: o.requestTime,
+    state: o.state,
+    response_id: o.responseId === "" ? null : o.responseId,
+    response_time: o.responseTime === "" ? null : o.responseTime,
+    response_code: o.responseCode === "" ? null : o.responseCode,
+    response_msg: o.responseMsg === "" ? null : o.responseMsg,
+    fault: o.fault ?? null,
+    simulation_id: simulationId ?? null,
+    updated_time: now,
+  });
+}
+
+/** Records the outcome of an order that is still open (INIT or UNKNOWN). */
+export async function recordOutcome(
+  db: Knex,
+  requestId: string,
+  outcome: Pick<MerchantOrder, "state" | "responseId" | "responseTime" | "responseCode" | "responseMsg"> & { amount?: bigint; fault?: string },
+  now: string,
+): Promise<boolean> {
+  const changed = await db("merchant_orders")
+    .where({ request_id: requestId })
+    .whereIn("state", ["INIT", "UNKNOWN"])
+    .update({
+      state: outcome.state,
+      response_id: outcome.responseId === "" ? null : outcome.responseId,
+      response_time: outcome.responseTime === "" ? null : outcome.responseTime,
+      response_code: outcome.responseCode === "" ? null : outcome.responseCode,
+      response_msg: outcome.responseMsg === "" ? null : outcome.responseMsg,
+      ...(outcome.amount === undefined ? {} : { amount: outcome.amount }),
+      ...(outcome.fault === undefined ? {} : { fault: outcome.fault }),
+      updated_time: now,
+    });
+  return changed === 1;
+}
+
+export async function findOrder(db: Knex, requestId: string): Promise<MerchantOrder | undefined> {
+  const row = (await db("merchant_orders").where({ request_id: requestId }).first()) as Row | undefined;
+  return row ? fromRow(row) : undefined;
+}
+
+export async function listOrders(
+  db: Knex,
+  filter: { orderType?: OrderTypeName; state?: OrderState; salerId?: string; beforeId?: bigint; limit: number },
+): Promise<MerchantOrder[]> {
+  let q = db("merchant_orders").select("*").orderBy("id", "desc").limit(filter.limit);
+  if (filter.orderType) q = q.where({ order_type: filter.orderType });
+  if (filter.state) q = q.where({ state: filter.state });
+  if (filter.salerId) q = q.where({ saler_id: filter.salerId });
+  if (filter.beforeId !== undefined) q = q.where("id", "<", sqlInt(filter.beforeId));
+  return ((await q) as Row[]).map(fromRow);
+}
+
+/** Open orders to resolve: UNKNOWN ones, and INIT ones requested at or before `initBefore`. */
+export async function openOrders(db: Knex, initBefore: string, afterId: bigint, limit: number): Promise<MerchantOrder[]> {
+  const rows = (await db("merchant_orders")
+    .select("*")
+    .where("id", ">", sqlInt(afterId))
+    .whereNull("fault")
+    .andWhere((w) => w.where({ state: "UNKNOWN" }).orWhere((i) => i.where({ state: "INIT" }).andWhere("request_time", "<=", initBefore)))
+    .orderBy("id")
+    .limit(limit)) as Row[];
+  return rows.map(fromRow);
+}

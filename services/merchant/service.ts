@@ -1,0 +1,155 @@
+/** MerchantService handlers: transport-free, served by grpc-js and connect-node alike. */
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import {
+  MerchantService,
+  OrderKey,
+  OrderSchema,
+  OrderType,
+  type Order,
+} from "../../gen/merchant/v1/merchant_pb.js";
+import type { Database } from "../shared/database.js";
+import { invalidField } from "../shared/errors.js";
+import { optionalBusinessTime, pageSize, requireAmount, requireOrderId, requireSalerId } from "../shared/validation.js";
+import { exportOrders } from "./exports.js";
+import type { OrderSender } from "./orderSender.js";
+import { listOrders, ORDER_STATES, type MerchantOrder, type OrderState, type OrderTypeName } from "./orders.js";
+import { runSimulation } from "./simulation.js";
+
+export interface MerchantDeps {
+  db: Database;
+  sender: OrderSender;
+  exportBatchSize: number;
+  /** Default age (seconds) after which an INIT order counts as open. */
+  resolveInitAfterSeconds: number;
+}
+
+export function toOrderMessage(o: MerchantOrder): Order {
+  return create(OrderSchema, {
+    requestId: o.requestId,
+    orderType: o.orderType === "PAYMENT" ? OrderType.PAYMENT : OrderType.WITHDRAWAL,
+    salerId: o.salerId,
+    amount: o.amount,
+    requestTime: o.requestTime,
+    state: o.state,
+    responseId: o.responseId,
+    responseTime: o.responseTime,
+    responseCode: o.responseCode,
+    responseMsg: o.responseMsg,
+  });
+}
+
+function typeName(field: string, t: OrderType, allowUnspecified: boolean): OrderTypeName | undefined {
+  if (t === OrderType.PAYMENT) return "PAYMENT";
+  if (t === OrderType.WITHDRAWAL) return "WITHDRAWAL";
+  if (t === OrderType.UNSPECIFIED && allowUnspecified) return undefined;
+  throw invalidField(field, "must be ORDER_TYPE_PAYMENT or ORDER_TYPE_WITHDRAWAL");
+}
+
+const MAX_SIMULATION = 1_000_000;
+
+export function createMerchantService(deps: MerchantDeps): ServiceImpl<typeof MerchantService> {
+  const { db, sender } = deps;
+  return {
+    async pay(req) {
+      requireSalerId("saler_id", req.salerId);
+      requireAmount("total_fee", req.totalFee);
+      return { order: toOrderMessage(await sender.send("PAYMENT", req.salerId, req.totalFee)) };
+    },
+
+    async withdraw(req) {
+      requireSalerId("saler_id", req.salerId);
+      requireAmount("withdraw_money", req.withdrawMoney);
+      return { order: toOrderMessage(await sender.send("WITHDRAWAL", req.salerId, req.withdrawMoney)) };
+    },
+
+    async getOrder(req) {
+      requireOrderId("request_id", req.requestId);
+      const order = await sender.find(req.requestId);
+      if (!order) throw new ConnectError(`request_id: no order ${req.requestId}`, Code.NotFound);
+      return { order: toOrderMessage(order) };
+    },
+
+    async listOrders(req) {
+      const limit = pageSize("page_size", req.pageSize, 50, 1000);
+      const orderType = typeName("order_type", req.orderType, true);
+      if (req.state !== "" && !ORDER_STATES.includes(req.state as OrderState)) {
+        throw invalidField("state", `must be one of ${ORDER_STATES.join(", ")} or empty`);
+      }
+      if (req.salerId !== "") requireSalerId("saler_id", req.salerId);
+      if (req.pageToken !== "" && !/^\d{1,19}$/.test(req.pageToken)) throw invalidField("page_token", "is not a token this service issued");
+      const rows = await listOrders(db.knex, {
+        limit: limit + 1,
+        ...(orderType ? { orderType } : {}),
+        ...(req.state ? { state: req.state as OrderState } : {}),
+        ...(req.salerId ? { salerId: req.salerId } : {}),
+        ...(req.pageToken ? { beforeId: BigInt(req.pageToken) } : {}),
+      });
+      const page = rows.slice(0, limit);
+      return {
+        orders: page.map(toOrderMessage),
+        nextPageToken: rows.length > limit ? String(page[page.length - 1]!.id) : "",
+      };
+    },
+
+    async resolveUnknownOrders(req) {
+      if (req.initOlderThanSeconds < 0) throw invalidField("init_older_than_seconds", "must not be negative");
+      return sender.resolveOpenOrders(req.initOlderThanSeconds || deps.resolveInitAfterSeconds);
+    },
+
+    async simulate(req) {
+      const orderType = typeName("order_type", req.orderType, true) ?? "PAYMENT";
+      if (req.count < 1 || req.count > MAX_SIMULATION) throw invalidField("count", `must be between 1 and ${MAX_SIMULATION}`);
+      if (req.concurrency < 0 || req.concurrency > 1024) throw invalidField("concurrency", "must be between 0 and 1024");
+      if (req.accounts < 0 || req.accounts > 100_000) throw invalidField("accounts", "must be between 0 and 100000");
+      const prefix = req.accountPrefix || "saler";
+      if (!/^[A-Za-z0-9_-]{1,50}$/.test(prefix)) throw invalidField("account_prefix", "must be 1 to 50 characters of A-Z a-z 0-9 _ -");
+      const minAmount = req.minAmount === 0n ? 1n : req.minAmount;
+      const maxAmount = req.maxAmount === 0n ? 10_000n : req.maxAmount;
+      requireAmount("min_amount", minAmount);
+      requireAmount("max_amount", maxAmount);
+      if (minAmount > maxAmount) throw invalidField("max_amount", "must not be below min_amount");
+      const faults = {
+        lostResponses: req.faults?.lostResponses ?? 0,
+        tamperedAmounts: req.faults?.tamperedAmounts ?? 0,
+        merchantOnly: req.faults?.merchantOnly ?? 0,
+      };
+      for (const [field, n] of [
+        ["faults.lost_responses", faults.lostResponses],
+        ["faults.tampered_amounts", faults.tamperedAmounts],
+        ["faults.merchant_only", faults.merchantOnly],
+      ] as const) {
+        if (n < 0) throw invalidField(field, "must not be negative");
+      }
+      if (faults.lostResponses + faults.tamperedAmounts + faults.merchantOnly > req.count) {
+        throw invalidField("faults", "more faults than requests");
+      }
+      const report = await runSimulation(sender, {
+        orderType,
+        count: req.count,
+        concurrency: req.concurrency || 16,
+        accounts: req.accounts || 10,
+        accountPrefix: prefix,
+        minAmount,
+        maxAmount,
+        seed: req.seed,
+        faults,
+      });
+      return {
+        ...report,
+        orderType: orderType === "PAYMENT" ? OrderType.PAYMENT : OrderType.WITHDRAWAL,
+        elapsedMs: BigInt(report.elapsedMs),
+      };
+    },
+
+    async *exportOrders(req, ctx) {
+      const orderType = typeName("order_type", req.orderType, false)!;
+      optionalBusinessTime("cutoff_time", req.cutoffTime);
+      const key = req.key === OrderKey.REQUEST_ID ? "request_id" : "response_id";
+      for await (const orders of exportOrders(db.knex, orderType, key, req.cutoffTime, deps.exportBatchSize)) {
+        if (ctx.signal.aborted) return;
+        yield { orders };
+      }
+    },
+  };
+}

@@ -1,0 +1,66 @@
+/** Builds the merchant system from its configuration: storage, payment client, jobs, handlers. */
+import schedule from "node-schedule";
+import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
+import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import { openDatabase, type Database } from "../shared/database.js";
+import { createGrpcClient } from "../shared/grpc.js";
+import type { Logger } from "../shared/logger.js";
+import { bind, serve, type RunningServer } from "../shared/server.js";
+import { BusinessClock } from "../shared/time.js";
+import type { MerchantConfig } from "./config.js";
+import { merchantMigrations } from "./migrations/index.js";
+import { OrderSender } from "./orderSender.js";
+import { createMerchantService } from "./service.js";
+
+export interface MerchantSystem {
+  server: RunningServer;
+  db: Database;
+  sender: OrderSender;
+  close(): Promise<void>;
+}
+
+export async function startMerchantSystem(config: MerchantConfig, logger: Logger): Promise<MerchantSystem> {
+  const db = await openDatabase(config.database, merchantMigrations);
+  const payment = createGrpcClient(PaymentService, config.paymentAddress);
+  const clock = new BusinessClock(config.timeZone);
+  const sender = new OrderSender(db, payment.client, clock, logger, {
+    callTimeoutMs: config.callTimeoutMs,
+    closeUnknownAfterSeconds: config.closeUnknownAfterSeconds,
+  });
+  const impl = createMerchantService({
+    db,
+    sender,
+    exportBatchSize: config.exportBatchSize,
+    resolveInitAfterSeconds: config.resolveInitAfterSeconds,
+  });
+  const server = await serve({
+    name: "merchant",
+    listen: config.listen,
+    services: [bind(MerchantService, impl)],
+    logger,
+    maxMessageBytes: config.maxMessageBytes,
+  });
+  let running: Promise<unknown> | undefined;
+  const job =
+    config.resolveCron === "off"
+      ? undefined
+      : schedule.scheduleJob(config.resolveCron, () => {
+          if (running) return;
+          running = sender
+            .resolveOpenOrders(config.resolveInitAfterSeconds)
+            .catch((err: unknown) => logger.error({ err }, "resolving open orders failed"))
+            .finally(() => (running = undefined));
+        });
+  return {
+    server,
+    db,
+    sender,
+    async close() {
+      job?.cancel();
+      await server.close();
+      await running;
+      payment.close();
+      await db.close();
+    },
+  };
+}

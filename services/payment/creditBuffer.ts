@@ -1,0 +1,198 @@
+/**
+ * The credit buffer: the seed's two caches, "which accounts have pending credit" and "how much".
+ * A payment adds its account and amount after the database has committed the order; settlement
+ * drains the due accounts and credits what the orders table says they are owed.
+ *
+ * The buffer is never the source of truth. Crediting is exactly-once because settlement marks
+ * the very order rows it credits in the same transaction as the balance update; the buffer only
+ * says where to look. If it loses data (Redis restarted or flushed, a process died between
+ * commit and buffer write) the set of due accounts is rebuilt from the orders table: `isIntact`
+ * turns false when the epoch marker vanishes, and settlement sweeps the table periodically anyway.
+ */
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+
+export interface SettlementLease {
+  /** Extends the lease; false when it was lost (expired and taken by another settler). */
+  renew(): Promise<boolean>;
+  release(): Promise<void>;
+}
+
+export interface CreditBuffer {
+  /** Buffers a committed credit: the account becomes due for settlement. */
+  add(salerId: string, amount: bigint): Promise<void>;
+  /**
+   * Moves every due account into the settling set and returns the whole settling set, which
+   * also holds the accounts of a settlement that died before finishing.
+   */
+  beginDrain(): Promise<string[]>;
+  /** These accounts' credits are in balances now: drop them from settling, lower the amounts. */
+  finishDrain(settled: ReadonlyMap<string, bigint>, accounts: readonly string[]): Promise<void>;
+  /** False when the buffer lost its data since it was last marked rebuilt. */
+  isIntact(): Promise<boolean>;
+  /** The due set has been rebuilt from the orders table. */
+  markRebuilt(): Promise<void>;
+  /** Buffered (not yet settled) amount of one account, as the buffer knows it. */
+  buffered(salerId: string): Promise<bigint>;
+  /** One settler at a time; undefined when another holds the lease. */
+  acquireLease(ttlMs: number): Promise<SettlementLease | undefined>;
+  close(): Promise<void>;
+}
+
+/** In-process buffer for the embedded default (one process). */
+export class MemoryCreditBuffer implements CreditBuffer {
+  private due = new Set<string>();
+  private settling = new Set<string>();
+  private amounts = new Map<string, bigint>();
+  private rebuilt = false;
+  private leased = false;
+
+  async add(salerId: string, amount: bigint): Promise<void> {
+    this.due.add(salerId);
+    this.amounts.set(salerId, (this.amounts.get(salerId) ?? 0n) + amount);
+  }
+
+  async beginDrain(): Promise<string[]> {
+    for (const a of this.due) this.settling.add(a);
+    this.due.clear();
+    return [...this.settling];
+  }
+
+  async finishDrain(settled: ReadonlyMap<string, bigint>, accounts: readonly string[]): Promise<void> {
+    for (const a of accounts) this.settling.delete(a);
+    for (const [a, sum] of settled) {
+      const left = (this.amounts.get(a) ?? 0n) - sum;
+      if (left > 0n) this.amounts.set(a, left);
+      else this.amounts.delete(a);
+    }
+  }
+
+  async isIntact(): Promise<boolean> {
+    return this.rebuilt;
+  }
+
+  async markRebuilt(): Promise<void> {
+    this.rebuilt = true;
+  }
+
+  async buffered(salerId: string): Promise<bigint> {
+    return this.amounts.get(salerId) ?? 0n;
+  }
+
+  async acquireLease(): Promise<SettlementLease | undefined> {
+    if (this.leased) return undefined;
+    this.leased = true;
+    return {
+      renew: async () => this.leased,
+      release: async () => {
+        this.leased = false;
+      },
+    };
+  }
+
+  /** Forgets everything, as a restarted Redis would. */
+  wipe(): void {
+    this.due.clear();
+    this.settling.clear();
+    this.amounts.clear();
+    this.rebuilt = false;
+  }
+
+  async close(): Promise<void> {}
+}
+
+const DRAIN = `
+redis.call('SUNIONSTORE', KEYS[2], KEYS[2], KEYS[1])
+redis.call('DEL', KEYS[1])
+return redis.call('SMEMBERS', KEYS[2])`;
+
+const LOWER = `
+for i = 1, #ARGV, 2 do
+  local left = redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1]))
+  if left <= 0 then redis.call('HDEL', KEYS[1], ARGV[i]) end
+end
+return 1`;
+
+const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+/**
+ * Redis buffer. Every key carries the same hash tag, so the scripts that touch several keys run
+ * on one Redis Cluster slot.
+ */
+export class RedisCreditBuffer implements CreditBuffer {
+  private readonly keys;
+
+  constructor(private readonly redis: Redis, prefix: string) {
+    const tag = `{${prefix}}`;
+    this.keys = {
+      due: `${tag}:due`,
+      settling: `${tag}:settling`,
+      amounts: `${tag}:amounts`,
+      epoch: `${tag}:epoch`,
+      lease: `${tag}:settlement-lease`,
+    };
+  }
+
+  static connect(url: string, prefix: string): RedisCreditBuffer {
+    const redis = new Redis(url, { maxRetriesPerRequest: 2, enableOfflineQueue: true, connectTimeout: 5000 });
+    // Connection errors surface on the calls that fail; the client reconnects by itself.
+    redis.on("error", () => {});
+    return new RedisCreditBuffer(redis, prefix);
+  }
+
+  async add(salerId: string, amount: bigint): Promise<void> {
+    await this.redis
+      .multi()
+      .sadd(this.keys.due, salerId)
+      .hincrby(this.keys.amounts, salerId, amount.toString())
+      .exec();
+  }
+
+  async beginDrain(): Promise<string[]> {
+    return (await this.redis.eval(DRAIN, 2, this.keys.due, this.keys.settling)) as string[];
+  }
+
+  async finishDrain(settled: ReadonlyMap<string, bigint>, accounts: readonly string[]): Promise<void> {
+    const pipeline = this.redis.pipeline();
+    if (accounts.length > 0) pipeline.srem(this.keys.settling, ...accounts);
+    const args: string[] = [];
+    for (const [a, sum] of settled) args.push(a, sum.toString());
+    if (args.length > 0) pipeline.eval(LOWER, 1, this.keys.amounts, ...args);
+    await pipeline.exec();
+  }
+
+  async isIntact(): Promise<boolean> {
+    return (await this.redis.exists(this.keys.epoch)) === 1;
+  }
+
+  async markRebuilt(): Promise<void> {
+    await this.redis.set(this.keys.epoch, new Date().toISOString());
+  }
+
+  async buffered(salerId: string): Promise<bigint> {
+    const v = await this.redis.hget(this.keys.amounts, salerId);
+    return v === null ? 0n : BigInt(v);
+  }
+
+  async acquireLease(ttlMs: number): Promise<SettlementLease | undefined> {
+    const token = randomUUID();
+    const ok = await this.redis.set(this.keys.lease, token, "PX", ttlMs, "NX");
+    if (ok !== "OK") return undefined;
+    return {
+      renew: async () => (await this.redis.eval(RENEW, 1, this.keys.lease, token, String(ttlMs))) === 1,
+      release: async () => {
+        await this.redis.eval(RELEASE, 1, this.keys.lease, token);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}

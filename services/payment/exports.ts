@@ -1,0 +1,113 @@
+/**
+ * Exports of the payment system's successful orders and of balances as of a cut-off, in pages
+ * read by key (keyset pagination), so memory does not grow with the number of orders.
+ */
+import type { Knex } from "knex";
+import { OrderType } from "../../gen/payment/v1/payment_pb.js";
+import { inTransaction, keysetPages, toFen, type Database } from "../shared/database.js";
+import { lastIdAt, type ExportRow } from "../shared/orderExport.js";
+
+export async function* exportOrders(
+  knex: Knex,
+  type: OrderType,
+  key: "request_id" | "response_id",
+  cutoffTime: string,
+  batchSize: number,
+): AsyncGenerator<ExportRow[]> {
+  const table = type === OrderType.WITHDRAWAL ? "withdrawal_orders" : "payment_orders";
+  const amount = type === OrderType.WITHDRAWAL ? "withdraw_money" : "total_fee";
+  type Row = { request_id: string; response_id: string; saler_id: string; amount: unknown; request_time: string; response_time: string };
+  const query = () => {
+    const q = knex(table)
+      .select("request_id", "response_id", "saler_id", { amount }, "request_time", "response_time")
+      .where({ response_code: "SUCCESS" });
+    return cutoffTime === "" ? q : q.where("response_id", "<=", lastIdAt(cutoffTime));
+  };
+  for await (const rows of keysetPages<Row>(query, key, batchSize)) {
+    yield rows.map((r) => ({
+      requestId: r.request_id,
+      responseId: r.response_id,
+      salerId: r.saler_id,
+      amount: toFen(r.amount),
+      requestTime: r.request_time,
+      responseTime: r.response_time,
+    }));
+  }
+}
+
+export interface BalanceRow {
+  salerId: string;
+  balance: bigint;
+  settledBalance: bigint;
+  pending: bigint;
+}
+
+type SumRow = { saler_id: string; s: unknown };
+
+async function sums(q: Knex.QueryBuilder): Promise<Map<string, bigint>> {
+  const rows = (await q) as SumRow[];
+  return new Map(rows.map((r) => [r.saler_id, toFen(r.s)]));
+}
+
+/**
+ * Every account's balance as of the cut-off, read from one consistent snapshot:
+ * settled balance − credits settled for payments answered after the cut-off
+ * + pending credits for payments answered at or before it
+ * + withdrawals answered after it.
+ * That is the balance a settlement of everything up to the cut-off would show, had nothing
+ * happened since, so payments still flowing and credits still buffered never make it differ
+ * from the merchant's records of the same period.
+ */
+export async function* exportBalances(db: Database, cutoffTime: string, batchSize: number): AsyncGenerator<BalanceRow[]> {
+  const rows = await inTransaction(
+    db,
+    async (trx) => {
+      const last = cutoffTime === "" ? undefined : lastIdAt(cutoffTime);
+      const pendingAll = await sums(
+        trx("payment_orders").select("saler_id").sum({ s: "total_fee" }).whereNull("settlement_id").groupBy("saler_id"),
+      );
+      let pendingUpTo = pendingAll;
+      let settledAfter = new Map<string, bigint>();
+      let withdrawnAfter = new Map<string, bigint>();
+      if (last !== undefined) {
+        pendingUpTo = await sums(
+          trx("payment_orders")
+            .select("saler_id")
+            .sum({ s: "total_fee" })
+            .whereNull("settlement_id")
+            .andWhere("response_id", "<=", last)
+            .groupBy("saler_id"),
+        );
+        settledAfter = await sums(
+          trx("payment_orders")
+            .select("saler_id")
+            .sum({ s: "total_fee" })
+            .whereNotNull("settlement_id")
+            .andWhere("response_id", ">", last)
+            .groupBy("saler_id"),
+        );
+        withdrawnAfter = await sums(
+          trx("withdrawal_orders")
+            .select("saler_id")
+            .sum({ s: "withdraw_money" })
+            .where({ response_code: "SUCCESS" })
+            .andWhere("response_id", ">", last)
+            .groupBy("saler_id"),
+        );
+      }
+      const accounts = (await trx("accounts").select("saler_id", "balance").orderBy("saler_id")) as { saler_id: string; balance: unknown }[];
+      return accounts.map((a): BalanceRow => {
+        const settled = toFen(a.balance);
+        const id = a.saler_id;
+        return {
+          salerId: id,
+          balance: settled - (settledAfter.get(id) ?? 0n) + (pendingUpTo.get(id) ?? 0n) + (withdrawnAfter.get(id) ?? 0n),
+          settledBalance: settled,
+          pending: pendingAll.get(id) ?? 0n,
+        };
+      });
+    },
+    { snapshot: true },
+  );
+  for (let i = 0; i < rows.length; i += batchSize) yield rows.slice(i, i + batchSize);
+}

@@ -1,0 +1,146 @@
+/** Data access for the payment system's orders and accounts. Takes a knex or a transaction. */
+import type { Knex } from "knex";
+import { sqlInt, toFen } from "../shared/database.js";
+
+export interface PaymentOrder {
+  requestId: string;
+  requestTime: string;
+  salerId: string;
+  totalFee: bigint;
+  responseId: string;
+  responseTime: string;
+  responseCode: string;
+  responseMsg: string;
+}
+
+export interface WithdrawalOrder {
+  requestId: string;
+  requestTime: string;
+  salerId: string;
+  withdrawMoney: bigint;
+  responseId: string;
+  responseTime: string;
+  responseCode: string;
+  responseMsg: string;
+}
+
+interface OrderRow {
+  request_id: string;
+  request_time: string;
+  saler_id: string;
+  response_id: string;
+  response_time: string;
+  response_code: string;
+  response_msg: string;
+}
+
+export async function insertPayment(db: Knex, o: PaymentOrder): Promise<void> {
+  await db("payment_orders").insert({
+    request_id: o.requestId,
+    request_time: o.requestTime,
+    saler_id: o.salerId,
+    total_fee: o.totalFee,
+    response_id: o.responseId,
+    response_time: o.responseTime,
+    response_code: o.responseCode,
+    response_msg: o.responseMsg,
+    settlement_id: null,
+  });
+}
+
+export async function findPayment(db: Knex, requestId: string): Promise<PaymentOrder | undefined> {
+  const row = (await db("payment_orders").where({ request_id: requestId }).first()) as (OrderRow & { total_fee: unknown }) | undefined;
+  if (!row) return undefined;
+  return {
+    requestId: row.request_id,
+    requestTime: row.request_time,
+    salerId: row.saler_id,
+    totalFee: toFen(row.total_fee),
+    responseId: row.response_id,
+    responseTime: row.response_time,
+    responseCode: row.response_code,
+    responseMsg: row.response_msg,
+  };
+}
+
+export async function insertWithdrawal(db: Knex, o: WithdrawalOrder): Promise<void> {
+  await db("withdrawal_orders").insert({
+    request_id: o.requestId,
+    request_time: o.requestTime,
+    saler_id: o.salerId,
+    withdraw_money: o.withdrawMoney,
+    response_id: o.responseId,
+    response_time: o.responseTime,
+    response_code: o.responseCode,
+    response_msg: o.responseMsg,
+  });
+}
+
+export async function findWithdrawal(db: Knex, requestId: string): Promise<WithdrawalOrder | undefined> {
+  const row = (await db("withdrawal_orders").where({ request_id: requestId }).first()) as
+    | (OrderRow & { withdraw_money: unknown })
+    | undefined;
+  if (!row) return undefined;
+  return {
+    requestId: row.request_id,
+    requestTime: row.request_time,
+    salerId: row.saler_id,
+    withdrawMoney: toFen(row.withdraw_money),
+    responseId: row.response_id,
+    responseTime: row.response_time,
+    responseCode: row.response_code,
+    responseMsg: row.response_msg,
+  };
+}
+
+/** Creates the account with a zero balance unless it exists. */
+export async function ensureAccount(db: Knex, salerId: string, now: string): Promise<void> {
+  await db("accounts")
+    .insert({ saler_id: salerId, balance: 0n, created_time: now, updated_time: now })
+    .onConflict("saler_id")
+    .ignore();
+}
+
+/** Debits the balance if it covers the amount; one statement, so it can never go below zero. */
+export async function debit(db: Knex, salerId: string, amount: bigint, now: string): Promise<boolean> {
+  const changed = await db("accounts")
+    .where({ saler_id: salerId })
+    .andWhere("balance", ">=", sqlInt(amount))
+    .update({ balance: db.raw("balance - ?", [sqlInt(amount)]), updated_time: now });
+  return changed === 1;
+}
+
+export async function accountExists(db: Knex, salerId: string): Promise<boolean> {
+  return (await db("accounts").where({ saler_id: salerId }).first("saler_id")) !== undefined;
+}
+
+export interface AccountView {
+  salerId: string;
+  balance: bigint;
+  pending: bigint;
+  pendingCount: bigint;
+}
+
+/** Settled balances plus pending credit, for a page of accounts in saler_id order. */
+export async function accountViews(db: Knex, filter: { salerId?: string; after?: string; limit: number }): Promise<AccountView[]> {
+  let q = db("accounts").select("saler_id", "balance").orderBy("saler_id").limit(filter.limit);
+  if (filter.salerId !== undefined) q = q.where({ saler_id: filter.salerId });
+  if (filter.after !== undefined) q = q.where("saler_id", ">", filter.after);
+  const rows = (await q) as { saler_id: string; balance: unknown }[];
+  if (rows.length === 0) return [];
+  const pending = (await db("payment_orders")
+    .select("saler_id")
+    .sum({ pending: "total_fee" })
+    .count({ n: "*" })
+    .whereIn(
+      "saler_id",
+      rows.map((r) => r.saler_id),
+    )
+    .whereNull("settlement_id")
+    .groupBy("saler_id")) as { saler_id: string; pending: unknown; n: unknown }[];
+  const bySaler = new Map(pending.map((p) => [p.saler_id, p]));
+  return rows.map((r) => {
+    const p = bySaler.get(r.saler_id);
+    return { salerId: r.saler_id, balance: toFen(r.balance), pending: toFen(p?.pending), pendingCount: toFen(p?.n) };
+  });
+}

@@ -1,0 +1,277 @@
+/** PaymentService handlers: transport-free, served by grpc-js and connect-node alike. */
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import {
+  OrderKey,
+  OrderType,
+  PaymentService,
+  PayResponseSchema,
+  WithdrawResponseSchema,
+  type PayRequest,
+  type PayResponse,
+  type WithdrawRequest,
+  type WithdrawResponse,
+} from "../../gen/payment/v1/payment_pb.js";
+import { inTransaction, type Database } from "../shared/database.js";
+import { isDuplicateKeyError } from "../shared/errors.js";
+import { invalidField } from "../shared/errors.js";
+import { OrderIdSequence } from "../shared/ids.js";
+import type { BusinessClock } from "../shared/time.js";
+import type { Logger } from "../shared/logger.js";
+import {
+  optionalBusinessTime,
+  pageSize,
+  requireAmount,
+  requireBusinessTime,
+  requireRequestId,
+  requireSalerId,
+} from "../shared/validation.js";
+import type { CreditBuffer } from "./creditBuffer.js";
+import {
+  accountExists,
+  accountViews,
+  debit,
+  ensureAccount,
+  findPayment,
+  findWithdrawal,
+  insertPayment,
+  insertWithdrawal,
+  type PaymentOrder,
+  type WithdrawalOrder,
+} from "./orders.js";
+import type { Settlement } from "./settlement.js";
+import { exportBalances, exportOrders } from "./exports.js";
+
+export const MSG_OK = "OK";
+export const MSG_INSUFFICIENT_BALANCE = "账户余额不足，提款失败";
+export const MSG_UNKNOWN_ACCOUNT = "账户不存在，提款失败";
+
+export interface PaymentDeps {
+  db: Database;
+  buffer: CreditBuffer;
+  settlement: Settlement;
+  clock: BusinessClock;
+  logger: Logger;
+  exportBatchSize: number;
+}
+
+function payResponse(o: PaymentOrder): PayResponse {
+  return create(PayResponseSchema, {
+    responseTime: o.responseTime,
+    requestId: o.requestId,
+    responseId: o.responseId,
+    salerId: o.salerId,
+    totalFee: o.totalFee,
+    responseCode: o.responseCode,
+    responseMsg: o.responseMsg,
+  });
+}
+
+function withdrawResponse(o: WithdrawalOrder): WithdrawResponse {
+  return create(WithdrawResponseSchema, {
+    responseTime: o.responseTime,
+    requestTime: o.requestTime,
+    requestId: o.requestId,
+    withdrawMoney: o.withdrawMoney,
+    salerId: o.salerId,
+    responseId: o.responseId,
+    responseCode: o.responseCode,
+    responseMsg: o.responseMsg,
+  });
+}
+
+function conflict(requestId: string): ConnectError {
+  return new ConnectError(
+    `request_id: ${requestId} was already used for a request with a different body`,
+    Code.AlreadyExists,
+  );
+}
+
+const ID_ATTEMPTS = 8;
+
+export function validatePay(req: PayRequest): void {
+  requireBusinessTime("request_time", req.requestTime);
+  requireRequestId("request_id", req.requestId, req.requestTime);
+  requireSalerId("saler_id", req.salerId);
+  requireAmount("total_fee", req.totalFee);
+}
+
+export function validateWithdraw(req: WithdrawRequest): void {
+  requireBusinessTime("request_time", req.requestTime);
+  requireRequestId("request_id", req.requestId, req.requestTime);
+  requireSalerId("saler_id", req.salerId);
+  requireAmount("withdraw_money", req.withdrawMoney);
+}
+
+export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof PaymentService> {
+  const { db, buffer, settlement, clock, logger } = deps;
+  const ids = new OrderIdSequence();
+  const knownAccounts = new Set<string>();
+
+  const responseId = (time: string): string => {
+    const id = ids.idFor(time);
+    if (id === undefined) throw new ConnectError("too many orders this second; retry", Code.ResourceExhausted);
+    return id;
+  };
+
+  async function rememberAccount(salerId: string, now: string): Promise<void> {
+    if (knownAccounts.has(salerId)) return;
+    await ensureAccount(db.knex, salerId, now);
+    if (knownAccounts.size > 100_000) knownAccounts.clear();
+    knownAccounts.add(salerId);
+  }
+
+  /** Same request_id again: the stored answer if the body is the same, else a refusal. */
+  function replayPayment(existing: PaymentOrder, req: PayRequest): PayResponse {
+    if (existing.requestTime !== req.requestTime || existing.salerId !== req.salerId || existing.totalFee !== req.totalFee) {
+      throw conflict(req.requestId);
+    }
+    return payResponse(existing);
+  }
+
+  function replayWithdrawal(existing: WithdrawalOrder, req: WithdrawRequest): WithdrawResponse {
+    if (existing.requestTime !== req.requestTime || existing.salerId !== req.salerId || existing.withdrawMoney !== req.withdrawMoney) {
+      throw conflict(req.requestId);
+    }
+    return withdrawResponse(existing);
+  }
+
+  return {
+    async pay(req) {
+      validatePay(req);
+      const earlier = await findPayment(db.knex, req.requestId);
+      if (earlier) return replayPayment(earlier, req);
+      for (let attempt = 1; ; attempt++) {
+        const now = clock.current();
+        const order: PaymentOrder = {
+          requestId: req.requestId,
+          requestTime: req.requestTime,
+          salerId: req.salerId,
+          totalFee: req.totalFee,
+          responseId: responseId(now),
+          responseTime: now,
+          responseCode: "SUCCESS",
+          responseMsg: MSG_OK,
+        };
+        await rememberAccount(req.salerId, now);
+        try {
+          await insertPayment(db.knex, order);
+        } catch (err) {
+          if (!isDuplicateKeyError(err)) throw err;
+          const existing = await findPayment(db.knex, req.requestId);
+          if (existing) return replayPayment(existing, req);
+          if (attempt >= ID_ATTEMPTS) throw err;
+          continue; // the response_id clashed with another instance's: take another
+        }
+        // Committed: from here the credit is owed whatever happens to the buffer.
+        try {
+          await buffer.add(order.salerId, order.totalFee);
+        } catch (err) {
+          logger.warn({ err, requestId: order.requestId }, "credit buffer unavailable; settlement will sweep the orders table");
+          settlement.requestSweep();
+        }
+        return payResponse(order);
+      }
+    },
+
+    async withdraw(req) {
+      validateWithdraw(req);
+      const earlier = await findWithdrawal(db.knex, req.requestId);
+      if (earlier) return replayWithdrawal(earlier, req);
+      for (let attempt = 1; ; attempt++) {
+        const now = clock.current();
+        const id = responseId(now);
+        try {
+          const order = await inTransaction(db, async (trx) => {
+            let code = "SUCCESS";
+            let msg = MSG_OK;
+            if (!(await debit(trx, req.salerId, req.withdrawMoney, now))) {
+              code = "FAIL";
+              msg = (await accountExists(trx, req.salerId)) ? MSG_INSUFFICIENT_BALANCE : MSG_UNKNOWN_ACCOUNT;
+            }
+            const o: WithdrawalOrder = {
+              requestId: req.requestId,
+              requestTime: req.requestTime,
+              salerId: req.salerId,
+              withdrawMoney: req.withdrawMoney,
+              responseId: id,
+              responseTime: now,
+              responseCode: code,
+              responseMsg: msg,
+            };
+            await insertWithdrawal(trx, o);
+            return o;
+          });
+          return withdrawResponse(order);
+        } catch (err) {
+          if (!isDuplicateKeyError(err)) throw err;
+          // The transaction rolled back, debit included.
+          const existing = await findWithdrawal(db.knex, req.requestId);
+          if (existing) return replayWithdrawal(existing, req);
+          if (attempt >= ID_ATTEMPTS) throw err;
+        }
+      }
+    },
+
+    async queryOrder(req) {
+      if (req.requestId === "") throw invalidField("request_id", "is required");
+      if (req.orderType !== OrderType.WITHDRAWAL) {
+        const p = await findPayment(db.knex, req.requestId);
+        if (p) return { found: true, orderType: OrderType.PAYMENT, order: { case: "payment", value: payResponse(p) } };
+      }
+      if (req.orderType !== OrderType.PAYMENT) {
+        const w = await findWithdrawal(db.knex, req.requestId);
+        if (w) return { found: true, orderType: OrderType.WITHDRAWAL, order: { case: "withdrawal", value: withdrawResponse(w) } };
+      }
+      return { found: false };
+    },
+
+    async getBalance(req) {
+      requireSalerId("saler_id", req.salerId);
+      const [view] = await accountViews(db.knex, { salerId: req.salerId, limit: 1 });
+      if (!view) throw new ConnectError(`saler_id: account ${req.salerId} does not exist`, Code.NotFound);
+      return { account: view };
+    },
+
+    async listAccounts(req) {
+      const limit = pageSize("page_size", req.pageSize, 100, 1000);
+      if (req.pageToken !== "") requireSalerId("page_token", req.pageToken);
+      const views = await accountViews(db.knex, { limit: limit + 1, ...(req.pageToken ? { after: req.pageToken } : {}) });
+      const page = views.slice(0, limit);
+      return {
+        accounts: page,
+        nextPageToken: views.length > limit ? page[page.length - 1]!.salerId : "",
+      };
+    },
+
+    async settle(req) {
+      const r = await settlement.run({ fullSweep: req.fullSweep });
+      return {
+        ran: r.ran,
+        accountsSettled: r.accountsSettled,
+        creditsApplied: r.creditsApplied,
+        amountSettled: r.amountSettled,
+        swept: r.swept,
+        durationMs: BigInt(r.durationMs),
+      };
+    },
+
+    async *exportOrders(req, ctx) {
+      if (req.orderType === OrderType.UNSPECIFIED) throw invalidField("order_type", "must be ORDER_TYPE_PAYMENT or ORDER_TYPE_WITHDRAWAL");
+      optionalBusinessTime("cutoff_time", req.cutoffTime);
+      const key = req.key === OrderKey.REQUEST_ID ? "request_id" : "response_id";
+      for await (const orders of exportOrders(db.knex, req.orderType, key, req.cutoffTime, deps.exportBatchSize)) {
+        if (ctx.signal.aborted) return;
+        yield { orders };
+      }
+    },
+
+    async *exportBalances(req, ctx) {
+      optionalBusinessTime("cutoff_time", req.cutoffTime);
+      for await (const balances of exportBalances(db, req.cutoffTime, deps.exportBatchSize)) {
+        if (ctx.signal.aborted) return;
+        yield { balances };
+      }
+    },
+  };
+}

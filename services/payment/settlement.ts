@@ -1,0 +1,173 @@
+/**
+ * Settlement: drains the credit buffer, sums the pending credits of each due account and adds
+ * the sums to balances.
+ *
+ * Invariant: every successful payment row is credited exactly once. A chunk of accounts is
+ * settled in one transaction that (1) stamps the chunk's pending payment rows with a new
+ * settlement id, (2) sums exactly the rows it stamped, per account, and (3) adds those sums to
+ * the balances. A crash anywhere rolls all three back together, and a row once stamped is never
+ * credited again, whichever settler, process or retry comes next. The buffer only tells which
+ * accounts to look at; when it may have lost accounts, the orders table is swept for them.
+ * Statements per settlement grow with the accounts touched, not with the payments.
+ */
+import type { Knex } from "knex";
+import { toFen, inTransaction, sqlInt, type Database } from "../shared/database.js";
+import type { BusinessClock } from "../shared/time.js";
+import type { Logger } from "../shared/logger.js";
+import type { CreditBuffer } from "./creditBuffer.js";
+
+export interface SettlementResult {
+  ran: boolean;
+  accountsSettled: number;
+  creditsApplied: bigint;
+  amountSettled: bigint;
+  swept: boolean;
+  durationMs: number;
+}
+
+/** Points where tests make a settlement fail, to prove that a failure there loses nothing. */
+export interface SettlementFaults {
+  afterDrain?: () => Promise<void>;
+  beforeCommit?: (trx: Knex.Transaction) => Promise<void>;
+  afterCommit?: () => Promise<void>;
+}
+
+export interface SettlementOptions {
+  /** Accounts per transaction. */
+  chunkSize: number;
+  /** Sweep the orders table for due accounts every this many runs (also when the buffer lost data). */
+  sweepEvery: number;
+  leaseMs: number;
+  faults?: SettlementFaults;
+}
+
+export class Settlement {
+  private runs = 0;
+  private sweepRequested = true;
+
+  constructor(
+    private readonly db: Database,
+    private readonly buffer: CreditBuffer,
+    private readonly clock: BusinessClock,
+    private readonly logger: Logger,
+    private readonly options: SettlementOptions,
+  ) {}
+
+  /** Asks the next run to sweep the orders table (e.g. after the buffer could not be written). */
+  requestSweep(): void {
+    this.sweepRequested = true;
+  }
+
+  async run(request: { fullSweep?: boolean } = {}): Promise<SettlementResult> {
+    const started = Date.now();
+    const lease = await this.buffer.acquireLease(this.options.leaseMs);
+    if (!lease) {
+      return { ran: false, accountsSettled: 0, creditsApplied: 0n, amountSettled: 0n, swept: false, durationMs: Date.now() - started };
+    }
+    try {
+      this.runs++;
+      const swept =
+        request.fullSweep === true ||
+        this.sweepRequested ||
+        this.runs % this.options.sweepEvery === 0 ||
+        !(await this.buffer.isIntact());
+      // Clear the request first: a failure of the buffer during this run asks again.
+      if (swept) this.sweepRequested = false;
+      const due = new Set(await this.buffer.beginDrain());
+      await this.options.faults?.afterDrain?.();
+      if (swept) {
+        for (const salerId of await this.accountsWithPendingCredit()) due.add(salerId);
+      }
+      const accounts = [...due].sort();
+      let accountsSettled = 0;
+      let creditsApplied = 0n;
+      let amountSettled = 0n;
+      for (let i = 0; i < accounts.length; i += this.options.chunkSize) {
+        const chunk = accounts.slice(i, i + this.options.chunkSize);
+        const sums = await this.settleChunk(chunk);
+        await this.options.faults?.afterCommit?.();
+        await this.buffer.finishDrain(
+          new Map([...sums].map(([a, s]) => [a, s.amount])),
+          chunk,
+        );
+        for (const s of sums.values()) {
+          accountsSettled++;
+          creditsApplied += s.count;
+          amountSettled += s.amount;
+        }
+        if (!(await lease.renew())) {
+          this.logger.warn("settlement lease lost; stopping this run");
+          break;
+        }
+      }
+      if (swept) await this.buffer.markRebuilt();
+      const result = { ran: true, accountsSettled, creditsApplied, amountSettled, swept, durationMs: Date.now() - started };
+      if (accountsSettled > 0) this.logger.info({ ...result, creditsApplied: String(creditsApplied), amountSettled: String(amountSettled) }, "settled");
+      return result;
+    } catch (err) {
+      this.sweepRequested = true;
+      throw err;
+    } finally {
+      await lease.release().catch(() => {});
+    }
+  }
+
+  private async accountsWithPendingCredit(): Promise<string[]> {
+    const rows = (await this.db.knex("payment_orders").distinct("saler_id").whereNull("settlement_id")) as { saler_id: string }[];
+    return rows.map((r) => r.saler_id);
+  }
+
+  private async settleChunk(chunk: string[]): Promise<Map<string, { amount: bigint; count: bigint }>> {
+    const now = this.clock.current();
+    return inTransaction(this.db, async (trx) => {
+      const [id] = (await trx("settlements").insert({ started_time: now })) as number[];
+      const settlementId = BigInt(id!);
+      const stamped = await trx("payment_orders")
+        .whereIn("saler_id", chunk)
+        .whereNull("settlement_id")
+        .update({ settlement_id: settlementId });
+      const sums = new Map<string, { amount: bigint; count: bigint }>();
+      if (stamped > 0) {
+        const rows = (await trx("payment_orders")
+          .select("saler_id")
+          .sum({ amount: "total_fee" })
+          .count({ n: "*" })
+          .where({ settlement_id: settlementId })
+          .groupBy("saler_id")
+          .orderBy("saler_id")) as { saler_id: string; amount: unknown; n: unknown }[];
+        for (const r of rows) sums.set(r.saler_id, { amount: toFen(r.amount), count: toFen(r.n) });
+        await this.addToBalances(trx, sums, now);
+      }
+      let credits = 0n;
+      let amount = 0n;
+      for (const s of sums.values()) {
+        credits += s.count;
+        amount += s.amount;
+      }
+      await trx("settlements")
+        .where({ id: settlementId })
+        .update({ finished_time: now, accounts: sums.size, credits, amount });
+      await this.options.faults?.beforeCommit?.(trx);
+      return sums;
+    });
+  }
+
+  /** One upsert for the whole chunk, rows in saler_id order so concurrent settlers lock alike. */
+  private async addToBalances(trx: Knex.Transaction, sums: Map<string, { amount: bigint }>, now: string): Promise<void> {
+    const values: Knex.Value[] = [];
+    const tuples: string[] = [];
+    for (const [salerId, s] of sums) {
+      tuples.push("(?, ?, ?, ?)");
+      values.push(salerId, sqlInt(s.amount), now, now);
+    }
+    const insert = `INSERT INTO accounts (saler_id, balance, created_time, updated_time) VALUES ${tuples.join(", ")}`;
+    if (this.db.dialect === "mysql") {
+      await trx.raw(`${insert} ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance), updated_time = VALUES(updated_time)`, values);
+    } else {
+      await trx.raw(
+        `${insert} ON CONFLICT (saler_id) DO UPDATE SET balance = accounts.balance + excluded.balance, updated_time = excluded.updated_time`,
+        values,
+      );
+    }
+  }
+}

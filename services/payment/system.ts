@@ -1,0 +1,70 @@
+/** Builds the payment system from its configuration: storage, buffer, settlement job, handlers. */
+import schedule from "node-schedule";
+import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import { openDatabase, type Database } from "../shared/database.js";
+import { BusinessClock } from "../shared/time.js";
+import type { Logger } from "../shared/logger.js";
+import { bind, serve, type RunningServer } from "../shared/server.js";
+import { MemoryCreditBuffer, RedisCreditBuffer, type CreditBuffer } from "./creditBuffer.js";
+import type { PaymentConfig } from "./config.js";
+import { paymentMigrations } from "./migrations/index.js";
+import { Settlement, type SettlementFaults } from "./settlement.js";
+import { createPaymentService } from "./service.js";
+
+export interface PaymentSystem {
+  server: RunningServer;
+  db: Database;
+  buffer: CreditBuffer;
+  settlement: Settlement;
+  close(): Promise<void>;
+}
+
+export async function startPaymentSystem(
+  config: PaymentConfig,
+  logger: Logger,
+  options: { settlementFaults?: SettlementFaults } = {},
+): Promise<PaymentSystem> {
+  const db = await openDatabase(config.database, paymentMigrations);
+  const buffer: CreditBuffer = config.redisUrl
+    ? RedisCreditBuffer.connect(config.redisUrl, config.redisPrefix)
+    : new MemoryCreditBuffer();
+  const clock = new BusinessClock(config.timeZone);
+  const settlement = new Settlement(db, buffer, clock, logger, {
+    chunkSize: config.settleChunkSize,
+    sweepEvery: config.settleSweepEvery,
+    leaseMs: 60_000,
+    ...(options.settlementFaults ? { faults: options.settlementFaults } : {}),
+  });
+  const impl = createPaymentService({ db, buffer, settlement, clock, logger, exportBatchSize: config.exportBatchSize });
+  const server = await serve({
+    name: "payment",
+    listen: config.listen,
+    services: [bind(PaymentService, impl)],
+    logger,
+    maxMessageBytes: config.maxMessageBytes,
+  });
+  let running: Promise<unknown> | undefined;
+  const job =
+    config.settleCron === "off"
+      ? undefined
+      : schedule.scheduleJob(config.settleCron, () => {
+          if (running) return; // the previous run is still going
+          running = settlement
+            .run()
+            .catch((err: unknown) => logger.error({ err }, "scheduled settlement failed"))
+            .finally(() => (running = undefined));
+        });
+  return {
+    server,
+    db,
+    buffer,
+    settlement,
+    async close() {
+      job?.cancel();
+      await server.close();
+      await running;
+      await buffer.close();
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,173 @@
+/**
+ * Opens a service's own database through Knex: MySQL-compatible (mysql2) when a mysql:// URL is
+ * configured, else an embedded SQLite file (better-sqlite3). Migrations are applied on open.
+ * Integers come back as bigint on SQLite and as strings on MySQL; `toFen` reads either.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import knexFactory, { type Knex } from "knex";
+import mysql from "mysql2/promise";
+import { isRetryableTransactionError } from "./errors.js";
+
+export interface DatabaseConfig {
+  /** mysql://user:pass@host:port/database; absent for the embedded SQLite file. */
+  mysqlUrl?: string | undefined;
+  /** Path of the SQLite file, or ":memory:". */
+  sqliteFile: string;
+  /** Connection pool size on MySQL. */
+  poolSize: number;
+}
+
+export interface Migration {
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+export type Dialect = "mysql" | "sqlite";
+
+export interface Database {
+  knex: Knex;
+  dialect: Dialect;
+  close(): Promise<void>;
+}
+
+async function ensureMysqlDatabase(url: URL): Promise<void> {
+  const name = decodeURIComponent(url.pathname.replace(/^\//, ""));
+  if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`database name in MySQL URL must be [A-Za-z0-9_]+, got "${name}"`);
+  const server = new URL(url);
+  server.pathname = "/";
+  const conn = await mysql.createConnection(server.toString());
+  try {
+    await conn.query(`CREATE DATABASE IF NOT EXISTS \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+  } finally {
+    await conn.end();
+  }
+}
+
+export async function openDatabase(config: DatabaseConfig, migrations: Record<string, Migration>): Promise<Database> {
+  let knex: Knex;
+  let dialect: Dialect;
+  if (config.mysqlUrl) {
+    const url = new URL(config.mysqlUrl);
+    await ensureMysqlDatabase(url);
+    dialect = "mysql";
+    knex = knexFactory({
+      client: "mysql2",
+      connection: {
+        host: url.hostname,
+        port: Number(url.port || 3306),
+        user: decodeURIComponent(url.username || "root"),
+        password: decodeURIComponent(url.password),
+        database: decodeURIComponent(url.pathname.replace(/^\//, "")),
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+        dateStrings: true,
+        charset: "utf8mb4",
+      },
+      pool: {
+        min: 0,
+        max: config.poolSize,
+        // Writers lock only the rows they change (no gap locks): concurrent payments, withdrawals
+        // and settlements never block each other on index ranges. Snapshots ask for more.
+        afterCreate(conn: { query(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
+          conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", (err) => done(err, conn));
+        },
+      },
+      acquireConnectionTimeout: 30_000,
+    });
+  } else {
+    dialect = "sqlite";
+    if (config.sqliteFile !== ":memory:") mkdirSync(dirname(config.sqliteFile), { recursive: true });
+    knex = knexFactory({
+      client: "better-sqlite3",
+      connection: { filename: config.sqliteFile, options: { safeIntegers: true } },
+      useNullAsDefault: true,
+      // One connection: SQLite has one writer, and a single connection serializes transactions
+      // in the pool's queue instead of failing them with SQLITE_BUSY.
+      pool: {
+        min: 1,
+        max: 1,
+        afterCreate(conn: { pragma(s: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+          conn.pragma("journal_mode = WAL");
+          conn.pragma("synchronous = NORMAL");
+          conn.pragma("busy_timeout = 10000");
+          conn.pragma("foreign_keys = ON");
+          done(null, conn);
+        },
+      },
+    });
+  }
+  await knex.migrate.latest({
+    migrationSource: {
+      getMigrations: async () => Object.keys(migrations).sort(),
+      getMigrationName: (name: string) => name,
+      getMigration: async (name: string) => migrations[name]!,
+    },
+  });
+  return { knex, dialect, close: () => knex.destroy() };
+}
+
+/** An integer column or aggregate as bigint, whichever form the driver returned. */
+export function toFen(value: unknown): bigint {
+  if (value === null || value === undefined) return 0n;
+  if (typeof value === "bigint") return value;
+  if (typeof value === "number") {
+    if (!Number.isSafeInteger(value)) throw new Error(`integer out of range: ${value}`);
+    return BigInt(value);
+  }
+  const text = String(value);
+  // MySQL returns SUM() of integers as DECIMAL text such as "120" (never with a fraction here).
+  return BigInt(text.endsWith(".0") ? text.slice(0, -2) : text);
+}
+
+/** A count or small integer column as number. */
+export function toCount(value: unknown): number {
+  return Number(toFen(value));
+}
+
+/**
+ * Runs fn in a transaction, retrying it when the database chose it as a deadlock victim or it
+ * waited too long for a lock. `snapshot` gives a consistent read of several tables.
+ */
+export async function inTransaction<T>(
+  db: Database,
+  fn: (trx: Knex.Transaction) => Promise<T>,
+  options: { snapshot?: boolean; attempts?: number } = {},
+): Promise<T> {
+  const attempts = options.attempts ?? 5;
+  const config: Knex.TransactionConfig = options.snapshot && db.dialect === "mysql" ? { isolationLevel: "repeatable read" } : {};
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.knex.transaction(fn, config);
+    } catch (err) {
+      if (attempt >= attempts || !isRetryableTransactionError(err)) throw err;
+      await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 20));
+    }
+  }
+}
+
+/**
+ * Reads a table in pages ordered by a unique string key (keyset pagination): memory stays flat
+ * however many rows there are, and no cursor is held open between pages.
+ */
+export async function* keysetPages<R extends Record<string, unknown>>(
+  query: () => Knex.QueryBuilder,
+  key: string,
+  batchSize: number,
+): AsyncGenerator<R[]> {
+  let after: string | undefined;
+  for (;;) {
+    let q = query().orderBy(key).limit(batchSize);
+    if (after !== undefined) q = q.where(key, ">", after);
+    const rows = (await q) as R[];
+    if (rows.length === 0) return;
+    yield rows;
+    if (rows.length < batchSize) return;
+    after = String(rows[rows.length - 1]![key]);
+  }
+}
+
+/** A bigint as a query binding (both drivers take bigint; Knex's types do not say so). */
+export function sqlInt(value: bigint): Knex.Value {
+  return value as unknown as Knex.Value;
+}

@@ -1,0 +1,171 @@
+/**
+ * Test platform: real servers on loopback ports (port 0), on the embedded default (SQLite files
+ * in a temporary folder, in-process buffer) and, when TEST_MYSQL_URL and TEST_REDIS_URL are set,
+ * on MariaDB/MySQL and Redis with a fresh database and key prefix per platform.
+ * REQUIRE_REAL_BACKENDS=1 (CI) turns missing real backends into a failure instead of a skip.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import mysql from "mysql2/promise";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import type { Client } from "@connectrpc/connect";
+import { PaymentService } from "../gen/payment/v1/payment_pb.js";
+import { MerchantService } from "../gen/merchant/v1/merchant_pb.js";
+import { createGrpcClient } from "../services/shared/grpc.js";
+import type { PaymentConfig } from "../services/payment/config.js";
+import type { MerchantConfig } from "../services/merchant/config.js";
+import { startPaymentSystem, type PaymentSystem } from "../services/payment/system.js";
+import { startMerchantSystem, type MerchantSystem } from "../services/merchant/system.js";
+import type { SettlementFaults } from "../services/payment/settlement.js";
+
+export interface Backend {
+  name: "embedded" | "mariadb+redis";
+  mysqlUrl?: string;
+  redisUrl?: string;
+}
+
+export const silentLogger = pino({ level: "silent" });
+
+/** The backends the suites run on. */
+export function backends(): Backend[] {
+  const list: Backend[] = [{ name: "embedded" }];
+  const mysqlUrl = process.env.TEST_MYSQL_URL;
+  const redisUrl = process.env.TEST_REDIS_URL;
+  if (mysqlUrl && redisUrl) list.push({ name: "mariadb+redis", mysqlUrl, redisUrl });
+  else if (process.env.REQUIRE_REAL_BACKENDS === "1") {
+    throw new Error("REQUIRE_REAL_BACKENDS=1 but TEST_MYSQL_URL and TEST_REDIS_URL are not both set");
+  }
+  return list;
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`;
+}
+
+/** Storage for one system: a fresh MySQL database or SQLite file, removed by `drop`. */
+export interface Store {
+  mysqlUrl?: string;
+  sqliteFile: string;
+  drop(): Promise<void>;
+}
+
+export function freshStore(backend: Backend, system: string): Store {
+  if (backend.mysqlUrl) {
+    const url = new URL(backend.mysqlUrl);
+    const name = uniqueName(`t_${system}`);
+    url.pathname = `/${name}`;
+    return {
+      mysqlUrl: url.toString(),
+      sqliteFile: "",
+      async drop() {
+        const server = new URL(backend.mysqlUrl!);
+        server.pathname = "/";
+        const conn = await mysql.createConnection(server.toString());
+        await conn.query(`DROP DATABASE IF EXISTS \`${name}\``);
+        await conn.end();
+      },
+    };
+  }
+  const dir = mkdtempSync(join(tmpdir(), `${system}-`));
+  return {
+    sqliteFile: join(dir, `${system}.sqlite`),
+    async drop() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function deleteRedisKeys(redisUrl: string, prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl);
+  try {
+    const keys = await redis.keys(`{${prefix}}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+const LOOPBACK = { host: "127.0.0.1", grpcPort: 0, httpPort: 0 };
+
+export function paymentConfig(backend: Backend, store: Store, redisPrefix: string, overrides: Partial<PaymentConfig> = {}): PaymentConfig {
+  return {
+    listen: LOOPBACK,
+    database: { mysqlUrl: store.mysqlUrl, sqliteFile: store.sqliteFile, poolSize: 32 },
+    redisUrl: backend.redisUrl,
+    redisPrefix,
+    timeZone: "Asia/Shanghai",
+    settleCron: "off",
+    settleChunkSize: 200,
+    settleSweepEvery: 12,
+    exportBatchSize: 500,
+    maxMessageBytes: 4 * 1024 * 1024,
+    ...overrides,
+  };
+}
+
+export function merchantConfig(store: Store, paymentAddress: string, overrides: Partial<MerchantConfig> = {}): MerchantConfig {
+  return {
+    listen: LOOPBACK,
+    database: { mysqlUrl: store.mysqlUrl, sqliteFile: store.sqliteFile, poolSize: 32 },
+    paymentAddress,
+    timeZone: "Asia/Shanghai",
+    callTimeoutMs: 10_000,
+    resolveCron: "off",
+    resolveInitAfterSeconds: 30,
+    closeUnknownAfterSeconds: 60,
+    exportBatchSize: 500,
+    maxMessageBytes: 4 * 1024 * 1024,
+    ...overrides,
+  };
+}
+
+export interface Platform {
+  backend: Backend;
+  payment: PaymentSystem;
+  merchant: MerchantSystem;
+  paymentClient: Client<typeof PaymentService>;
+  merchantClient: Client<typeof MerchantService>;
+  redisPrefix: string;
+  close(): Promise<void>;
+}
+
+export interface PlatformOptions {
+  payment?: Partial<PaymentConfig>;
+  merchant?: Partial<MerchantConfig>;
+  settlementFaults?: SettlementFaults;
+}
+
+/** Payment and merchant systems on loopback, wired together, with fresh storage. */
+export async function startPlatform(backend: Backend, options: PlatformOptions = {}): Promise<Platform> {
+  const paymentStore = freshStore(backend, "payment");
+  const merchantStore = freshStore(backend, "merchant");
+  const redisPrefix = uniqueName("tp");
+  const payment = await startPaymentSystem(
+    paymentConfig(backend, paymentStore, redisPrefix, options.payment),
+    silentLogger,
+    options.settlementFaults ? { settlementFaults: options.settlementFaults } : {},
+  );
+  const merchant = await startMerchantSystem(merchantConfig(merchantStore, payment.server.grpcAddress, options.merchant), silentLogger);
+  const paymentClient = createGrpcClient(PaymentService, payment.server.grpcAddress);
+  const merchantClient = createGrpcClient(MerchantService, merchant.server.grpcAddress);
+  return {
+    backend,
+    payment,
+    merchant,
+    paymentClient: paymentClient.client,
+    merchantClient: merchantClient.client,
+    redisPrefix,
+    async close() {
+      paymentClient.close();
+      merchantClient.close();
+      await merchant.close();
+      await payment.close();
+      await merchantStore.drop();
+      await paymentStore.drop();
+      if (backend.redisUrl) await deleteRedisKeys(backend.redisUrl, redisPrefix);
+    },
+  };
+}

@@ -10,6 +10,8 @@ import { readPaymentConfig } from "./payment/config.js";
 import { startPaymentSystem } from "./payment/system.js";
 import { readMerchantConfig } from "./merchant/config.js";
 import { startMerchantSystem } from "./merchant/system.js";
+import { readReconConfig } from "./recon/config.js";
+import { startReconSystem } from "./recon/system.js";
 
 const logger = createLogger("platform");
 await runUntilSignal(logger, async () => {
@@ -21,6 +23,14 @@ await runUntilSignal(logger, async () => {
     { ...merchantConfig, paymentAddress: env.optional("PAYMENT_ADDRESS") ?? payment.server.grpcAddress },
     logger.child({ service: "merchant" }),
   );
+  const recon = await startReconSystem(
+    {
+      ...readReconConfig(env),
+      merchantAddress: env.optional("MERCHANT_ADDRESS") ?? merchant.server.grpcAddress,
+      paymentAddress: env.optional("PAYMENT_ADDRESS") ?? payment.server.grpcAddress,
+    },
+    logger.child({ service: "recon" }),
+  );
   const backend = paymentConfig.database.mysqlUrl ? "MySQL" : "SQLite (embedded)";
   const buffer = paymentConfig.redisUrl ? "Redis" : "in-process";
   const lines = [
@@ -30,6 +40,7 @@ await runUntilSignal(logger, async () => {
     ...[
       ["payment", payment.server],
       ["merchant", merchant.server],
+      ["recon", recon.server],
     ].map(([name, s]) => {
       const srv = s as typeof payment.server;
       return `  ${String(name).padEnd(10)} ${srv.grpcAddress.padEnd(20)} ${srv.httpUrl}`;
@@ -40,5 +51,5 @@ await runUntilSignal(logger, async () => {
     "",
   ];
   process.stdout.write(lines.join("\n"));
-  return [payment, merchant];
+  return [payment, merchant, recon];
 });

@@ -20,6 +20,9 @@ import type { MerchantConfig } from "../services/merchant/config.js";
 import { startPaymentSystem, type PaymentSystem } from "../services/payment/system.js";
 import { startMerchantSystem, type MerchantSystem } from "../services/merchant/system.js";
 import type { SettlementFaults } from "../services/payment/settlement.js";
+import { ReconService } from "../gen/recon/v1/recon_pb.js";
+import type { ReconConfig } from "../services/recon/config.js";
+import { startReconSystem, type ReconSystem } from "../services/recon/system.js";
 
 export interface Backend {
   name: "embedded" | "mariadb+redis";
@@ -27,7 +30,7 @@ export interface Backend {
   redisUrl?: string;
 }
 
-export const silentLogger = pino({ level: "silent" });
+export const silentLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
 /** The backends the suites run on. */
 export function backends(): Backend[] {
@@ -122,12 +125,29 @@ export function merchantConfig(store: Store, paymentAddress: string, overrides: 
   };
 }
 
+export function reconConfig(reconDir: string, merchantAddress: string, paymentAddress: string, overrides: Partial<ReconConfig> = {}): ReconConfig {
+  return {
+    listen: LOOPBACK,
+    merchantAddress,
+    paymentAddress,
+    reconDir,
+    inputDir: reconDir,
+    cutoffLagSeconds: 0,
+    timeZone: "Asia/Shanghai",
+    maxMessageBytes: 4 * 1024 * 1024,
+    ...overrides,
+  };
+}
+
 export interface Platform {
   backend: Backend;
   payment: PaymentSystem;
   merchant: MerchantSystem;
+  recon: ReconSystem;
+  reconDir: string;
   paymentClient: Client<typeof PaymentService>;
   merchantClient: Client<typeof MerchantService>;
+  reconClient: Client<typeof ReconService>;
   redisPrefix: string;
   close(): Promise<void>;
 }
@@ -135,10 +155,11 @@ export interface Platform {
 export interface PlatformOptions {
   payment?: Partial<PaymentConfig>;
   merchant?: Partial<MerchantConfig>;
+  recon?: Partial<ReconConfig>;
   settlementFaults?: SettlementFaults;
 }
 
-/** Payment and merchant systems on loopback, wired together, with fresh storage. */
+/** Payment, merchant and reconciliation systems on loopback, wired together, with fresh storage. */
 export async function startPlatform(backend: Backend, options: PlatformOptions = {}): Promise<Platform> {
   const paymentStore = freshStore(backend, "payment");
   const merchantStore = freshStore(backend, "merchant");
@@ -149,18 +170,30 @@ export async function startPlatform(backend: Backend, options: PlatformOptions =
     options.settlementFaults ? { settlementFaults: options.settlementFaults } : {},
   );
   const merchant = await startMerchantSystem(merchantConfig(merchantStore, payment.server.grpcAddress, options.merchant), silentLogger);
+  const reconDir = mkdtempSync(join(tmpdir(), "recon-"));
+  const recon = await startReconSystem(
+    reconConfig(reconDir, merchant.server.grpcAddress, payment.server.grpcAddress, options.recon),
+    silentLogger,
+  );
   const paymentClient = createGrpcClient(PaymentService, payment.server.grpcAddress);
   const merchantClient = createGrpcClient(MerchantService, merchant.server.grpcAddress);
+  const reconClient = createGrpcClient(ReconService, recon.server.grpcAddress);
   return {
     backend,
     payment,
     merchant,
+    recon,
+    reconDir,
     paymentClient: paymentClient.client,
     merchantClient: merchantClient.client,
+    reconClient: reconClient.client,
     redisPrefix,
     async close() {
       paymentClient.close();
       merchantClient.close();
+      reconClient.close();
+      await recon.close();
+      rmSync(reconDir, { recursive: true, force: true });
       await merchant.close();
       await payment.close();
       await merchantStore.drop();

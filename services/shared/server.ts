@@ -6,6 +6,7 @@
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
+import { setMaxListeners } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
@@ -47,12 +48,15 @@ export interface RunningServer {
   close(graceMs?: number): Promise<void>;
 }
 
-export const JSON_OPTIONS = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
+/** Snake_case names out, every field emitted, and an unknown field in a request refused. */
+export const JSON_OPTIONS = { useProtoFieldName: true, alwaysEmitImplicit: true, ignoreUnknownFields: false } as const;
 
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const { listen, logger } = options;
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
   const shutdown = new AbortController();
+  // Every in-flight call listens on the shutdown signal.
+  setMaxListeners(0, shutdown.signal);
   const onError = (err: unknown, method: string) => logger.error({ err, method }, "handler failed");
 
   const grpcServer = new grpc.Server({

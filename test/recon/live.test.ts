@@ -57,7 +57,7 @@ for (const backend of backends()) {
       const { run } = await p.reconClient.reconcile({});
       const [payments, withdrawals] = run!.diffs;
       expect(payments).to.include({ orderType: OrderType.PAYMENT, f000Count: 200n, f113Count: 0n, f114Count: 0n, f115Count: 0n });
-      expect(withdrawals!.f000Count).to.be.greaterThan(0n);
+      expect(withdrawals!.f000Count > 0n, "some withdrawals succeeded").to.equal(true);
       expect(withdrawals).to.include({ f113Count: 0n, f114Count: 0n, f115Count: 0n });
       expect(run!.balanced).to.equal(true);
       // Four exports and two diffs kept in the run's directory.

@@ -82,8 +82,8 @@ export async function compareOrders(merchant: OrderCursor, payment: OrderCursor,
         const a = merchant.advance();
         if (a) await a;
       } else {
-        // Same order on both sides. The payment side's identity fields win where they differ.
-        const base = { ...p!, salerId: p!.salerId || m!.salerId, requestId: p!.requestId || m!.requestId, responseId: p!.responseId || m!.responseId };
+        // Same order on both sides: the payment side's fields, the merchant's where it has none.
+        const base = p!.salerId && p!.requestId && p!.responseId ? p! : { ...p!, salerId: p!.salerId || m!.salerId, requestId: p!.requestId || m!.requestId, responseId: p!.responseId || m!.responseId };
         if (m!.amount === p!.amount) {
           t.f000Count++;
           t.f000Amount += p!.amount;

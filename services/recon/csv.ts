@@ -123,7 +123,8 @@ export async function* csvRecords(file: string, chunks: AsyncIterable<string>): 
 }
 
 export function readCsvFile(path: string, label = path): AsyncGenerator<string[][]> {
-  return csvRecords(label, createReadStream(path, { encoding: "utf8", highWaterMark: 1 << 20 }));
+  // Modest chunks: each batch of records dies young, so memory stays flat.
+  return csvRecords(label, createReadStream(path, { encoding: "utf8", highWaterMark: 256 * 1024 }));
 }
 
 async function* once1(text: string): AsyncGenerator<string> {
@@ -141,7 +142,9 @@ export function readCsvText(text: string, label: string): AsyncGenerator<string[
 export class CsvFileWriter {
   readonly stream: WriteStream;
   private readonly stringifier;
-  private pending: string[][] = [];
+  // Rows are formatted as they come: a formatted line is a copy, whereas the fields themselves
+  // may be slices of a large input chunk that they would keep alive while they wait here.
+  private pending: string[] = [];
   rows = 0;
 
   constructor(readonly path: string, header: string[]) {
@@ -152,7 +155,7 @@ export class CsvFileWriter {
 
   /** Adds a row; awaits only when the buffer is due to be flushed. */
   write(row: string[]): Promise<void> | undefined {
-    this.pending.push(row);
+    this.pending.push(this.stringifier.stringifyRecords([row]));
     this.rows++;
     return this.pending.length >= 2000 ? this.flush() : undefined;
   }
@@ -164,7 +167,7 @@ export class CsvFileWriter {
 
   async flush(): Promise<void> {
     if (this.pending.length === 0) return;
-    const text = this.stringifier.stringifyRecords(this.pending);
+    const text = this.pending.join("");
     this.pending = [];
     if (!this.stream.write(text)) await once(this.stream, "drain");
   }

@@ -13,6 +13,9 @@ import { join } from "node:path";
 import { CsvFileWriter, CsvFormatError, readCsvFile } from "./csv.js";
 import type { ExportRow } from "../shared/orderExport.js";
 
+/** A file's order numbers are out of order (files handed in are then sorted first). */
+export class UnsortedError extends CsvFormatError {}
+
 export type KeyColumn = "response_id" | "request_id";
 /** The key column of temporary sorted runs. */
 type ColumnOfKey = KeyColumn | "sort_key";
@@ -37,8 +40,8 @@ const INTEGER = /^-?\d{1,19}$/;
 
 /** A fen amount from a CSV field, or a message naming what is wrong. */
 export function parseFen(file: string, record: number, column: string, text: string): bigint {
-  const t = text.trim();
-  if (!INTEGER.test(t)) throw new CsvFormatError(file, record, `${column} must be an integer number of fen, got "${text}"`);
+  const t = INTEGER.test(text) ? text : text.trim();
+  if (t !== text && !INTEGER.test(t)) throw new CsvFormatError(file, record, `${column} must be an integer number of fen, got "${text}"`);
   const v = BigInt(t);
   if (v < 0n) throw new CsvFormatError(file, record, `${column} must not be negative, got ${v}`);
   return v;
@@ -62,37 +65,57 @@ export function columnsOf(file: string, header: string[], required: string[]): M
 
 /** Reads order records from CSV record batches (header first). */
 export async function* orderRecords(file: string, batches: AsyncIterable<string[][]>, key: ColumnOfKey): AsyncGenerator<OrderRecord[]> {
-  let cols: Map<string, number> | undefined;
+  let header = true;
+  let keyAt = -1;
   let amountAt = -1;
+  let requestAt = -1;
+  let responseAt = -1;
+  let salerAt = -1;
+  let requestTimeAt = -1;
+  let responseTimeAt = -1;
   let record = 0;
   for await (const batch of batches) {
     const out: OrderRecord[] = [];
     for (const row of batch) {
       record++;
-      if (!cols) {
-        cols = columnsOf(file, row, [key, AMOUNT_COLUMNS.join("|")]);
-        amountAt = AMOUNT_COLUMNS.map((c) => cols!.get(c)).find((i) => i !== undefined)!;
+      if (header) {
+        const cols = columnsOf(file, row, [key, AMOUNT_COLUMNS.join("|")]);
+        const at = (name: string) => cols.get(name) ?? -1;
+        keyAt = at(key);
+        amountAt = AMOUNT_COLUMNS.map(at).find((i) => i >= 0)!;
+        requestAt = at("request_id");
+        responseAt = at("response_id");
+        salerAt = at("saler_id");
+        requestTimeAt = at("request_time");
+        responseTimeAt = at("response_time");
+        header = false;
         continue;
       }
-      const at = (name: string) => {
-        const i = cols!.get(name);
-        return i === undefined ? "" : (row[i] ?? "").trim();
-      };
-      const k = at(key);
+      const k = field(row, keyAt);
       if (k === "") throw new CsvFormatError(file, record, `${key} is empty`);
       out.push({
         key: k,
-        requestId: at("request_id"),
-        responseId: at("response_id"),
-        salerId: at("saler_id"),
+        requestId: field(row, requestAt),
+        responseId: field(row, responseAt),
+        salerId: field(row, salerAt),
         amount: parseFen(file, record, "amount", row[amountAt] ?? ""),
-        requestTime: at("request_time"),
-        responseTime: at("response_time"),
+        requestTime: field(row, requestTimeAt),
+        responseTime: field(row, responseTimeAt),
       });
     }
     if (out.length > 0) yield out;
   }
-  if (!cols) throw new CsvFormatError(file, 1, "the file is empty: it needs at least a header row");
+  if (header) throw new CsvFormatError(file, 1, "the file is empty: it needs at least a header row");
+}
+
+function field(row: string[], at: number): string {
+  if (at < 0) return "";
+  const v = row[at];
+  if (v === undefined) return "";
+  // Trim only when there is something to trim: most fields are clean.
+  const first = v.charCodeAt(0);
+  const last = v.charCodeAt(v.length - 1);
+  return first === 32 || last === 32 || first === 9 || last === 9 ? v.trim() : v;
 }
 
 /** Writes exported rows (already in key order) as an order file; returns the row count. */
@@ -147,11 +170,8 @@ export class OrderCursor {
   private take(): void {
     const r = this.batch[this.i++]!;
     if (this.previous !== undefined && (r.key < this.previous || (r.key === this.previous && !this.allowEqual))) {
-      throw new CsvFormatError(
-        this.label,
-        this.count + 2,
-        r.key === this.previous ? `duplicate order number ${r.key}` : `order numbers are not sorted (${r.key} after ${this.previous})`,
-      );
+      if (r.key === this.previous) throw new CsvFormatError(this.label, this.count + 2, `duplicate order number ${r.key}`);
+      throw new UnsortedError(this.label, this.count + 2, `order numbers are not sorted (${r.key} after ${this.previous})`);
     }
     this.previous = r.key;
     this.current = r;

@@ -6,7 +6,7 @@
  * are compared, and the payment system reports balances as of it, so payments still in flight,
  * credits still buffered and payments arriving during the run never show up as differences.
  */
-import { copyFile, realpath, writeFile } from "node:fs/promises";
+import { copyFile, link, realpath, writeFile } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
@@ -29,7 +29,7 @@ import { invalidField } from "../shared/errors.js";
 import type { BusinessClock } from "../shared/time.js";
 import { CsvFileWriter, CsvFormatError, readCsvFile } from "./csv.js";
 import { compareOrders, type DiffTotals } from "./compare.js";
-import { externalSort, OrderCursor, orderRecords, writeOrderFile, type KeyColumn, type OrderRecord } from "./orderFiles.js";
+import { externalSort, OrderCursor, orderRecords, UnsortedError, writeOrderFile, type KeyColumn } from "./orderFiles.js";
 import { readBalances, sumByAccount, writeAudit } from "./audit.js";
 import type { RunStore } from "./runs.js";
 
@@ -188,16 +188,22 @@ export class Reconciler {
     return BigInt(w.rows);
   }
 
-  /** Compares two order files; files handed in may be unsorted and are sorted on disk first. */
+  /**
+   * Compares two order files. Exports arrive sorted; a file handed in that turns out not to be
+   * sorted is sorted on disk and the comparison starts over (the output file is rewritten).
+   */
   private async compareFiles(merchantFile: string, paymentFile: string, key: KeyColumn, out: string, amountColumn: string, mayBeUnsorted: boolean): Promise<DiffTotals> {
-    const source = async (path: string): Promise<AsyncIterable<OrderRecord[]>> => {
-      const records = () => orderRecords(path, readCsvFile(path), key);
-      if (!mayBeUnsorted || (await isSorted(records()))) return records();
-      return externalSort(records());
+    const records = (path: string) => orderRecords(path, readCsvFile(path), key);
+    const attempt = async (sort: boolean) => {
+      const open = (path: string) => OrderCursor.open(path, sort ? externalSort(records(path)) : records(path));
+      return compareOrders(await open(merchantFile), await open(paymentFile), out, amountColumn);
     };
-    const merchant = await OrderCursor.open(merchantFile, await source(merchantFile));
-    const payment = await OrderCursor.open(paymentFile, await source(paymentFile));
-    return compareOrders(merchant, payment, out, amountColumn);
+    try {
+      return await attempt(false);
+    } catch (err) {
+      if (!(err instanceof UnsortedError) || !mayBeUnsorted) throw err;
+      return attempt(true);
+    }
   }
 
   /** A file handed in: its text is saved into the run; a path must lie under the input directory. */
@@ -217,20 +223,10 @@ export class Reconciler {
     }
     const root = await realpath(this.deps.inputDir).catch(() => resolve(this.deps.inputDir));
     if (!real.startsWith(root + sep)) throw invalidField(`${field}.path`, "must lie under the reconciliation input directory");
-    await copyFile(real, target);
+    // The run keeps its inputs: a hard link costs nothing; another file system needs a copy.
+    await link(real, target).catch(() => copyFile(real, target));
     return target;
   }
-}
-
-async function isSorted(records: AsyncIterable<OrderRecord[]>): Promise<boolean> {
-  let previous: string | undefined;
-  for await (const batch of records) {
-    for (const r of batch) {
-      if (previous !== undefined && r.key < previous) return false;
-      previous = r.key;
-    }
-  }
-  return true;
 }
 
 function file(name: string, path: string, rows: bigint | number): RunFile {

@@ -40,8 +40,11 @@ const INTEGER = /^-?\d{1,19}$/;
 
 /** A fen amount from a CSV field, or a message naming what is wrong. */
 export function parseFen(file: string, record: number, column: string, text: string): bigint {
-  const t = INTEGER.test(text) ? text : text.trim();
-  if (t !== text && !INTEGER.test(t)) throw new CsvFormatError(file, record, `${column} must be an integer number of fen, got "${text}"`);
+  let t = text;
+  if (!INTEGER.test(t)) {
+    t = text.trim();
+    if (!INTEGER.test(t)) throw new CsvFormatError(file, record, `${column} must be an integer number of fen, got "${text}"`);
+  }
   const v = BigInt(t);
   if (v < 0n) throw new CsvFormatError(file, record, `${column} must not be negative, got ${v}`);
   return v;

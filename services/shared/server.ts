@@ -84,7 +84,18 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     shutdownSignal: shutdown.signal,
   });
   const routes = options.httpRoutes ?? [];
+  // Responses under way. Once draining starts each one ends its keep-alive connection when sent,
+  // so an idle client connection does not hold the server open for the whole grace period.
+  const inFlight = new Set<http.ServerResponse>();
+  let draining = false;
+  const endConnectionAfter = (res: http.ServerResponse) => {
+    if (!res.headersSent) res.setHeader("connection", "close");
+    else res.once("finish", () => httpServer.closeIdleConnections());
+  };
   const httpServer = http.createServer((req, res) => {
+    inFlight.add(res);
+    res.once("close", () => inFlight.delete(res));
+    if (draining) endConnectionAfter(res);
     if (req.method === "GET" && req.url === "/healthz") {
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON.stringify({ status: "SERVING", service: options.name }));
@@ -112,6 +123,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       closing ??= (async () => {
         for (const { service } of options.services) health.setStatus(service.typeName, "NOT_SERVING");
         const grpcDone = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+        draining = true;
+        for (const res of inFlight) endConnectionAfter(res);
         const httpDone = new Promise<void>((resolve) => httpServer.close(() => resolve()));
         httpServer.closeIdleConnections();
         const timer = setTimeout(() => {

@@ -1,0 +1,139 @@
+/**
+ * docker-compose.yml, checked without Docker: it parses, MySQL 8 and Redis 7 have healthchecks,
+ * each service waits for what it needs to be healthy, runs its own entry point from the image the
+ * Dockerfile builds, sets only variables its configuration reader knows, and its configuration
+ * read from exactly that environment listens on the published ports and reaches the others.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { expect } from "chai";
+import { load } from "js-yaml";
+import { EnvReader } from "../services/shared/config.js";
+import { readPaymentConfig } from "../services/payment/config.js";
+import { readMerchantConfig } from "../services/merchant/config.js";
+import { readReconConfig } from "../services/recon/config.js";
+import { REPO_ROOT } from "./contract/clients.js";
+
+interface ComposeService {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  environment?: Record<string, string | number>;
+  ports?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+}
+
+/** Every variable a reader looks at, found by handing it an environment that records reads. */
+function variablesReadBy(read: (env: EnvReader) => unknown): Set<string> {
+  const seen = new Set<string>();
+  const recording = new Proxy({} as NodeJS.ProcessEnv, {
+    get(_target, name) {
+      if (typeof name === "string") seen.add(name);
+      return undefined;
+    },
+  });
+  read(new EnvReader(recording));
+  return seen;
+}
+
+/** Read outside the configuration readers: services/shared/logger.ts. */
+const PROCESS_VARIABLES = ["LOG_LEVEL"];
+
+const APPS = {
+  payment: { read: readPaymentConfig, entry: "services/payment/main.ts" },
+  merchant: { read: readMerchantConfig, entry: "services/merchant/main.ts" },
+  recon: { read: readReconConfig, entry: "services/recon/main.ts" },
+} as const;
+
+function environmentOf(s: ComposeService): Record<string, string> {
+  return Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, String(v)]));
+}
+
+function publishedPorts(s: ComposeService): number[] {
+  return (s.ports ?? []).map((p) => {
+    const [host, container] = p.split(":");
+    expect(host, `${p} publishes the same port`).to.equal(container);
+    return Number(container);
+  });
+}
+
+describe("docker-compose.yml", () => {
+  let services: Record<string, ComposeService>;
+  before(() => {
+    const doc = load(readFileSync(join(REPO_ROOT, "docker-compose.yml"), "utf8")) as { services: Record<string, ComposeService> };
+    services = doc.services;
+  });
+
+  it("runs MySQL 8 and Redis 7 with healthchecks", () => {
+    expect(services.mysql?.image).to.match(/^mysql:8(\.|$)/);
+    expect(services.mysql?.healthcheck?.test.join(" ")).to.contain("mysqladmin ping");
+    expect(services.redis?.image).to.match(/^redis:7(\.|$)/);
+    expect(services.redis?.healthcheck?.test.join(" ")).to.contain("redis-cli ping");
+  });
+
+  it("builds the services from a Dockerfile that installs with npm ci and runs TypeScript with tsx", () => {
+    const dockerfile = readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8");
+    expect(dockerfile).to.match(/^FROM node:20/m);
+    expect(dockerfile).to.match(/^RUN npm ci/m);
+    expect(dockerfile).to.contain("tsx");
+    const ignored = readFileSync(join(REPO_ROOT, ".dockerignore"), "utf8").split("\n");
+    expect(ignored).to.include.members(["node_modules", ".git", "data"]);
+  });
+
+  for (const [name, app] of Object.entries(APPS)) {
+    describe(name, () => {
+      const service = () => services[name]!;
+
+      it("is built from the Dockerfile and runs its own entry point with tsx", () => {
+        expect(service().build).to.equal(".");
+        const command = service().command ?? [];
+        expect(command.slice(0, 3)).to.deep.equal(["node", "--import", "tsx"]);
+        expect(command[3]).to.equal(app.entry);
+        expect(existsSync(join(REPO_ROOT, app.entry)), app.entry).to.equal(true);
+      });
+
+      it("sets only variables its configuration reader knows", () => {
+        const known = new Set([...variablesReadBy(app.read), ...PROCESS_VARIABLES]);
+        const unknown = Object.keys(environmentOf(service())).filter((v) => !known.has(v));
+        expect(unknown, `not read by ${name}'s configuration`).to.deep.equal([]);
+      });
+
+      it("has a configuration that reads cleanly, listens on every interface on the published ports", () => {
+        const config = app.read(new EnvReader(environmentOf(service())));
+        expect(config.listen.host).to.equal("0.0.0.0");
+        expect(publishedPorts(service()).sort()).to.deep.equal([config.listen.grpcPort, config.listen.httpPort].sort());
+        expect(service().healthcheck?.test.join(" ")).to.contain(`127.0.0.1:${config.listen.httpPort}/healthz`);
+      });
+    });
+  }
+
+  it("puts the payment system on MySQL and Redis, after both are healthy", () => {
+    const s = services.payment!;
+    const config = readPaymentConfig(new EnvReader(environmentOf(s)));
+    expect(new URL(config.database.mysqlUrl!).host).to.equal("mysql:3306");
+    expect(new URL(config.database.mysqlUrl!).pathname).to.equal("/payment");
+    expect(new URL(config.redisUrl!).host).to.equal("redis:6379");
+    expect(s.depends_on).to.deep.equal({ mysql: { condition: "service_healthy" }, redis: { condition: "service_healthy" } });
+  });
+
+  it("puts the merchant system on its own MySQL database, calling the payment system once it is healthy", () => {
+    const s = services.merchant!;
+    const config = readMerchantConfig(new EnvReader(environmentOf(s)));
+    const payment = readPaymentConfig(new EnvReader(environmentOf(services.payment!)));
+    expect(new URL(config.database.mysqlUrl!).host).to.equal("mysql:3306");
+    expect(new URL(config.database.mysqlUrl!).pathname).to.equal("/merchant");
+    expect(config.paymentAddress).to.equal(`payment:${payment.listen.grpcPort}`);
+    expect(s.depends_on).to.deep.equal({ mysql: { condition: "service_healthy" }, payment: { condition: "service_healthy" } });
+  });
+
+  it("points the reconciliation system at both others' gRPC ports, once both are healthy", () => {
+    const s = services.recon!;
+    const config = readReconConfig(new EnvReader(environmentOf(s)));
+    const payment = readPaymentConfig(new EnvReader(environmentOf(services.payment!)));
+    const merchant = readMerchantConfig(new EnvReader(environmentOf(services.merchant!)));
+    expect(config.paymentAddress).to.equal(`payment:${payment.listen.grpcPort}`);
+    expect(config.merchantAddress).to.equal(`merchant:${merchant.listen.grpcPort}`);
+    expect(s.depends_on).to.deep.equal({ payment: { condition: "service_healthy" }, merchant: { condition: "service_healthy" } });
+  });
+});

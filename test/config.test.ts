@@ -1,0 +1,191 @@
+/**
+ * Configuration: each service's reader takes its defaults from an empty environment, refuses a
+ * malformed value with an error naming the variable, and a process started with one stops with
+ * exit code 2 and the variable on stderr.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import { EnvReader } from "../services/shared/config.js";
+import { ConfigError } from "../services/shared/errors.js";
+import { readPaymentConfig } from "../services/payment/config.js";
+import { readMerchantConfig } from "../services/merchant/config.js";
+import { readReconConfig } from "../services/recon/config.js";
+import { REPO_ROOT } from "./contract/clients.js";
+
+type Reader = (env: EnvReader) => unknown;
+
+function refusal(read: Reader, env: Record<string, string>): ConfigError {
+  try {
+    read(new EnvReader(env));
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`accepted ${JSON.stringify(env)}`);
+}
+
+/** Bad values every service refuses, as [variable, value]. */
+const SHARED_BAD: [string, string][] = [
+  ["HOST", "not a host"],
+  ["BUSINESS_TIME_ZONE", "Mars/Olympus_Mons"],
+  ["MAX_MESSAGE_BYTES", "12"],
+];
+/** Bad values the services with a database refuse. */
+const STORAGE_BAD: [string, string][] = [
+  ["MYSQL_URL", "not a url"],
+  ["MYSQL_URL", "postgres://db:5432"],
+  ["EXPORT_BATCH_SIZE", "0"],
+];
+
+const READERS: { name: string; read: Reader; bad: [string, string][] }[] = [
+  {
+    name: "payment",
+    read: readPaymentConfig,
+    bad: [
+      ...SHARED_BAD,
+      ...STORAGE_BAD,
+      ["PAYMENT_GRPC_PORT", "abc"],
+      ["PAYMENT_HTTP_PORT", "70000"],
+      ["PAYMENT_HTTP_PORT", "-1"],
+      ["PAYMENT_HOST", "a/b"],
+      ["PAYMENT_MYSQL_URL", "redis://localhost"],
+      ["PAYMENT_DB_POOL", "1.5"],
+      ["PAYMENT_DB_POOL", "0"],
+      ["REDIS_URL", "http://localhost:6379"],
+      ["SETTLE_CRON", "every five seconds"],
+      ["SETTLE_CHUNK_ACCOUNTS", "0"],
+      ["SETTLE_SWEEP_EVERY", "many"],
+    ],
+  },
+  {
+    name: "merchant",
+    read: readMerchantConfig,
+    bad: [
+      ...SHARED_BAD,
+      ...STORAGE_BAD,
+      ["MERCHANT_GRPC_PORT", "abc"],
+      ["MERCHANT_HTTP_PORT", "65536"],
+      ["MERCHANT_HOST", "a b"],
+      ["MERCHANT_MYSQL_URL", "file:///tmp/x"],
+      ["MERCHANT_DB_POOL", "lots"],
+      ["PAYMENT_ADDRESS", "http://payment:50051/"],
+      ["PAYMENT_CALL_TIMEOUT_MS", "5"],
+      ["RESOLVE_CRON", "whenever"],
+      ["RESOLVE_INIT_AFTER_SECONDS", "0"],
+      ["CLOSE_UNKNOWN_AFTER_SECONDS", "1h"],
+    ],
+  },
+  {
+    name: "recon",
+    read: readReconConfig,
+    bad: [
+      ...SHARED_BAD,
+      ["RECON_GRPC_PORT", "abc"],
+      ["RECON_HTTP_PORT", "8o83"],
+      ["RECON_HOST", "x y"],
+      ["MERCHANT_ADDRESS", "merchant 50052"],
+      ["PAYMENT_ADDRESS", "payment:50051/x"],
+      ["RECON_CUTOFF_LAG_SECONDS", "-5"],
+    ],
+  },
+];
+
+describe("configuration", () => {
+  describe("payment", () => {
+    it("defaults to loopback, its own ports, SQLite under data/ and the in-process buffer", () => {
+      const c = readPaymentConfig(new EnvReader({}));
+      expect(c.listen).to.deep.equal({ host: "127.0.0.1", grpcPort: 50051, httpPort: 8081 });
+      expect(c.database.mysqlUrl).to.equal(undefined);
+      expect(c.database.sqliteFile).to.equal("data/payment.sqlite");
+      expect(c.redisUrl).to.equal(undefined);
+      expect(c.timeZone).to.equal("Asia/Shanghai");
+    });
+
+    it("takes its own database on the server MYSQL_URL names, and REDIS_URL for the buffer", () => {
+      const c = readPaymentConfig(new EnvReader({ MYSQL_URL: "mysql://root:pw@db:3306", REDIS_URL: "redis://cache:6379", HOST: "0.0.0.0" }));
+      expect(c.database.mysqlUrl).to.equal("mysql://root:pw@db:3306/payment");
+      expect(c.redisUrl).to.equal("redis://cache:6379");
+      expect(c.listen.host).to.equal("0.0.0.0");
+    });
+
+    it("prefers PAYMENT_MYSQL_URL and PAYMENT_HOST over the shared settings", () => {
+      const c = readPaymentConfig(
+        new EnvReader({ MYSQL_URL: "mysql://root@db:3306", PAYMENT_MYSQL_URL: "mysql://pay@paydb:3306/pay", HOST: "0.0.0.0", PAYMENT_HOST: "::1" }),
+      );
+      expect(c.database.mysqlUrl).to.equal("mysql://pay@paydb:3306/pay");
+      expect(c.listen.host).to.equal("::1");
+    });
+  });
+
+  describe("merchant", () => {
+    it("defaults to loopback, its own ports, SQLite under data/ and the payment system on loopback", () => {
+      const c = readMerchantConfig(new EnvReader({}));
+      expect(c.listen).to.deep.equal({ host: "127.0.0.1", grpcPort: 50052, httpPort: 8082 });
+      expect(c.database.mysqlUrl).to.equal(undefined);
+      expect(c.database.sqliteFile).to.equal("data/merchant.sqlite");
+      expect(c.paymentAddress).to.equal("127.0.0.1:50051");
+    });
+
+    it("takes its own database, not the payment system's, on the server MYSQL_URL names", () => {
+      const c = readMerchantConfig(new EnvReader({ MYSQL_URL: "mysql://root:pw@db:3306", PAYMENT_ADDRESS: "payment:50051" }));
+      expect(c.database.mysqlUrl).to.equal("mysql://root:pw@db:3306/merchant");
+      expect(c.paymentAddress).to.equal("payment:50051");
+    });
+  });
+
+  describe("recon", () => {
+    it("defaults to loopback, its own ports, both other services on loopback and data/reconciliation", () => {
+      const c = readReconConfig(new EnvReader({}));
+      expect(c.listen).to.deep.equal({ host: "127.0.0.1", grpcPort: 50053, httpPort: 8083 });
+      expect(c.merchantAddress).to.equal("127.0.0.1:50052");
+      expect(c.paymentAddress).to.equal("127.0.0.1:50051");
+      expect(c.reconDir).to.equal("data/reconciliation");
+      expect(c.inputDir).to.equal("data/reconciliation");
+    });
+  });
+
+  for (const { name, read, bad } of READERS) {
+    describe(`${name} refuses bad values naming the variable`, () => {
+      for (const [variable, value] of bad) {
+        it(`${variable}=${JSON.stringify(value)}`, () => {
+          const err = refusal(read, { [variable]: value });
+          expect(err.variable).to.equal(variable);
+          expect(err.message).to.contain(variable);
+        });
+      }
+    });
+  }
+
+  describe("a process started with a bad value", () => {
+    let dir: string;
+    before(() => {
+      dir = mkdtempSync(join(tmpdir(), "config-"));
+    });
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    for (const [entry, variable, value] of [
+      ["services/payment/main.ts", "PAYMENT_GRPC_PORT", "abc"],
+      ["services/merchant/main.ts", "MERCHANT_HTTP_PORT", "99999"],
+      ["services/recon/main.ts", "RECON_CUTOFF_LAG_SECONDS", "soon"],
+      ["services/main.ts", "SETTLE_CRON", "sometimes"],
+    ] as const) {
+      it(`${entry} with ${variable}=${value} exits 2 naming ${variable}`, async () => {
+        const child = spawn(join(REPO_ROOT, "node_modules", ".bin", "tsx"), [join(REPO_ROOT, entry)], {
+          cwd: dir,
+          env: { ...process.env, [variable]: value },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let stderr = "";
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        child.stdout.resume();
+        const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+        expect(code, stderr).to.equal(2);
+        expect(stderr).to.contain(variable);
+        expect(stderr).to.contain(value);
+      });
+    }
+  });
+});

@@ -1,7 +1,20 @@
 import type { Knex } from "knex";
 
+/**
+ * Text compares byte for byte: "Saler1" and "saler1" are two accounts. Without this, MySQL gives
+ * the tables the default (case-insensitive) collation of the connection's character set,
+ * whatever the database was created with.
+ */
+function binaryText(knex: Knex, t: Knex.CreateTableBuilder): void {
+  if (knex.client.dialect === "mysql") {
+    t.charset("utf8mb4");
+    t.collate("utf8mb4_bin");
+  }
+}
+
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable("merchant_orders", (t) => {
+    binaryText(knex, t);
     t.bigIncrements("id");
     t.string("request_id", 20).notNullable().unique("merchant_orders_request_id");
     // PAYMENT or WITHDRAWAL.

@@ -1,7 +1,20 @@
 import type { Knex } from "knex";
 
+/**
+ * Text compares byte for byte: "Saler1" and "saler1" are two accounts. Without this, MySQL gives
+ * the tables the default (case-insensitive) collation of the connection's character set,
+ * whatever the database was created with.
+ */
+function binaryText(knex: Knex, t: Knex.CreateTableBuilder): void {
+  if (knex.client.dialect === "mysql") {
+    t.charset("utf8mb4");
+    t.collate("utf8mb4_bin");
+  }
+}
+
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable("accounts", (t) => {
+    binaryText(knex, t);
     t.string("saler_id", 64).primary();
     t.bigInteger("balance").notNullable().defaultTo(0);
     t.string("created_time", 19).notNullable();
@@ -9,6 +22,7 @@ export async function up(knex: Knex): Promise<void> {
     t.check("?? >= 0", ["balance"], "accounts_balance_not_negative");
   });
   await knex.schema.createTable("payment_orders", (t) => {
+    binaryText(knex, t);
     t.bigIncrements("id");
     t.string("request_id", 20).notNullable().unique("payment_orders_request_id");
     t.string("request_time", 19).notNullable();
@@ -24,6 +38,7 @@ export async function up(knex: Knex): Promise<void> {
     t.index(["settlement_id", "saler_id"], "payment_orders_settlement_account");
   });
   await knex.schema.createTable("withdrawal_orders", (t) => {
+    binaryText(knex, t);
     t.bigIncrements("id");
     t.string("request_id", 20).notNullable().unique("withdrawal_orders_request_id");
     t.string("request_time", 19).notNullable();
@@ -36,6 +51,7 @@ export async function up(knex: Knex): Promise<void> {
     t.index(["saler_id"], "withdrawal_orders_account");
   });
   await knex.schema.createTable("settlements", (t) => {
+    binaryText(knex, t);
     t.bigIncrements("id");
     t.string("started_time", 19).notNullable();
     t.string("finished_time", 19).nullable();

@@ -153,7 +153,6 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
           responseCode: "SUCCESS",
           responseMsg: MSG_OK,
         };
-        await rememberAccount(req.salerId, now);
         try {
           await insertPayment(db.knex, order);
         } catch (err) {
@@ -170,6 +169,9 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
           logger.warn({ err, requestId: order.requestId }, "credit buffer unavailable; settlement will sweep the orders table");
           settlement.requestSweep();
         }
+        // Only once this request won its request_id: a refused body must not leave an account
+        // behind. Should this fail, the first settlement of the credit creates the account.
+        await rememberAccount(req.salerId, now);
         return payResponse(order);
       }
     },

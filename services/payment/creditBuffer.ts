@@ -30,8 +30,10 @@ export interface CreditBuffer {
   finishDrain(settled: ReadonlyMap<string, bigint>, accounts: readonly string[]): Promise<void>;
   /** False when the buffer lost its data since it was last marked rebuilt. */
   isIntact(): Promise<boolean>;
-  /** The due set has been rebuilt from the orders table. */
+  /** The due set is being rebuilt from the orders table. */
   markRebuilt(): Promise<void>;
+  /** The due set may be incomplete: the next settlement, in any process, sweeps the table. */
+  invalidate(): Promise<void>;
   /** Buffered (not yet settled) amount of one account, as the buffer knows it. */
   buffered(salerId: string): Promise<bigint>;
   /** One settler at a time; undefined when another holds the lease. */
@@ -73,6 +75,10 @@ export class MemoryCreditBuffer implements CreditBuffer {
 
   async markRebuilt(): Promise<void> {
     this.rebuilt = true;
+  }
+
+  async invalidate(): Promise<void> {
+    this.rebuilt = false;
   }
 
   async buffered(salerId: string): Promise<bigint> {
@@ -140,13 +146,21 @@ export class RedisCreditBuffer implements CreditBuffer {
   }
 
   static connect(url: string, prefix: string): RedisCreditBuffer {
-    const redis = new Redis(url, { maxRetriesPerRequest: 2, enableOfflineQueue: true, connectTimeout: 5000 });
+    const redis = new Redis(url, {
+      maxRetriesPerRequest: 2,
+      enableOfflineQueue: true,
+      connectTimeout: 5000,
+      // Without a bound, a call waits out the reconnection back-off of an unreachable Redis.
+      commandTimeout: 2000,
+    });
     // Connection errors surface on the calls that fail; the client reconnects by itself.
     redis.on("error", () => {});
     return new RedisCreditBuffer(redis, prefix);
   }
 
   async add(salerId: string, amount: bigint): Promise<void> {
+    // A payment is never held up by Redis: the caller falls back on a sweep of the orders table.
+    if (this.redis.status !== "ready") throw new Error(`credit buffer unavailable (${this.redis.status})`);
     await this.redis
       .multi()
       .sadd(this.keys.due, salerId)
@@ -173,6 +187,10 @@ export class RedisCreditBuffer implements CreditBuffer {
 
   async markRebuilt(): Promise<void> {
     await this.redis.set(this.keys.epoch, new Date().toISOString());
+  }
+
+  async invalidate(): Promise<void> {
+    await this.redis.del(this.keys.epoch);
   }
 
   async buffered(salerId: string): Promise<bigint> {

@@ -64,9 +64,10 @@ export class Settlement {
     if (!lease) {
       return { ran: false, accountsSettled: 0, creditsApplied: 0n, amountSettled: 0n, swept: false, durationMs: Date.now() - started };
     }
+    let swept = false;
     try {
       this.runs++;
-      const swept =
+      swept =
         request.fullSweep === true ||
         this.sweepRequested ||
         this.runs % this.options.sweepEvery === 0 ||
@@ -76,6 +77,9 @@ export class Settlement {
       const due = new Set(await this.buffer.beginDrain());
       await this.options.faults?.afterDrain?.();
       if (swept) {
+        // Marked before the table is read: should the buffer lose data from here on, the marker
+        // goes with it and the next run sweeps again.
+        await this.buffer.markRebuilt();
         for (const salerId of await this.accountsWithPendingCredit()) due.add(salerId);
       }
       const accounts = [...due].sort();
@@ -97,15 +101,18 @@ export class Settlement {
         }
         if (!(await lease.renew())) {
           this.logger.warn("settlement lease lost; stopping this run");
+          // Accounts found by the sweep and not settled yet are known only to this run.
+          if (swept) await this.buffer.invalidate();
           break;
         }
       }
-      if (swept) await this.buffer.markRebuilt();
       const result = { ran: true, accountsSettled, creditsApplied, amountSettled, swept, durationMs: Date.now() - started };
       if (accountsSettled > 0) this.logger.info({ ...result, creditsApplied: String(creditsApplied), amountSettled: String(amountSettled) }, "settled");
       return result;
     } catch (err) {
       this.sweepRequested = true;
+      // Other processes sweep too: the accounts this sweep found may not all be settled.
+      if (swept) await this.buffer.invalidate().catch(() => {});
       throw err;
     } finally {
       await lease.release().catch(() => {});

@@ -13,6 +13,7 @@ import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { HealthImplementation } from "grpc-health-check";
 import { addGrpcService } from "./grpc.js";
+import { addReflectionService } from "./reflection.js";
 import type { ListenConfig } from "./config.js";
 import type { Logger } from "./logger.js";
 
@@ -69,6 +70,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     health.setStatus(service.typeName, "SERVING");
   }
   health.addToServer(grpcServer);
+  addReflectionService(grpcServer, options.services.map((b) => b.service));
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(`${listen.host}:${listen.grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
       err ? reject(err) : resolve(port),

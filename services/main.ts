@@ -12,6 +12,7 @@ import { readMerchantConfig } from "./merchant/config.js";
 import { startMerchantSystem } from "./merchant/system.js";
 import { readReconConfig } from "./recon/config.js";
 import { startReconSystem } from "./recon/system.js";
+import { linkApiCatalogs } from "./shared/apiDocs.js";
 
 const logger = createLogger("platform");
 await runUntilSignal(logger, async () => {
@@ -31,6 +32,8 @@ await runUntilSignal(logger, async () => {
     },
     logger.child({ service: "recon" }),
   );
+  // Every service's /docs page offers every service's API.
+  linkApiCatalogs([payment.docs, merchant.docs]);
   const backend = paymentConfig.database.mysqlUrl ? "MySQL" : "SQLite (embedded)";
   const buffer = paymentConfig.redisUrl ? "Redis" : "in-process";
   const lines = [
@@ -47,6 +50,7 @@ await runUntilSignal(logger, async () => {
     }),
     "",
     `Try:  curl -s -X POST ${merchant.server.httpUrl}/merchant.v1.MerchantService/Pay -H 'content-type: application/json' -d '{"saler_id":"saler1","total_fee":"100"}'`,
+    `Swagger UI: ${merchant.server.httpUrl}/docs   (any service's /docs; OpenAPI at /openapi.json)`,
     "Stop with Ctrl-C.",
     "",
   ];

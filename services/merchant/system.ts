@@ -6,6 +6,8 @@ import { openDatabase, type Database } from "../shared/database.js";
 import { createGrpcClient } from "../shared/grpc.js";
 import type { Logger } from "../shared/logger.js";
 import { bind, serve, type RunningServer } from "../shared/server.js";
+import { ApiCatalog, docsRoutes } from "../shared/apiDocs.js";
+import { merchantApiDocument } from "./apiDocs.js";
 import { BusinessClock } from "../shared/time.js";
 import type { MerchantConfig } from "./config.js";
 import { merchantMigrations } from "./migrations/index.js";
@@ -16,6 +18,8 @@ export interface MerchantSystem {
   server: RunningServer;
   db: Database;
   sender: OrderSender;
+  /** The API documents its /docs page shows; the platform adds the other services'. */
+  docs: ApiCatalog;
   close(): Promise<void>;
 }
 
@@ -33,13 +37,16 @@ export async function startMerchantSystem(config: MerchantConfig, logger: Logger
     exportBatchSize: config.exportBatchSize,
     resolveInitAfterSeconds: config.resolveInitAfterSeconds,
   });
+  const docs = new ApiCatalog("merchant");
   const server = await serve({
     name: "merchant",
     listen: config.listen,
     services: [bind(MerchantService, impl)],
     logger,
+    httpRoutes: docsRoutes(docs),
     maxMessageBytes: config.maxMessageBytes,
   });
+  docs.add({ name: "merchant", url: server.httpUrl, document: merchantApiDocument() });
   let running: Promise<unknown> | undefined;
   const job =
     config.resolveCron === "off"
@@ -55,6 +62,7 @@ export async function startMerchantSystem(config: MerchantConfig, logger: Logger
     server,
     db,
     sender,
+    docs,
     async close() {
       job?.cancel();
       await server.close();

@@ -5,6 +5,8 @@ import { openDatabase, type Database } from "../shared/database.js";
 import { BusinessClock } from "../shared/time.js";
 import type { Logger } from "../shared/logger.js";
 import { bind, serve, type RunningServer } from "../shared/server.js";
+import { ApiCatalog, docsRoutes } from "../shared/apiDocs.js";
+import { paymentApiDocument } from "./apiDocs.js";
 import { MemoryCreditBuffer, RedisCreditBuffer, type CreditBuffer } from "./creditBuffer.js";
 import type { PaymentConfig } from "./config.js";
 import { paymentMigrations } from "./migrations/index.js";
@@ -16,6 +18,8 @@ export interface PaymentSystem {
   db: Database;
   buffer: CreditBuffer;
   settlement: Settlement;
+  /** The API documents its /docs page shows; the platform adds the other services'. */
+  docs: ApiCatalog;
   close(): Promise<void>;
 }
 
@@ -36,13 +40,16 @@ export async function startPaymentSystem(
     ...(options.settlementFaults ? { faults: options.settlementFaults } : {}),
   });
   const impl = createPaymentService({ db, buffer, settlement, clock, logger, exportBatchSize: config.exportBatchSize });
+  const docs = new ApiCatalog("payment");
   const server = await serve({
     name: "payment",
     listen: config.listen,
     services: [bind(PaymentService, impl)],
     logger,
+    httpRoutes: docsRoutes(docs),
     maxMessageBytes: config.maxMessageBytes,
   });
+  docs.add({ name: "payment", url: server.httpUrl, document: paymentApiDocument() });
   let running: Promise<unknown> | undefined;
   const job =
     config.settleCron === "off"
@@ -59,6 +66,7 @@ export async function startPaymentSystem(
     db,
     buffer,
     settlement,
+    docs,
     async close() {
       job?.cancel();
       await server.close();

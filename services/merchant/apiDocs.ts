@@ -1,0 +1,104 @@
+/** The merchant system's OpenAPI document, with examples a person can execute as they are. */
+import { comments_merchant_v1_merchant } from "../../gen/merchant/v1/merchant_comments.js";
+import {
+  GetOrderRequestSchema,
+  ListOrdersRequestSchema,
+  MerchantService,
+  OrderType,
+  PayRequestSchema,
+  PayResponseSchema,
+  ResolveUnknownOrdersRequestSchema,
+  SimulateRequestSchema,
+  SimulateResponseSchema,
+  WithdrawRequestSchema,
+  WithdrawResponseSchema,
+} from "../../gen/merchant/v1/merchant_pb.js";
+import { jsonExample, openApiDocument, type OpenApiDocument } from "../shared/openapi.js";
+
+export function merchantApiDocument(): OpenApiDocument {
+  return openApiDocument({
+    title: "Merchant system",
+    description:
+      "The shop: builds payment and withdrawal requests, stores them as orders, sends them to the payment system over gRPC and records the outcome. " +
+      "Simulate fires many requests at once, optionally with injected faults that a reconciliation run should then find.",
+    services: [MerchantService],
+    comments: comments_merchant_v1_merchant,
+    examples: {
+      "merchant.v1.MerchantService/Pay": {
+        request: jsonExample(PayRequestSchema, { salerId: "saler1", totalFee: 100n }),
+        response: jsonExample(PayResponseSchema, {
+          order: {
+            requestId: "20190829171520123456",
+            orderType: OrderType.PAYMENT,
+            salerId: "saler1",
+            amount: 100n,
+            requestTime: "2019-08-29 17:15:20",
+            state: "SUCCESS",
+            responseId: "20190829171520000001",
+            responseTime: "2019-08-29 17:15:20",
+            responseCode: "SUCCESS",
+            responseMsg: "OK",
+          },
+        }),
+      },
+      "merchant.v1.MerchantService/Withdraw": {
+        request: jsonExample(WithdrawRequestSchema, { salerId: "saler1", withdrawMoney: 10n }),
+        response: jsonExample(WithdrawResponseSchema, {
+          order: {
+            requestId: "20190829171621334455",
+            orderType: OrderType.WITHDRAWAL,
+            salerId: "saler1",
+            amount: 10n,
+            requestTime: "2019-08-29 17:16:21",
+            state: "FAIL",
+            responseId: "20190829171621000002",
+            responseTime: "2019-08-29 17:16:21",
+            responseCode: "FAIL",
+            responseMsg: "账户余额不足，提款失败",
+          },
+        }),
+      },
+      "merchant.v1.MerchantService/GetOrder": { request: jsonExample(GetOrderRequestSchema, { requestId: "20190829171520123456" }) },
+      "merchant.v1.MerchantService/ListOrders": { request: jsonExample(ListOrdersRequestSchema, { pageSize: 20 }) },
+      "merchant.v1.MerchantService/ResolveUnknownOrders": { request: jsonExample(ResolveUnknownOrdersRequestSchema, {}) },
+      "merchant.v1.MerchantService/Simulate": {
+        // Faults are off here; set a count in faults to inject them.
+        request: jsonExample(SimulateRequestSchema, {
+          orderType: OrderType.PAYMENT,
+          count: 1000,
+          concurrency: 32,
+          accounts: 10,
+          accountPrefix: "saler",
+          minAmount: 1n,
+          maxAmount: 10000n,
+          seed: 42n,
+          faults: { lostResponses: 0, tamperedAmounts: 0, merchantOnly: 0 },
+        }),
+        response: jsonExample(SimulateResponseSchema, {
+          simulationId: "0b8f8a4e-5d0c-4c5e-9a55-6f1f7c3a2d10",
+          orderType: OrderType.PAYMENT,
+          requested: 1000,
+          succeeded: 999,
+          failed: 0,
+          unknown: 1,
+          amountSucceeded: 5012345n,
+          elapsedMs: 1850n,
+          throughput: 540.5,
+          latencyP50Ms: 48.2,
+          latencyP99Ms: 120.7,
+          injected: [
+            {
+              kind: "LOST_RESPONSE",
+              requestId: "20190829171520123456",
+              responseId: "20190829171520000001",
+              salerId: "saler3",
+              merchantAmount: 0n,
+              paymentAmount: 4321n,
+              expectedDiffType: "F113",
+            },
+          ],
+        }),
+      },
+    },
+  });
+}

@@ -1,0 +1,78 @@
+/** The payment system's OpenAPI document, with the seed's messages as examples. */
+import { comments_payment_v1_payment } from "../../gen/payment/v1/payment_comments.js";
+import {
+  GetBalanceRequestSchema,
+  GetBalanceResponseSchema,
+  ListAccountsRequestSchema,
+  OrderType,
+  PaymentService,
+  PayRequestSchema,
+  PayResponseSchema,
+  QueryOrderRequestSchema,
+  SettleRequestSchema,
+  WithdrawRequestSchema,
+  WithdrawResponseSchema,
+} from "../../gen/payment/v1/payment_pb.js";
+import { jsonExample, openApiDocument, type OpenApiDocument } from "../shared/openapi.js";
+
+/** The seed's payment request (支付请求报文), exactly as it is written there. */
+export const SEED_PAY_REQUEST = jsonExample(PayRequestSchema, {
+  requestTime: "2019-08-29 17:15:20",
+  requestId: "20190829171520123456",
+  salerId: "saler2",
+  totalFee: 100n,
+});
+
+/** The seed's withdrawal request (提款请求报文), exactly as it is written there. */
+export const SEED_WITHDRAW_REQUEST = jsonExample(WithdrawRequestSchema, {
+  requestTime: "2019-08-29 17:16:21",
+  requestId: "20190829171621334455",
+  withdrawMoney: 100n,
+  salerId: "saler1",
+});
+
+export function paymentApiDocument(): OpenApiDocument {
+  return openApiDocument({
+    title: "Payment system",
+    description:
+      "Records payment orders, buffers their credits, settles the buffer into balances on a schedule, and executes withdrawals against settled balances.",
+    services: [PaymentService],
+    comments: comments_payment_v1_payment,
+    examples: {
+      "payment.v1.PaymentService/Pay": {
+        request: SEED_PAY_REQUEST,
+        response: jsonExample(PayResponseSchema, {
+          responseTime: "2019-08-29 17:15:20",
+          requestId: "20190829171520123456",
+          responseId: "20190829171520000001",
+          salerId: "saler2",
+          totalFee: 100n,
+          responseCode: "SUCCESS",
+          responseMsg: "OK",
+        }),
+      },
+      "payment.v1.PaymentService/Withdraw": {
+        request: SEED_WITHDRAW_REQUEST,
+        response: jsonExample(WithdrawResponseSchema, {
+          responseTime: "2019-08-29 17:16:21",
+          requestTime: "2019-08-29 17:16:21",
+          requestId: "20190829171621334455",
+          withdrawMoney: 100n,
+          salerId: "saler1",
+          responseId: "20190829171621000002",
+          responseCode: "FAIL",
+          responseMsg: "账户余额不足，提款失败",
+        }),
+      },
+      "payment.v1.PaymentService/QueryOrder": {
+        request: jsonExample(QueryOrderRequestSchema, { requestId: "20190829171520123456", orderType: OrderType.PAYMENT }),
+      },
+      "payment.v1.PaymentService/GetBalance": {
+        request: jsonExample(GetBalanceRequestSchema, { salerId: "saler2" }),
+        response: jsonExample(GetBalanceResponseSchema, { account: { salerId: "saler2", balance: 0n, pending: 100n, pendingCount: 1n } }),
+      },
+      "payment.v1.PaymentService/ListAccounts": { request: jsonExample(ListAccountsRequestSchema, { pageSize: 100 }) },
+      "payment.v1.PaymentService/Settle": { request: jsonExample(SettleRequestSchema, { fullSweep: false }) },
+    },
+  });
+}

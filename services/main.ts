@@ -33,7 +33,7 @@ await runUntilSignal(logger, async () => {
     logger.child({ service: "recon" }),
   );
   // Every service's /docs page offers every service's API.
-  linkApiCatalogs([payment.docs, merchant.docs]);
+  linkApiCatalogs([payment.docs, merchant.docs, recon.docs]);
   const backend = paymentConfig.database.mysqlUrl ? "MySQL" : "SQLite (embedded)";
   const buffer = paymentConfig.redisUrl ? "Redis" : "in-process";
   const lines = [

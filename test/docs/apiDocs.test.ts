@@ -47,7 +47,7 @@ describe("API docs over HTTP [embedded]", () => {
   });
 
   describe("linked as the platform links them", () => {
-    before(() => linkApiCatalogs([p.payment.docs, p.merchant.docs]));
+    before(() => linkApiCatalogs([p.payment.docs, p.merchant.docs, p.recon.docs]));
 
     it("serves each service's document with itself as the server, under the host name used", async () => {
       const doc = JSON.parse((await request(`${p.payment.server.httpUrl}/openapi.json`)).body);
@@ -65,11 +65,12 @@ describe("API docs over HTTP [embedded]", () => {
       const moved = await request(`${p.payment.server.httpUrl}/docs`);
       expect(moved.status).to.equal(302);
       expect(moved.headers.location).to.equal("/docs/");
-      for (const system of [p.payment, p.merchant]) {
+      for (const system of [p.payment, p.merchant, p.recon]) {
         const page = await request(`${system.server.httpUrl}/docs/`);
         expect(pageSpecs(page.body)).to.deep.equal([
           { name: "payment", url: p.payment.server.httpUrl },
           { name: "merchant", url: p.merchant.server.httpUrl },
+          { name: "recon", url: p.recon.server.httpUrl },
         ]);
       }
       const bundle = await request(`${p.payment.server.httpUrl}/docs/swagger-ui-bundle.js`);

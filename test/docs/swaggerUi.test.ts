@@ -27,7 +27,7 @@ describe("Swagger UI in headless Chromium [embedded]", function () {
       this.skip();
     }
     p = await startPlatform({ name: "embedded" });
-    linkApiCatalogs([p.payment.docs, p.merchant.docs]);
+    linkApiCatalogs([p.payment.docs, p.merchant.docs, p.recon.docs]);
     profile = mkdtempSync(join(tmpdir(), "chromium-profile-"));
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,

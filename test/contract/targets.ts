@@ -140,7 +140,7 @@ export function merchantTarget(server: RunningServer): ContractTarget {
 
 const DIFF_TYPES = ["F000", "F113", "F114", "F115"];
 
-export function paymentDiffSummary(answer: JsonObject): JsonObject {
+function paymentDiffSummary(answer: JsonObject): JsonObject {
   const run = answer.run as JsonObject;
   const summary = (run.diffs as JsonObject[]).find((d) => d.order_type === "ORDER_TYPE_PAYMENT");
   expect(summary, "a payment diff summary").to.not.equal(undefined);

@@ -4,10 +4,10 @@
  */
 import type { Knex } from "knex";
 import { OrderType } from "../../gen/payment/v1/payment_pb.js";
-import { inTransaction, keysetPages, toFen, type Database } from "../shared/database.js";
-import { lastIdAt, type ExportRow } from "../shared/orderExport.js";
+import { inTransaction, toFen, type Database } from "../shared/database.js";
+import { exportSuccessfulOrders, lastIdAt, type ExportRow } from "../shared/orderExport.js";
 
-export async function* exportOrders(
+export function exportOrders(
   knex: Knex,
   type: OrderType,
   key: "request_id" | "response_id",
@@ -16,23 +16,11 @@ export async function* exportOrders(
 ): AsyncGenerator<ExportRow[]> {
   const table = type === OrderType.WITHDRAWAL ? "withdrawal_orders" : "payment_orders";
   const amount = type === OrderType.WITHDRAWAL ? "withdraw_money" : "total_fee";
-  type Row = { request_id: string; response_id: string; saler_id: string; amount: unknown; request_time: string; response_time: string };
-  const query = () => {
-    const q = knex(table)
+  const orders = () =>
+    knex(table)
       .select("request_id", "response_id", "saler_id", { amount }, "request_time", "response_time")
       .where({ response_code: "SUCCESS" });
-    return cutoffTime === "" ? q : q.where("response_id", "<=", lastIdAt(cutoffTime));
-  };
-  for await (const rows of keysetPages<Row>(query, key, batchSize)) {
-    yield rows.map((r) => ({
-      requestId: r.request_id,
-      responseId: r.response_id,
-      salerId: r.saler_id,
-      amount: toFen(r.amount),
-      requestTime: r.request_time,
-      responseTime: r.response_time,
-    }));
-  }
+  return exportSuccessfulOrders(orders, key, cutoffTime, batchSize);
 }
 
 export interface BalanceRow {

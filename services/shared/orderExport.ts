@@ -1,4 +1,6 @@
 /** What both order-keeping systems export for reconciliation. */
+import type { Knex } from "knex";
+import { keysetPages, toFen } from "./database.js";
 import { idPrefix } from "./time.js";
 
 /** One successful order; amount is total_fee or withdraw_money, in fen. */
@@ -17,4 +19,30 @@ export interface ExportRow {
  */
 export function lastIdAt(cutoffTime: string): string {
   return `${idPrefix(cutoffTime)}999999`;
+}
+
+type ExportedColumns = { request_id: string; response_id: string; saler_id: string; amount: unknown; request_time: string; response_time: string };
+
+/**
+ * Streams successful orders in key order, page by page, answered at or before the cut-off (all
+ * when empty). `orders` selects request_id, response_id, saler_id, amount (aliased), request_time
+ * and response_time of the successful orders of one type.
+ */
+export async function* exportSuccessfulOrders(
+  orders: () => Knex.QueryBuilder,
+  key: "request_id" | "response_id",
+  cutoffTime: string,
+  batchSize: number,
+): AsyncGenerator<ExportRow[]> {
+  const query = () => (cutoffTime === "" ? orders() : orders().where("response_id", "<=", lastIdAt(cutoffTime)));
+  for await (const rows of keysetPages<ExportedColumns>(query, key, batchSize)) {
+    yield rows.map((r) => ({
+      requestId: r.request_id,
+      responseId: r.response_id,
+      salerId: r.saler_id,
+      amount: toFen(r.amount),
+      requestTime: r.request_time,
+      responseTime: r.response_time,
+    }));
+  }
 }

@@ -36,7 +36,7 @@ export async function startPaymentSystem(
   const settlement = new Settlement(db, buffer, clock, logger, {
     chunkSize: config.settleChunkSize,
     sweepEvery: config.settleSweepEvery,
-    leaseMs: 60_000,
+    leaseMs: config.settleLeaseMs ?? 60_000,
     ...(options.settlementFaults ? { faults: options.settlementFaults } : {}),
   });
   const impl = createPaymentService({ db, buffer, settlement, clock, logger, exportBatchSize: config.exportBatchSize });

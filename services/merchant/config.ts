@@ -1,6 +1,11 @@
 import { EnvReader, readListen, type ListenConfig } from "../shared/config.js";
 import type { DatabaseConfig } from "../shared/database.js";
 import { mysqlDatabaseUrl, readCron } from "../payment/config.js";
+import { readOperatorToken } from "../shared/authentication.js";
+import { readCallLimits, type CallLimits } from "../shared/callPolicy.js";
+import { ConfigError } from "../shared/errors.js";
+import { parseKey, parseMerchantId, type MerchantCredentials } from "../shared/signing.js";
+import { readServerTls, readTlsCa, type ServerTls } from "../shared/tls.js";
 
 export interface MerchantConfig {
   listen: ListenConfig;
@@ -15,6 +20,14 @@ export interface MerchantConfig {
   closeUnknownAfterSeconds: number;
   exportBatchSize: number;
   maxMessageBytes: number;
+  /** MERCHANT_ID and MERCHANT_KEY: every call to the payment system is signed with them. */
+  signing?: MerchantCredentials | undefined;
+  /** PAYMENT_TLS_CA: calls to the payment system use TLS and trust this CA. */
+  paymentTlsCa?: Buffer | undefined;
+  /** OPERATOR_TOKEN: Simulate and ResolveUnknownOrders then need "authorization: Bearer <token>". */
+  operatorToken?: string | undefined;
+  tls?: ServerTls | undefined;
+  callLimits?: CallLimits | undefined;
 }
 
 export function readMerchantConfig(env = new EnvReader()): MerchantConfig {
@@ -33,5 +46,19 @@ export function readMerchantConfig(env = new EnvReader()): MerchantConfig {
     closeUnknownAfterSeconds: env.int("CLOSE_UNKNOWN_AFTER_SECONDS", 60, 1, 86_400 * 30),
     exportBatchSize: env.int("EXPORT_BATCH_SIZE", 2000, 1, 100_000),
     maxMessageBytes: env.int("MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+    signing: readSigning(env),
+    paymentTlsCa: readTlsCa(env, "PAYMENT"),
+    operatorToken: readOperatorToken(env),
+    tls: readServerTls(env, "MERCHANT"),
+    callLimits: readCallLimits(env),
   };
+}
+
+function readSigning(env: EnvReader): MerchantCredentials | undefined {
+  const id = env.optional("MERCHANT_ID");
+  const key = env.optional("MERCHANT_KEY");
+  if (id === undefined && key === undefined) return undefined;
+  if (id === undefined) throw new ConfigError("MERCHANT_ID", "is required with MERCHANT_KEY");
+  if (key === undefined) throw new ConfigError("MERCHANT_KEY", "is required with MERCHANT_ID");
+  return { merchantId: parseMerchantId("MERCHANT_ID", id), key: parseKey("MERCHANT_KEY", key) };
 }

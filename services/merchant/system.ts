@@ -6,6 +6,9 @@ import { openDatabase, type Database } from "../shared/database.js";
 import { createGrpcClient } from "../shared/grpc.js";
 import type { Logger } from "../shared/logger.js";
 import { bind, serve, type RunningServer } from "../shared/server.js";
+import { operatorTokenGuard } from "../shared/authentication.js";
+import { signatureHeaders } from "../shared/signing.js";
+import { grpcChannelCredentials } from "../shared/tls.js";
 import { ApiCatalog, docsRoutes } from "../shared/apiDocs.js";
 import { merchantApiDocument } from "./apiDocs.js";
 import { BusinessClock } from "../shared/time.js";
@@ -13,6 +16,9 @@ import type { MerchantConfig } from "./config.js";
 import { merchantMigrations } from "./migrations/index.js";
 import { OrderSender } from "./orderSender.js";
 import { createMerchantService } from "./service.js";
+
+/** The calls that need the operator token when one is configured. */
+export const MERCHANT_OPERATOR_CALLS = ["Simulate", "ResolveUnknownOrders"] as const;
 
 export interface MerchantSystem {
   server: RunningServer;
@@ -25,8 +31,17 @@ export interface MerchantSystem {
 
 export async function startMerchantSystem(config: MerchantConfig, logger: Logger): Promise<MerchantSystem> {
   const db = await openDatabase(config.database, merchantMigrations);
-  const payment = createGrpcClient(PaymentService, config.paymentAddress);
   const clock = new BusinessClock(config.timeZone);
+  const signing = config.signing;
+  const payment = createGrpcClient(PaymentService, config.paymentAddress, {
+    credentials: grpcChannelCredentials(config.paymentTlsCa),
+    ...(signing
+      ? {
+          callHeaders: (method, message) =>
+            signatureHeaders(signing, `/${method.parent.typeName}/${method.name}`, method.input, message as never, clock.current()),
+        }
+      : {}),
+  });
   const sender = new OrderSender(db, payment.client, clock, logger, {
     callTimeoutMs: config.callTimeoutMs,
     closeUnknownAfterSeconds: config.closeUnknownAfterSeconds,
@@ -41,10 +56,17 @@ export async function startMerchantSystem(config: MerchantConfig, logger: Logger
   const server = await serve({
     name: "merchant",
     listen: config.listen,
-    services: [bind(MerchantService, impl)],
+    services: [
+      bind(MerchantService, impl, {
+        guard: config.operatorToken ? operatorTokenGuard(config.operatorToken, MERCHANT_OPERATOR_CALLS) : undefined,
+        longRunning: ["simulate", "resolveUnknownOrders"],
+      }),
+    ],
     logger,
     httpRoutes: docsRoutes(docs),
     maxMessageBytes: config.maxMessageBytes,
+    limits: config.callLimits,
+    tls: config.tls,
   });
   docs.add({ name: "merchant", url: server.httpUrl, document: merchantApiDocument() });
   let running: Promise<unknown> | undefined;

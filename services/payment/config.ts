@@ -2,6 +2,10 @@ import schedule from "node-schedule";
 import { EnvReader, readListen, type ListenConfig } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
 import type { DatabaseConfig } from "../shared/database.js";
+import { readOperatorToken } from "../shared/authentication.js";
+import { readCallLimits, type CallLimits } from "../shared/callPolicy.js";
+import { parseMerchantKeys } from "../shared/signing.js";
+import { readServerTls, type ServerTls } from "../shared/tls.js";
 
 export interface PaymentConfig {
   listen: ListenConfig;
@@ -22,6 +26,18 @@ export interface PaymentConfig {
   settleLeaseMs?: number;
   exportBatchSize: number;
   maxMessageBytes: number;
+  /**
+   * Merchant id → HMAC key (PAYMENT_MERCHANT_KEYS="merchant1:<hex or base64>,..."). When set,
+   * Pay, Withdraw and QueryOrder accept only calls signed by one of them; absent, no signature
+   * is asked for.
+   */
+  merchantKeys?: ReadonlyMap<string, Buffer> | undefined;
+  /** How far a signed request_time may lie from the payment system's business time. */
+  requestWindowSeconds?: number | undefined;
+  /** OPERATOR_TOKEN: Settle then needs "authorization: Bearer <token>". */
+  operatorToken?: string | undefined;
+  tls?: ServerTls | undefined;
+  callLimits?: CallLimits | undefined;
 }
 
 export function mysqlDatabaseUrl(env: EnvReader, own: string, database: string): string | undefined {
@@ -60,5 +76,15 @@ export function readPaymentConfig(env = new EnvReader()): PaymentConfig {
     settleLeaseMs: env.int("SETTLE_LEASE_MS", 60_000, 500, 3_600_000),
     exportBatchSize: env.int("EXPORT_BATCH_SIZE", 2000, 1, 100_000),
     maxMessageBytes: env.int("MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+    merchantKeys: readMerchantKeys(env),
+    requestWindowSeconds: env.int("PAYMENT_REQUEST_WINDOW_SECONDS", 300, 1, 86_400),
+    operatorToken: readOperatorToken(env),
+    tls: readServerTls(env, "PAYMENT"),
+    callLimits: readCallLimits(env),
   };
+}
+
+function readMerchantKeys(env: EnvReader): Map<string, Buffer> | undefined {
+  const text = env.optional("PAYMENT_MERCHANT_KEYS");
+  return text === undefined ? undefined : parseMerchantKeys("PAYMENT_MERCHANT_KEYS", text);
 }

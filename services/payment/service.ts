@@ -23,6 +23,7 @@ import {
   pageSize,
   requireAmount,
   requireBusinessTime,
+  requireOrderId,
   requireRequestId,
   requireSalerId,
 } from "../shared/validation.js";
@@ -216,7 +217,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
     },
 
     async queryOrder(req) {
-      if (req.requestId === "") throw invalidField("request_id", "is required");
+      requireOrderId("request_id", req.requestId);
       if (req.orderType !== OrderType.WITHDRAWAL) {
         const p = await findPayment(db.knex, req.requestId);
         if (p) return { found: true, orderType: OrderType.PAYMENT, order: { case: "payment", value: payResponse(p) } };

@@ -5,6 +5,7 @@ import { openDatabase, type Database } from "../shared/database.js";
 import { BusinessClock } from "../shared/time.js";
 import type { Logger } from "../shared/logger.js";
 import { bind, serve, type RunningServer } from "../shared/server.js";
+import { combineGuards, merchantSignatureGuard, operatorTokenGuard } from "../shared/authentication.js";
 import { ApiCatalog, docsRoutes } from "../shared/apiDocs.js";
 import { paymentApiDocument } from "./apiDocs.js";
 import { MemoryCreditBuffer, RedisCreditBuffer, type CreditBuffer } from "./creditBuffer.js";
@@ -12,6 +13,11 @@ import type { PaymentConfig } from "./config.js";
 import { paymentMigrations } from "./migrations/index.js";
 import { Settlement, type SettlementFaults } from "./settlement.js";
 import { createPaymentService } from "./service.js";
+
+/** The calls a merchant signs when merchant keys are configured. */
+export const MERCHANT_CALLS = ["Pay", "Withdraw", "QueryOrder"] as const;
+/** The calls that need the operator token when one is configured. */
+export const PAYMENT_OPERATOR_CALLS = ["Settle"] as const;
 
 export interface PaymentSystem {
   server: RunningServer;
@@ -44,10 +50,22 @@ export async function startPaymentSystem(
   const server = await serve({
     name: "payment",
     listen: config.listen,
-    services: [bind(PaymentService, impl)],
+    services: [
+      bind(PaymentService, impl, {
+        guard: combineGuards(
+          config.merchantKeys
+            ? merchantSignatureGuard({ keys: config.merchantKeys, windowSeconds: config.requestWindowSeconds ?? 300 }, clock, MERCHANT_CALLS)
+            : undefined,
+          config.operatorToken ? operatorTokenGuard(config.operatorToken, PAYMENT_OPERATOR_CALLS) : undefined,
+        ),
+        longRunning: ["settle"],
+      }),
+    ],
     logger,
     httpRoutes: docsRoutes(docs),
     maxMessageBytes: config.maxMessageBytes,
+    limits: config.callLimits,
+    tls: config.tls,
   });
   docs.add({ name: "payment", url: server.httpUrl, document: paymentApiDocument() });
   let running: Promise<unknown> | undefined;

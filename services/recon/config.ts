@@ -1,4 +1,7 @@
 import { EnvReader, readListen, type ListenConfig } from "../shared/config.js";
+import { readOperatorToken } from "../shared/authentication.js";
+import { readCallLimits, type CallLimits } from "../shared/callPolicy.js";
+import { readServerTls, readTlsCa, type ServerTls } from "../shared/tls.js";
 
 export interface ReconConfig {
   listen: ListenConfig;
@@ -12,6 +15,16 @@ export interface ReconConfig {
   cutoffLagSeconds: number;
   timeZone: string;
   maxMessageBytes: number;
+  /**
+   * OPERATOR_TOKEN: the runs (Reconcile, ReconcileFiles, Audit, AuditFiles) then need
+   * "authorization: Bearer <token>", and the reconciliation sends it to the merchant system.
+   */
+  operatorToken?: string | undefined;
+  tls?: ServerTls | undefined;
+  /** MERCHANT_TLS_CA and PAYMENT_TLS_CA: calls to those systems use TLS and trust these CAs. */
+  merchantTlsCa?: Buffer | undefined;
+  paymentTlsCa?: Buffer | undefined;
+  callLimits?: CallLimits | undefined;
 }
 
 export function readReconConfig(env = new EnvReader()): ReconConfig {
@@ -25,5 +38,10 @@ export function readReconConfig(env = new EnvReader()): ReconConfig {
     cutoffLagSeconds: env.int("RECON_CUTOFF_LAG_SECONDS", 5, 0, 86_400),
     timeZone: env.timeZone("BUSINESS_TIME_ZONE", "Asia/Shanghai"),
     maxMessageBytes: env.int("MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+    operatorToken: readOperatorToken(env),
+    tls: readServerTls(env, "RECON"),
+    merchantTlsCa: readTlsCa(env, "MERCHANT"),
+    paymentTlsCa: readTlsCa(env, "PAYMENT"),
+    callLimits: readCallLimits(env),
   };
 }

@@ -9,8 +9,8 @@ import { once } from "node:events";
 import { createArrayCsvStringifier } from "csv-writer/dist/index.js";
 
 export class CsvFormatError extends Error {
-  constructor(readonly file: string, readonly record: number, message: string) {
-    super(`${file}, record ${record}: ${message}`);
+  constructor(readonly file: string, readonly record: number, readonly reason: string) {
+    super(`${file}, record ${record}: ${reason}`);
     this.name = "CsvFormatError";
   }
 }

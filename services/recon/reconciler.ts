@@ -6,8 +6,8 @@
  * are compared, and the payment system reports balances as of it, so payments still in flight,
  * credits still buffered and payments arriving during the run never show up as differences.
  */
-import { copyFile, link, realpath, writeFile } from "node:fs/promises";
-import { join, resolve, sep } from "node:path";
+import { copyFile, link, realpath, rm, writeFile } from "node:fs/promises";
+import { basename, join, resolve, sep } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { MerchantService, OrderKey as MerchantOrderKey, OrderType as MerchantOrderType } from "../../gen/merchant/v1/merchant_pb.js";
@@ -56,7 +56,8 @@ function keyColumn(key: OrderKey): KeyColumn {
 
 /** A file handed in as CSV failed a rule: INVALID_ARGUMENT with the file and record named. */
 function refuse(err: unknown): never {
-  if (err instanceof CsvFormatError) throw new ConnectError(err.message, Code.InvalidArgument);
+  // Named by file name only: the run directory is the server's business.
+  if (err instanceof CsvFormatError) throw new ConnectError(`${basename(err.file)}, record ${err.record}: ${err.reason}`, Code.InvalidArgument);
   throw err;
 }
 
@@ -68,6 +69,16 @@ export class Reconciler {
     const createdTime = this.deps.clock.at(now);
     const { runId, directory } = await this.deps.runs.create(kind, createdTime, now % 1000);
     return create(RunSchema, { runId, kind, createdTime, cutoffTime, key, source, directory });
+  }
+
+  /** A run over files handed in that refuses them leaves no directory behind. */
+  private async discardIfRefused<T>(run: Run, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof ConnectError) await rm(run.directory, { recursive: true, force: true });
+      throw err;
+    }
   }
 
   private async finish(run: Run, started: number): Promise<Run> {
@@ -122,10 +133,13 @@ export class Reconciler {
     const started = performance.now();
     const run = await this.newRun(RunKind.RECONCILIATION, key === OrderKey.UNSPECIFIED ? OrderKey.RESPONSE_ID : key, "", "files");
     const kind = KINDS.find((k) => k.type === orderType)!;
-    const merchantFile = await this.materialize(run, "merchant", `merchant_${kind.name}.csv`, merchant);
-    const paymentFile = await this.materialize(run, "payment", `payment_${kind.name}.csv`, payment);
     const diffPath = join(run.directory, kind.diff);
-    const totals = await this.compareFiles(merchantFile, paymentFile, keyColumn(key), diffPath, kind.amount, true).catch(refuse);
+    const { merchantFile, paymentFile, totals } = await this.discardIfRefused(run, async () => {
+      const merchantFile = await this.materialize(run, "merchant", `merchant_${kind.name}.csv`, merchant);
+      const paymentFile = await this.materialize(run, "payment", `payment_${kind.name}.csv`, payment);
+      const totals = await this.compareFiles(merchantFile, paymentFile, keyColumn(key), diffPath, kind.amount, true).catch(refuse);
+      return { merchantFile, paymentFile, totals };
+    });
     run.files.push(file(`merchant_${kind.name}.csv`, merchantFile, totals.merchantRows), file(`payment_${kind.name}.csv`, paymentFile, totals.paymentRows));
     run.diffs.push(create(DiffSummarySchema, { orderType, ...totals }));
     run.files.push(file(kind.diff, diffPath, rowsIn(totals)));
@@ -151,13 +165,16 @@ export class Reconciler {
   async auditFiles(payments: CsvSource | undefined, withdrawals: CsvSource | undefined, balances: CsvSource | undefined): Promise<Run> {
     const started = performance.now();
     const run = await this.newRun(RunKind.AUDIT, OrderKey.RESPONSE_ID, "", "files");
-    const p = await this.materialize(run, "merchant_payments", "merchant_payments.csv", payments);
-    const w = await this.materialize(run, "merchant_withdrawals", "merchant_withdrawals.csv", withdrawals);
-    const b = await this.materialize(run, "balances", "payment_balances.csv", balances);
-    for (const [name, path] of [["merchant_payments.csv", p], ["merchant_withdrawals.csv", w], ["payment_balances.csv", b]] as const) {
-      run.files.push(file(name, path, 0n));
-    }
-    return this.finish(await this.audit(run, p, w, b).catch(refuse), started);
+    const audited = await this.discardIfRefused(run, async () => {
+      const p = await this.materialize(run, "merchant_payments", "merchant_payments.csv", payments);
+      const w = await this.materialize(run, "merchant_withdrawals", "merchant_withdrawals.csv", withdrawals);
+      const b = await this.materialize(run, "balances", "payment_balances.csv", balances);
+      for (const [name, path] of [["merchant_payments.csv", p], ["merchant_withdrawals.csv", w], ["payment_balances.csv", b]] as const) {
+        run.files.push(file(name, path, 0n));
+      }
+      return this.audit(run, p, w, b).catch(refuse);
+    });
+    return this.finish(audited, started);
   }
 
   private async audit(run: Run, payments: string, withdrawals: string, balancesFile: string): Promise<Run> {

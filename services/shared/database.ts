@@ -96,6 +96,12 @@ export async function openDatabase(config: DatabaseConfig, migrations: Record<st
         },
       },
     });
+    // knex writes a failed query's SQL, bindings filled in, into its error; its SQLite escaper
+    // throws on a bigint binding, which would replace the database's error (the one the logs
+    // need) with "str.replace is not a function". Integers are written as their digits.
+    const client = knex.client as { _escapeBinding(value: unknown, context: unknown): string };
+    const escape = client._escapeBinding.bind(client);
+    client._escapeBinding = (value, context) => (typeof value === "bigint" ? value.toString() : escape(value, context));
   }
   await knex.migrate.latest({
     migrationSource: {

@@ -4,14 +4,97 @@
  * handlers are the same `ServiceImpl` objects that connect-node serves as JSON.
  */
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, type DescMethod, type DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createHandlerContext, type Client, type ServiceImpl } from "@connectrpc/connect";
+import { create, fromBinary, ScalarType, toBinary, type DescField, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { Code, ConnectError, createHandlerContext, type Client, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { assignRequestId } from "./callPolicy.js";
 import { toClientError } from "./errors.js";
 
 type AnyImpl = Record<string, (req: unknown, ctx: unknown) => unknown>;
 
 export function grpcPath(service: DescService, method: DescMethod): string {
   return `/${service.typeName}/${method.name}`;
+}
+
+/** A request body that is not a valid encoding of the method's input message. */
+export class UndecodableRequest {
+  constructor(readonly reason: string) {}
+}
+
+function wireTypesOf(field: DescField): WireType[] {
+  const scalarWire = (t: ScalarType): WireType => {
+    switch (t) {
+      case ScalarType.STRING:
+      case ScalarType.BYTES:
+        return WireType.LengthDelimited;
+      case ScalarType.DOUBLE:
+      case ScalarType.FIXED64:
+      case ScalarType.SFIXED64:
+        return WireType.Bit64;
+      case ScalarType.FLOAT:
+      case ScalarType.FIXED32:
+      case ScalarType.SFIXED32:
+        return WireType.Bit32;
+      default:
+        return WireType.Varint;
+    }
+  };
+  switch (field.fieldKind) {
+    case "scalar":
+      return [scalarWire(field.scalar)];
+    case "enum":
+      return [WireType.Varint];
+    case "message":
+    case "map":
+      return [WireType.LengthDelimited];
+    case "list":
+      if (field.listKind === "message") return [WireType.LengthDelimited];
+      // Packed or one element at a time.
+      return [WireType.LengthDelimited, field.listKind === "enum" ? WireType.Varint : scalarWire(field.scalar)];
+  }
+}
+
+/**
+ * protobuf-es reads a known field by its declared type whatever wire type it arrives with, so
+ * a field sent with the wrong wire type could decode into a value nobody sent. Refuse it instead.
+ */
+function checkWireTypes(schema: DescMessage, bytes: Uint8Array, depth = 0): void {
+  if (depth > 32) throw new Error("messages nested too deeply");
+  const reader = new BinaryReader(bytes);
+  while (reader.pos < reader.len) {
+    const [no, wireType] = reader.tag();
+    const field = schema.fields.find((f) => f.number === no);
+    if (!field) {
+      reader.skip(wireType, no);
+      continue;
+    }
+    if (!wireTypesOf(field).includes(wireType)) throw new Error(`field ${field.name} (${no}) arrived with wire type ${wireType}`);
+    const nested = field.fieldKind === "message" ? field.message : field.fieldKind === "list" && field.listKind === "message" ? field.message : undefined;
+    if (nested) checkWireTypes(nested, reader.bytes(), depth + 1);
+    else reader.skip(wireType, no);
+  }
+}
+
+/** The decoded request, or why it cannot be decoded (answered as INVALID_ARGUMENT). */
+export function decodeRequest(schema: DescMessage, bytes: Uint8Array): unknown {
+  try {
+    checkWireTypes(schema, bytes);
+    return fromBinary(schema, bytes);
+  } catch (err) {
+    return new UndecodableRequest(`cannot decode ${schema.typeName}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Response headers and trailers as gRPC metadata (protocol headers left out). */
+function toMetadata(...sources: (Headers | undefined)[]): grpc.Metadata {
+  const md = new grpc.Metadata();
+  for (const headers of sources) {
+    headers?.forEach((value, key) => {
+      if (key === "content-type" || key === "te" || key.startsWith("grpc-") || key.endsWith("-bin")) return;
+      md.set(key, value);
+    });
+  }
+  return md;
 }
 
 /** The grpc-js service definition of a protobuf-es service. */
@@ -23,7 +106,7 @@ export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinit
       requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
       responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
       requestSerialize: (m: unknown) => Buffer.from(toBinary(method.input, m as never)),
-      requestDeserialize: (b: Buffer) => fromBinary(method.input, b),
+      requestDeserialize: (b: Buffer) => decodeRequest(method.input, b),
       responseSerialize: (m: unknown) => Buffer.from(toBinary(method.output, m as never)),
       responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
       originalName: method.localName,
@@ -49,9 +132,15 @@ function remainingMs(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerW
 
 export type ErrorObserver = (err: unknown, method: string) => void;
 
-function grpcError(err: unknown): Partial<grpc.StatusObject> {
+function grpcError(err: unknown, ctx: HandlerContext): Partial<grpc.StatusObject> {
   const e = toClientError(err);
-  return { code: e.code as number as grpc.status, details: e.rawMessage };
+  return { code: e.code as number as grpc.status, details: e.rawMessage, metadata: toMetadata(ctx.responseHeader, ctx.responseTrailer, e.metadata) };
+}
+
+/** The request, or INVALID_ARGUMENT when its bytes did not decode. */
+function requestOf(call: { request: unknown }): unknown {
+  if (call.request instanceof UndecodableRequest) throw new ConnectError(call.request.reason, Code.InvalidArgument);
+  return call.request;
 }
 
 /** Registers a service implementation on a grpc-js server. */
@@ -70,7 +159,7 @@ export function addGrpcService<S extends DescService>(
       const requestAbort = new AbortController();
       call.on("cancelled", () => requestAbort.abort(new ConnectError("cancelled by the client", Code.Canceled)));
       const timeoutMs = remainingMs(call);
-      return createHandlerContext({
+      const ctx = createHandlerContext({
         service,
         method,
         protocolName: "grpc",
@@ -81,6 +170,8 @@ export function addGrpcService<S extends DescService>(
         ...(timeoutMs === undefined ? {} : { timeoutMs }),
         ...(options.shutdownSignal ? { shutdownSignal: options.shutdownSignal } : {}),
       });
+      assignRequestId(ctx);
+      return ctx;
     };
     const report = (err: unknown) => {
       if (!(err instanceof ConnectError)) options.onError?.(err, method.name);
@@ -89,16 +180,17 @@ export function addGrpcService<S extends DescService>(
       handlers[method.localName] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const ctx = context(call);
         Promise.resolve()
-          .then(() => fn.call(impl, call.request, ctx))
+          .then(() => fn.call(impl, requestOf(call), ctx))
           .then(
             (res) => {
               ctx.abort();
-              callback(null, create(method.output, res as never));
+              call.sendMetadata(toMetadata(ctx.responseHeader));
+              callback(null, create(method.output, res as never), toMetadata(ctx.responseTrailer));
             },
             (err: unknown) => {
               ctx.abort();
               report(err);
-              callback(grpcError(err), null);
+              callback(grpcError(err, ctx), null);
             },
           );
       }) as grpc.handleUnaryCall<unknown, unknown>;
@@ -106,9 +198,14 @@ export function addGrpcService<S extends DescService>(
       handlers[method.localName] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
         const ctx = context(call);
         (async () => {
-          const stream = fn.call(impl, call.request, ctx) as AsyncIterable<unknown>;
+          const stream = fn.call(impl, requestOf(call), ctx) as AsyncIterable<unknown>;
+          let headersSent = false;
           for await (const item of stream) {
             if (call.cancelled) return;
+            if (!headersSent) {
+              call.sendMetadata(toMetadata(ctx.responseHeader));
+              headersSent = true;
+            }
             if (!call.write(create(method.output, item as never))) {
               await new Promise<void>((resolve) => {
                 call.once("drain", resolve);
@@ -116,13 +213,14 @@ export function addGrpcService<S extends DescService>(
               });
             }
           }
-          call.end();
+          if (!headersSent) call.sendMetadata(toMetadata(ctx.responseHeader));
+          call.end(toMetadata(ctx.responseTrailer));
         })().then(
           () => ctx.abort(),
           (err: unknown) => {
             ctx.abort();
             report(err);
-            call.emit("error", grpcError(err));
+            call.emit("error", grpcError(err, ctx));
           },
         );
       }) as grpc.handleServerStreamingCall<unknown, unknown>;
@@ -133,9 +231,17 @@ export function addGrpcService<S extends DescService>(
   server.addService(grpcServiceDefinition(service), handlers);
 }
 
-function connectErrorOf(err: grpc.ServiceError): ConnectError {
-  return new ConnectError(err.details || err.message, err.code as number as Code);
+function headersOf(metadata: grpc.Metadata | undefined): Headers {
+  return metadata ? metadataHeaders(metadata) : new Headers();
 }
+
+/** The status as a ConnectError whose metadata holds the trailers (x-request-id among them). */
+function connectErrorOf(err: grpc.ServiceError): ConnectError {
+  return new ConnectError(err.details || err.message, err.code as number as Code, headersOf(err.metadata));
+}
+
+/** Headers added to every call of a client, computed from the method and the request message. */
+export type CallHeaders = (method: DescMethod, request: unknown) => Record<string, string> | undefined;
 
 export interface GrpcClientHandle<S extends DescService> {
   client: Client<S>;
@@ -149,33 +255,44 @@ export interface GrpcClientHandle<S extends DescService> {
 export function createGrpcClient<S extends DescService>(
   service: S,
   address: string,
-  options: { credentials?: grpc.ChannelCredentials; channelOptions?: grpc.ChannelOptions } = {},
+  options: { credentials?: grpc.ChannelCredentials; channelOptions?: grpc.ChannelOptions; callHeaders?: CallHeaders } = {},
 ): GrpcClientHandle<S> {
   const raw = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions);
   const client: Record<string, unknown> = {};
   for (const method of service.methods) {
     const path = grpcPath(service, method);
-    const serialize = (m: unknown) => Buffer.from(toBinary(method.input, create(method.input, m as never)));
+    const serialize = (m: unknown) => Buffer.from(toBinary(method.input, m as never));
     const deserialize = (b: Buffer) => fromBinary(method.output, b);
     const callOptions = (opts?: { timeoutMs?: number }): grpc.CallOptions =>
       opts?.timeoutMs ? { deadline: Date.now() + opts.timeoutMs } : {};
-    const metadata = (opts?: { headers?: ConstructorParameters<typeof Headers>[0] }) => {
+    const metadata = (message: unknown, opts?: { headers?: ConstructorParameters<typeof Headers>[0] }) => {
       const md = new grpc.Metadata();
+      for (const [k, v] of Object.entries(options.callHeaders?.(method, message) ?? {})) md.set(k, v);
       if (opts?.headers) new Headers(opts.headers).forEach((v, k) => md.set(k, v));
       return md;
     };
+    type Opts = {
+      timeoutMs?: number;
+      signal?: AbortSignal;
+      headers?: ConstructorParameters<typeof Headers>[0];
+      onHeader?: (headers: Headers) => void;
+    };
     if (method.methodKind === "unary") {
-      client[method.localName] = (req: unknown, opts?: { timeoutMs?: number; signal?: AbortSignal; headers?: ConstructorParameters<typeof Headers>[0] }) =>
+      client[method.localName] = (req: unknown, opts?: Opts) =>
         new Promise((resolve, reject) => {
-          const call = raw.makeUnaryRequest(path, serialize, deserialize, req, metadata(opts), callOptions(opts), (err, res) => {
+          const message = create(method.input, req as never);
+          const call = raw.makeUnaryRequest(path, serialize, deserialize, message, metadata(message, opts), callOptions(opts), (err, res) => {
             if (err) reject(connectErrorOf(err));
             else resolve(res);
           });
+          if (opts?.onHeader) call.on("metadata", (md: grpc.Metadata) => opts.onHeader?.(metadataHeaders(md)));
           opts?.signal?.addEventListener("abort", () => call.cancel(), { once: true });
         });
     } else if (method.methodKind === "server_streaming") {
-      client[method.localName] = (req: unknown, opts?: { timeoutMs?: number; signal?: AbortSignal; headers?: ConstructorParameters<typeof Headers>[0] }) => {
-        const call = raw.makeServerStreamRequest(path, serialize, deserialize, req, metadata(opts), callOptions(opts));
+      client[method.localName] = (req: unknown, opts?: Opts) => {
+        const message = create(method.input, req as never);
+        const call = raw.makeServerStreamRequest(path, serialize, deserialize, message, metadata(message, opts), callOptions(opts));
+        if (opts?.onHeader) call.on("metadata", (md: grpc.Metadata) => opts.onHeader?.(metadataHeaders(md)));
         opts?.signal?.addEventListener("abort", () => call.cancel(), { once: true });
         return (async function* () {
           try {

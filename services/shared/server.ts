@@ -2,9 +2,12 @@
  * Serves one or more protobuf-es services twice from the same handler objects: gRPC on an
  * HTTP/2 port with @grpc/grpc-js (plus the standard grpc.health.v1 service), and the Connect
  * protocol (JSON and binary, plus gRPC-Web) on an HTTP/1.1 port with connect-node, whose JSON
- * uses the contracts' snake_case field names.
+ * uses the contracts' snake_case field names. Both run every call through the same call policy
+ * (callPolicy.ts: request id, guard, deadline, errors without internals) and, when configured,
+ * TLS (tls.ts).
  */
 import * as http from "node:http";
+import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import { setMaxListeners } from "node:events";
 import * as grpc from "@grpc/grpc-js";
@@ -13,6 +16,9 @@ import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { HealthImplementation } from "grpc-health-check";
 import { addGrpcService } from "./grpc.js";
+import type { CallGuard } from "./authentication.js";
+import { applyCallPolicy, DEFAULT_CALL_LIMITS, REQUEST_ID_HEADER, requestIdFrom, type CallLimits } from "./callPolicy.js";
+import { grpcServerCredentials, type ServerTls } from "./tls.js";
 import { addReflectionService } from "./reflection.js";
 import type { ListenConfig } from "./config.js";
 import type { Logger } from "./logger.js";
@@ -20,10 +26,18 @@ import type { Logger } from "./logger.js";
 export interface ServiceBinding {
   service: DescService;
   impl: ServiceImpl<DescService>;
+  /** Refuses calls before their handler runs (authentication.ts). */
+  guard?: CallGuard | undefined;
+  /** Unary methods (local names) that may run long and get the long deadline. */
+  longRunning?: readonly string[] | undefined;
 }
 
-export function bind<S extends DescService>(service: S, impl: ServiceImpl<S>): ServiceBinding {
-  return { service, impl: impl as unknown as ServiceImpl<DescService> };
+export function bind<S extends DescService>(
+  service: S,
+  impl: ServiceImpl<S>,
+  options: { guard?: CallGuard | undefined; longRunning?: readonly string[] } = {},
+): ServiceBinding {
+  return { service, impl: impl as unknown as ServiceImpl<DescService>, ...options };
 }
 
 /** Extra plain-HTTP routes; return true when the request was answered. */
@@ -37,6 +51,10 @@ export interface ServeOptions {
   httpRoutes?: HttpRoute[];
   /** Largest request message accepted, in bytes. */
   maxMessageBytes?: number;
+  /** Deadlines and concurrent streams; DEFAULT_CALL_LIMITS when absent. */
+  limits?: CallLimits | undefined;
+  /** Certificate and key: gRPC and the HTTP gateway serve TLS. */
+  tls?: ServerTls | undefined;
 }
 
 export interface RunningServer {
@@ -60,29 +78,35 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   setMaxListeners(0, shutdown.signal);
   const onError = (err: unknown, method: string) => logger.error({ err, method }, "handler failed");
 
+  const limits = options.limits ?? DEFAULT_CALL_LIMITS;
+  // Both transports serve the same handlers, each wrapped once in the call policy.
+  const bindings = options.services.map((b) => ({ service: b.service, impl: applyCallPolicy(b, logger, limits) }));
+
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": maxMessageBytes,
-    "grpc.max_concurrent_streams": 1000,
+    "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
   });
   const health = new HealthImplementation({ "": "SERVING" });
-  for (const { service, impl } of options.services) {
+  for (const { service, impl } of bindings) {
     addGrpcService(grpcServer, service, impl, { shutdownSignal: shutdown.signal, onError });
     health.setStatus(service.typeName, "SERVING");
   }
   health.addToServer(grpcServer);
   addReflectionService(grpcServer, options.services.map((b) => b.service));
   const grpcPort = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync(`${listen.host}:${listen.grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
+    grpcServer.bindAsync(`${listen.host}:${listen.grpcPort}`, grpcServerCredentials(options.tls), (err, port) =>
       err ? reject(err) : resolve(port),
     ),
   );
 
   const connectHandler = connectNodeAdapter({
     routes: (router: ConnectRouter) => {
-      for (const { service, impl } of options.services) router.service(service, impl);
+      for (const { service, impl } of bindings) router.service(service, impl);
     },
     jsonOptions: JSON_OPTIONS,
     readMaxBytes: maxMessageBytes,
+    // A caller may ask for a shorter deadline, never a longer one than any call may take.
+    maxTimeoutMs: limits.longDeadlineMs,
     shutdownSignal: shutdown.signal,
   });
   const routes = options.httpRoutes ?? [];
@@ -94,7 +118,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     if (!res.headersSent) res.setHeader("connection", "close");
     else res.once("finish", () => httpServer.closeIdleConnections());
   };
-  const httpServer = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     inFlight.add(res);
     res.once("close", () => inFlight.delete(res));
     if (draining) endConnectionAfter(res);
@@ -104,8 +128,25 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       return;
     }
     for (const route of routes) if (route(req, res)) return;
+    // Every gateway answer carries a request id, also a refusal before any handler runs
+    // (undecodable JSON, an oversized body); the handler's call policy reuses it.
+    const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER] as string | undefined);
+    req.headers[REQUEST_ID_HEADER] = requestId;
+    res.setHeader(REQUEST_ID_HEADER, requestId);
+    // connect-node answers a refused streaming request (over the size limit, a broken envelope)
+    // with the request body half read and its stream torn down, which leaves the keep-alive
+    // connection paused: the next request on it would wait for the keep-alive timeout. Once the
+    // answer is out, the rest of the body is read and dropped, as Node does for a body nobody
+    // read (the server's requestTimeout bounds how long).
+    const socket = req.socket;
+    res.once("finish", () => {
+      if (req.complete || !req.destroyed) return;
+      (req as unknown as { _dump(): void })._dump();
+      socket.resume();
+    });
     connectHandler(req, res);
-  });
+  };
+  const httpServer = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, onRequest) : http.createServer(onRequest);
   httpServer.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     httpServer.once("error", reject);
@@ -120,7 +161,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     grpcPort,
     httpPort,
     grpcAddress: `${hostForUrl}:${grpcPort}`,
-    httpUrl: `http://${hostForUrl}:${httpPort}`,
+    httpUrl: `${options.tls ? "https" : "http"}://${hostForUrl}:${httpPort}`,
     close(graceMs = 10_000) {
       closing ??= (async () => {
         for (const { service } of options.services) health.setStatus(service.typeName, "NOT_SERVING");

@@ -1,0 +1,141 @@
+/**
+ * What every call goes through, on grpc-js and connect-node alike, before and after its handler:
+ * a request id (the caller's `x-request-id`, or a fresh one) returned in the `x-request-id`
+ * response header; the service's guard (authentication.ts); a deadline; and the translation of
+ * every failure into the error the client sees. A failure that is not a ConnectError (SQL,
+ * file system, a bug) is logged with its request id and reaches the client only as INTERNAL
+ * "internal error" plus the request id, so SQL text, stacks and paths stay in the logs.
+ */
+import { randomUUID } from "node:crypto";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { CallGuard } from "./authentication.js";
+import type { EnvReader } from "./config.js";
+import { toClientError } from "./errors.js";
+import type { Logger } from "./logger.js";
+
+export const REQUEST_ID_HEADER = "x-request-id";
+const CALLER_REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** The caller's request id when it is well-formed, else a new one. */
+export function requestIdFrom(callers: string | null | undefined): string {
+  return typeof callers === "string" && CALLER_REQUEST_ID.test(callers) ? callers : randomUUID();
+}
+
+/** The call's request id: already assigned, the caller's (when well-formed), or a new one. */
+export function assignRequestId(ctx: { requestHeader: Headers; responseHeader: Headers }): string {
+  const assigned = ctx.responseHeader.get(REQUEST_ID_HEADER);
+  if (assigned) return assigned;
+  const id = requestIdFrom(ctx.requestHeader.get(REQUEST_ID_HEADER));
+  ctx.responseHeader.set(REQUEST_ID_HEADER, id);
+  return id;
+}
+
+export interface CallLimits {
+  /** Deadline of a unary call that is not long-running, unless the caller asks for less. */
+  deadlineMs: number;
+  /** Deadline of server-streaming and long-running calls (simulations, reconciliation runs). */
+  longDeadlineMs: number;
+  /** HTTP/2 streams one gRPC connection may have open at once. */
+  maxConcurrentStreams: number;
+}
+
+export const DEFAULT_CALL_LIMITS: CallLimits = { deadlineMs: 30_000, longDeadlineMs: 3_600_000, maxConcurrentStreams: 1000 };
+
+export function readCallLimits(env: EnvReader): CallLimits {
+  return {
+    deadlineMs: env.int("CALL_DEADLINE_MS", DEFAULT_CALL_LIMITS.deadlineMs, 100, 3_600_000),
+    longDeadlineMs: env.int("LONG_CALL_DEADLINE_MS", DEFAULT_CALL_LIMITS.longDeadlineMs, 1000, 7 * 86_400_000),
+    maxConcurrentStreams: env.int("MAX_CONCURRENT_STREAMS", DEFAULT_CALL_LIMITS.maxConcurrentStreams, 1, 1_000_000),
+  };
+}
+
+export interface PolicyTarget {
+  service: DescService;
+  impl: ServiceImpl<DescService>;
+  guard?: CallGuard | undefined;
+  /** Local names of unary methods that may run long (they get the long deadline). */
+  longRunning?: readonly string[] | undefined;
+}
+
+type AnyMethod = (req: unknown, ctx: HandlerContext) => unknown;
+
+function deadlineExceeded(ms: number): ConnectError {
+  return new ConnectError(`deadline of ${ms} ms exceeded`, Code.DeadlineExceeded);
+}
+
+/** Settles like `work`, or rejects with DEADLINE_EXCEEDED (naming the call's `budget`) after `ms`. */
+async function within<T>(work: Promise<T>, ms: number, budget = ms): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expiry = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(deadlineExceeded(budget)), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([work, expiry]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The same service with every method running under the policy. */
+export function applyCallPolicy(target: PolicyTarget, logger: Logger, limits: CallLimits): ServiceImpl<DescService> {
+  const { service, guard } = target;
+  const impl = target.impl as unknown as Record<string, AnyMethod>;
+  const wrapped: Record<string, AnyMethod> = {};
+
+  for (const method of service.methods) {
+    const fn = impl[method.localName];
+    if (!fn) continue; // the transports report the missing handler
+    const rpc = `/${service.typeName}/${method.name}`;
+    const long = method.methodKind !== "unary" || (target.longRunning ?? []).includes(method.localName);
+    const budget = (ctx: HandlerContext) => Math.floor(Math.min(ctx.timeoutMs() ?? Infinity, long ? limits.longDeadlineMs : limits.deadlineMs));
+    const translate = (err: unknown, requestId: string): ConnectError => {
+      if (!(err instanceof ConnectError)) logger.error({ err, requestId, rpc }, "call failed");
+      return toClientError(err);
+    };
+    const admit = (req: unknown, ctx: HandlerContext) => guard?.({ method: method as DescMethod, rpc, request: req, header: ctx.requestHeader });
+
+    if (method.methodKind === "unary") {
+      wrapped[method.localName] = async (req, ctx) => {
+        const requestId = assignRequestId(ctx);
+        try {
+          admit(req, ctx);
+          return await within(Promise.resolve(fn.call(impl, req, ctx)), budget(ctx));
+        } catch (err) {
+          throw translate(err, requestId);
+        }
+      };
+    } else if (method.methodKind === "server_streaming") {
+      wrapped[method.localName] = async function* (req, ctx) {
+        const requestId = assignRequestId(ctx);
+        let it: AsyncIterator<unknown> | undefined;
+        let finished = false;
+        try {
+          admit(req, ctx);
+          const ms = budget(ctx);
+          const end = Date.now() + ms;
+          it = (fn.call(impl, req, ctx) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+          for (;;) {
+            const remaining = end - Date.now();
+            if (remaining <= 0) throw deadlineExceeded(ms);
+            const step = await within(it.next(), remaining, ms);
+            if (step.done) {
+              finished = true;
+              return;
+            }
+            yield step.value;
+          }
+        } catch (err) {
+          throw translate(err, requestId);
+        } finally {
+          // Stops the handler's generator when the stream ends early (error, deadline, cancel);
+          // not awaited, since a handler stuck in a step would hold the answer back.
+          if (it && !finished) void Promise.resolve(it.return?.()).catch(() => {});
+        }
+      } as AnyMethod;
+    } else {
+      wrapped[method.localName] = fn; // not served: the transports refuse other kinds
+    }
+  }
+  return wrapped as unknown as ServiceImpl<DescService>;
+}

@@ -5,6 +5,7 @@ import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
 import { createGrpcClient, type GrpcClientHandle } from "../shared/grpc.js";
+import { operatorHeaders } from "../shared/authentication.js";
 
 export const EXIT = {
   ok: 0,
@@ -47,7 +48,12 @@ export class Services {
   private client<S extends DescService>(name: ServiceName, service: S): Client<S> {
     let c = this.cache.get(name) as Client<S> | undefined;
     if (!c) {
-      const handle = createGrpcClient(service, this.addresses[name], { channelOptions: { "grpc.max_receive_message_length": 64 * 1024 * 1024 } });
+      // OPERATOR_TOKEN, when the services require one, goes with every call (settle, simulate, runs).
+      const operator = operatorHeaders(process.env.OPERATOR_TOKEN || undefined);
+      const handle = createGrpcClient(service, this.addresses[name], {
+        channelOptions: { "grpc.max_receive_message_length": 64 * 1024 * 1024 },
+        callHeaders: () => operator,
+      });
       this.open.push(handle as unknown as GrpcClientHandle<DescService>);
       c = handle.client;
       this.cache.set(name, c);

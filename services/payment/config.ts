@@ -73,7 +73,7 @@ export function readPaymentConfig(env = new EnvReader()): PaymentConfig {
     settleCron: readCron(env, "SETTLE_CRON", "*/5 * * * * *"),
     settleChunkSize: env.int("SETTLE_CHUNK_ACCOUNTS", 200, 1, 5000),
     settleSweepEvery: env.int("SETTLE_SWEEP_EVERY", 12, 1, 1_000_000),
-    settleLeaseMs: env.int("SETTLE_LEASE_MS", 60_000, 500, 3_600_000),
+    settleLeaseMs: env.int("SETTLE_LEASE_MS", 15_000, 500, 3_600_000),
     exportBatchSize: env.int("EXPORT_BATCH_SIZE", 2000, 1, 100_000),
     maxMessageBytes: env.int("MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     merchantKeys: readMerchantKeys(env),

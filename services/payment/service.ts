@@ -90,6 +90,15 @@ function conflict(requestId: string): ConnectError {
 
 const ID_ATTEMPTS = 8;
 
+/**
+ * A caller that gave up (deadline passed, call cancelled) has recorded the order as UNKNOWN and
+ * will ask later; an order not yet written is then not written at all, so a request cannot land
+ * long after the merchant stopped waiting for it.
+ */
+function abandonedByCaller(signal: AbortSignal): void {
+  if (signal.aborted) throw new ConnectError("the caller stopped waiting before the order was recorded", Code.DeadlineExceeded);
+}
+
 export function validatePay(req: PayRequest): void {
   requireBusinessTime("request_time", req.requestTime);
   requireRequestId("request_id", req.requestId, req.requestTime);
@@ -138,7 +147,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
   }
 
   return {
-    async pay(req) {
+    async pay(req, ctx) {
       validatePay(req);
       const earlier = await findPayment(db.knex, req.requestId);
       if (earlier) return replayPayment(earlier, req);
@@ -154,6 +163,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
           responseCode: "SUCCESS",
           responseMsg: MSG_OK,
         };
+        abandonedByCaller(ctx.signal);
         try {
           await insertPayment(db.knex, order);
         } catch (err) {
@@ -177,13 +187,14 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
       }
     },
 
-    async withdraw(req) {
+    async withdraw(req, ctx) {
       validateWithdraw(req);
       const earlier = await findWithdrawal(db.knex, req.requestId);
       if (earlier) return replayWithdrawal(earlier, req);
       for (let attempt = 1; ; attempt++) {
         const now = clock.current();
         const id = responseId(now);
+        abandonedByCaller(ctx.signal);
         try {
           const order = await inTransaction(db, async (trx) => {
             let code = "SUCCESS";

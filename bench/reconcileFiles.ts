@@ -79,7 +79,7 @@ export async function orderFiles(n: number): Promise<{ merchant: string; payment
 }
 
 /** Runs one reconciliation in a child process; resolves with its JSON report. */
-function runChild(merchant: string, payment: string): Promise<Record<string, number>> {
+export function runChild(merchant: string, payment: string): Promise<Record<string, number>> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", join(here, "reconcileFilesChild.ts"), merchant, payment], {
       stdio: ["ignore", "pipe", "inherit"],

@@ -76,6 +76,11 @@ export async function insertWithdrawal(db: Knex, o: WithdrawalOrder): Promise<vo
   });
 }
 
+/** Turns a withdrawal recorded in this transaction into a refusal (its debit did not happen). */
+export async function markWithdrawalFailed(db: Knex, requestId: string, message: string): Promise<void> {
+  await db("withdrawal_orders").where({ request_id: requestId }).update({ response_code: "FAIL", response_msg: message });
+}
+
 export async function findWithdrawal(db: Knex, requestId: string): Promise<WithdrawalOrder | undefined> {
   const row = (await db("withdrawal_orders").where({ request_id: requestId }).first()) as
     | (OrderRow & { withdraw_money: unknown })

@@ -37,6 +37,7 @@ import {
   findWithdrawal,
   insertPayment,
   insertWithdrawal,
+  markWithdrawalFailed,
   type PaymentOrder,
   type WithdrawalOrder,
 } from "./orders.js";
@@ -197,12 +198,6 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
         abandonedByCaller(ctx.signal);
         try {
           const order = await inTransaction(db, async (trx) => {
-            let code = "SUCCESS";
-            let msg = MSG_OK;
-            if (!(await debit(trx, req.salerId, req.withdrawMoney, now))) {
-              code = "FAIL";
-              msg = (await accountExists(trx, req.salerId)) ? MSG_INSUFFICIENT_BALANCE : MSG_UNKNOWN_ACCOUNT;
-            }
             const o: WithdrawalOrder = {
               requestId: req.requestId,
               requestTime: req.requestTime,
@@ -210,10 +205,17 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
               withdrawMoney: req.withdrawMoney,
               responseId: id,
               responseTime: now,
-              responseCode: code,
-              responseMsg: msg,
+              responseCode: "SUCCESS",
+              responseMsg: MSG_OK,
             };
+            // The order first and the debit last: the account's row lock is then held only from
+            // the debit to the commit, which is what bounds withdrawals on one busy account.
             await insertWithdrawal(trx, o);
+            if (!(await debit(trx, req.salerId, req.withdrawMoney, now))) {
+              o.responseCode = "FAIL";
+              o.responseMsg = (await accountExists(trx, req.salerId)) ? MSG_INSUFFICIENT_BALANCE : MSG_UNKNOWN_ACCOUNT;
+              await markWithdrawalFailed(trx, o.requestId, o.responseMsg);
+            }
             return o;
           });
           return withdrawResponse(order);

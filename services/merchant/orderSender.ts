@@ -11,7 +11,18 @@ import { isDuplicateKeyError } from "../shared/errors.js";
 import { OrderIdSequence } from "../shared/ids.js";
 import type { BusinessClock } from "../shared/time.js";
 import type { Logger } from "../shared/logger.js";
-import { findOrder, insertOrder, openOrders, recordOutcome, type MerchantOrder, type OrderTypeName } from "./orders.js";
+import { WriteBatcher } from "../shared/writeBatcher.js";
+import {
+  findOrder,
+  insertOrder,
+  insertOrders,
+  openOrders,
+  recordOutcome,
+  recordOutcomes,
+  type MerchantOrder,
+  type OrderTypeName,
+  type Outcome,
+} from "./orders.js";
 
 /** Injected defects (simulation only). */
 export type Fault = "LOST_RESPONSE" | "TAMPERED_AMOUNT" | "MERCHANT_ONLY";
@@ -47,6 +58,36 @@ export const MSG_NOT_RECEIVED = "the payment system has no record of this reques
 export class OrderSender {
   private readonly ids = new OrderIdSequence();
 
+  /**
+   * New orders of concurrent sends are stored together. A batch that meets a duplicate
+   * request_id is not stored at all (one statement), and is then stored order by order so that
+   * each send learns its own outcome. The answer per order: undefined when stored, else its error.
+   */
+  private readonly orderInserts = new WriteBatcher<{ order: MerchantOrder; now: string; simulationId?: string | undefined }, unknown>(
+    async (items) => {
+      const one = (i: (typeof items)[number]) => insertOrder(this.db.knex, i.order, i.now, i.simulationId).then(() => undefined, (err: unknown) => err);
+      if (items.length === 1) return [await one(items[0]!)];
+      try {
+        await insertOrders(this.db.knex, items);
+        return items.map(() => undefined);
+      } catch (err) {
+        if (!isDuplicateKeyError(err)) throw err;
+        return Promise.all(items.map(one));
+      }
+    },
+    { maxInFlight: 4, maxBatch: 500 },
+  );
+
+  /** Answers of concurrent sends are recorded together, one statement per batch. */
+  private readonly outcomeWrites = new WriteBatcher<{ requestId: string; outcome: Outcome; now: string }, void>(
+    async (items) => {
+      if (items.length === 1) await recordOutcome(this.db.knex, items[0]!.requestId, items[0]!.outcome, items[0]!.now);
+      else await recordOutcomes(this.db.knex, items);
+      return items.map(() => undefined);
+    },
+    { maxInFlight: 4, maxBatch: 500 },
+  );
+
   constructor(
     private readonly db: Database,
     private readonly payment: Client<typeof PaymentService>,
@@ -74,12 +115,9 @@ export class OrderSender {
         responseMsg: "",
         fault: opts.fault ?? null,
       };
-      try {
-        await insertOrder(this.db.knex, order, requestTime, opts.simulationId);
-        return order;
-      } catch (err) {
-        if (!isDuplicateKeyError(err) || attempt >= 8) throw err;
-      }
+      const failed = await this.orderInserts.submit({ order, now: requestTime, simulationId: opts.simulationId });
+      if (failed === undefined) return order;
+      if (!isDuplicateKeyError(failed) || attempt >= 8) throw failed;
     }
   }
 
@@ -136,7 +174,8 @@ export class OrderSender {
       responseMsg: answer.responseMsg,
       ...(tampered === undefined ? {} : { amount: tampered }),
     };
-    await recordOutcome(this.db.knex, order.requestId, outcome, now);
+    if (tampered === undefined) await this.outcomeWrites.submit({ requestId: order.requestId, outcome, now });
+    else await recordOutcome(this.db.knex, order.requestId, outcome, now);
     return { ...order, ...outcome };
   }
 

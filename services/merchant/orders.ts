@@ -53,8 +53,8 @@ function fromRow(r: Row): MerchantOrder {
   };
 }
 
-export async function insertOrder(db: Knex, o: MerchantOrder, now: string, simulationId?: string): Promise<void> {
-  await db("merchant_orders").insert({
+function orderRow(o: MerchantOrder, now: string, simulationId?: string) {
+  return {
     request_id: o.requestId,
     order_type: o.orderType,
     saler_id: o.salerId,
@@ -68,7 +68,43 @@ export async function insertOrder(db: Knex, o: MerchantOrder, now: string, simul
     fault: o.fault ?? null,
     simulation_id: simulationId ?? null,
     updated_time: now,
-  });
+  };
+}
+
+export async function insertOrder(db: Knex, o: MerchantOrder, now: string, simulationId?: string): Promise<void> {
+  await db("merchant_orders").insert(orderRow(o, now, simulationId));
+}
+
+/** One statement for several new orders: all of them are stored, or (on any duplicate) none. */
+export async function insertOrders(db: Knex, orders: readonly { order: MerchantOrder; now: string; simulationId?: string | undefined }[]): Promise<void> {
+  await db("merchant_orders").insert(orders.map((o) => orderRow(o.order, o.now, o.simulationId)));
+}
+
+export type Outcome = Pick<MerchantOrder, "state" | "responseId" | "responseTime" | "responseCode" | "responseMsg">;
+
+/**
+ * Records the outcomes of several open orders (INIT or UNKNOWN) in one statement, as
+ * recordOutcome does one by one; updated_time is the latest of their times.
+ */
+export async function recordOutcomes(db: Knex, items: readonly { requestId: string; outcome: Outcome; now: string }[]): Promise<void> {
+  const nullIfEmpty = (v: string) => (v === "" ? null : v);
+  const byRequest = (value: (o: Outcome) => string | null) =>
+    db.raw(`CASE request_id ${items.map(() => "WHEN ? THEN ?").join(" ")} END`, items.flatMap((i) => [i.requestId, value(i.outcome)]));
+  const now = items.reduce((latest, i) => (i.now > latest ? i.now : latest), "");
+  await db("merchant_orders")
+    .whereIn(
+      "request_id",
+      items.map((i) => i.requestId),
+    )
+    .whereIn("state", ["INIT", "UNKNOWN"])
+    .update({
+      state: byRequest((o) => o.state),
+      response_id: byRequest((o) => nullIfEmpty(o.responseId)),
+      response_time: byRequest((o) => nullIfEmpty(o.responseTime)),
+      response_code: byRequest((o) => nullIfEmpty(o.responseCode)),
+      response_msg: byRequest((o) => nullIfEmpty(o.responseMsg)),
+      updated_time: now,
+    });
 }
 
 /** Records the outcome of an order that is still open (INIT or UNKNOWN). */

@@ -12,6 +12,11 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 
+export interface Credit {
+  salerId: string;
+  amount: bigint;
+}
+
 export interface SettlementLease {
   /** Extends the lease; false when it was lost (expired and taken by another settler). */
   renew(): Promise<boolean>;
@@ -21,6 +26,8 @@ export interface SettlementLease {
 export interface CreditBuffer {
   /** Buffers a committed credit: the account becomes due for settlement. */
   add(salerId: string, amount: bigint): Promise<void>;
+  /** Buffers several committed credits at once (one round trip). */
+  addAll(credits: readonly Credit[]): Promise<void>;
   /**
    * Moves every due account into the settling set and returns the whole settling set, which
    * also holds the accounts of a settlement that died before finishing.
@@ -52,6 +59,10 @@ export class MemoryCreditBuffer implements CreditBuffer {
   async add(salerId: string, amount: bigint): Promise<void> {
     this.due.add(salerId);
     this.amounts.set(salerId, (this.amounts.get(salerId) ?? 0n) + amount);
+  }
+
+  async addAll(credits: readonly Credit[]): Promise<void> {
+    for (const c of credits) await this.add(c.salerId, c.amount);
   }
 
   async beginDrain(): Promise<string[]> {
@@ -166,6 +177,15 @@ export class RedisCreditBuffer implements CreditBuffer {
       .sadd(this.keys.due, salerId)
       .hincrby(this.keys.amounts, salerId, amount.toString())
       .exec();
+  }
+
+  async addAll(credits: readonly Credit[]): Promise<void> {
+    if (this.redis.status !== "ready") throw new Error(`credit buffer unavailable (${this.redis.status})`);
+    const sums = new Map<string, bigint>();
+    for (const c of credits) sums.set(c.salerId, (sums.get(c.salerId) ?? 0n) + c.amount);
+    const multi = this.redis.multi().sadd(this.keys.due, ...sums.keys());
+    for (const [salerId, amount] of sums) multi.hincrby(this.keys.amounts, salerId, amount.toString());
+    await multi.exec();
   }
 
   async beginDrain(): Promise<string[]> {

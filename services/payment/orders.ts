@@ -34,8 +34,8 @@ interface OrderRow {
   response_msg: string;
 }
 
-export async function insertPayment(db: Knex, o: PaymentOrder): Promise<void> {
-  await db("payment_orders").insert({
+function paymentRow(o: PaymentOrder) {
+  return {
     request_id: o.requestId,
     request_time: o.requestTime,
     saler_id: o.salerId,
@@ -45,7 +45,16 @@ export async function insertPayment(db: Knex, o: PaymentOrder): Promise<void> {
     response_code: o.responseCode,
     response_msg: o.responseMsg,
     settlement_id: null,
-  });
+  };
+}
+
+export async function insertPayment(db: Knex, o: PaymentOrder): Promise<void> {
+  await db("payment_orders").insert(paymentRow(o));
+}
+
+/** One statement for several orders: all of them are recorded, or (on any duplicate) none. */
+export async function insertPayments(db: Knex, orders: readonly PaymentOrder[]): Promise<void> {
+  await db("payment_orders").insert(orders.map(paymentRow));
 }
 
 export async function findPayment(db: Knex, requestId: string): Promise<PaymentOrder | undefined> {

@@ -27,7 +27,8 @@ import {
   requireRequestId,
   requireSalerId,
 } from "../shared/validation.js";
-import type { CreditBuffer } from "./creditBuffer.js";
+import type { Credit, CreditBuffer } from "./creditBuffer.js";
+import { WriteBatcher } from "../shared/writeBatcher.js";
 import {
   accountExists,
   accountViews,
@@ -36,6 +37,7 @@ import {
   findPayment,
   findWithdrawal,
   insertPayment,
+  insertPayments,
   insertWithdrawal,
   markWithdrawalFailed,
   type PaymentOrder,
@@ -97,7 +99,11 @@ const ID_ATTEMPTS = 8;
  * long after the merchant stopped waiting for it.
  */
 function abandonedByCaller(signal: AbortSignal): void {
-  if (signal.aborted) throw new ConnectError("the caller stopped waiting before the order was recorded", Code.DeadlineExceeded);
+  if (signal.aborted) throw abandoned();
+}
+
+function abandoned(): ConnectError {
+  return new ConnectError("the caller stopped waiting before the order was recorded", Code.DeadlineExceeded);
 }
 
 export function validatePay(req: PayRequest): void {
@@ -147,11 +153,44 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
     return withdrawResponse(existing);
   }
 
+  /**
+   * Orders of concurrent Pay calls are inserted together. A batch that meets a duplicate
+   * request_id or response_id is not recorded at all (one statement), and is then inserted order
+   * by order so that each call learns its own outcome; an order whose caller gave up while it
+   * waited is left out. The answer per order: undefined when recorded, else its error.
+   */
+  const paymentWrites = new WriteBatcher<{ order: PaymentOrder; signal: AbortSignal }, unknown>(
+    async (items) => {
+      const live = items.filter((i) => !i.signal.aborted);
+      const one = (o: PaymentOrder) => insertPayment(db.knex, o).then(() => undefined, (err: unknown) => err);
+      let outcomes: Map<PaymentOrder, unknown>;
+      if (live.length <= 1) {
+        outcomes = new Map(await Promise.all(live.map(async (i) => [i.order, await one(i.order)] as const)));
+      } else {
+        try {
+          await insertPayments(db.knex, live.map((i) => i.order));
+          outcomes = new Map(live.map((i) => [i.order, undefined]));
+        } catch (err) {
+          if (!isDuplicateKeyError(err)) throw err;
+          outcomes = new Map(await Promise.all(live.map(async (i) => [i.order, await one(i.order)] as const)));
+        }
+      }
+      return items.map((i) => (outcomes.has(i.order) ? outcomes.get(i.order) : abandoned()));
+    },
+    { maxInFlight: 4, maxBatch: 500 },
+  );
+  /** Credits of recorded orders reach the buffer together, one round trip per batch. */
+  const creditWrites = new WriteBatcher<Credit, void>(
+    async (credits) => {
+      await buffer.addAll(credits);
+      return credits.map(() => undefined);
+    },
+    { maxInFlight: 2, maxBatch: 1000 },
+  );
+
   return {
     async pay(req, ctx) {
       validatePay(req);
-      const earlier = await findPayment(db.knex, req.requestId);
-      if (earlier) return replayPayment(earlier, req);
       for (let attempt = 1; ; attempt++) {
         const now = clock.current();
         const order: PaymentOrder = {
@@ -165,18 +204,19 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
           responseMsg: MSG_OK,
         };
         abandonedByCaller(ctx.signal);
-        try {
-          await insertPayment(db.knex, order);
-        } catch (err) {
-          if (!isDuplicateKeyError(err)) throw err;
+        // A request_id seen before fails as a duplicate here, and the stored answer is replayed:
+        // no look-up first, since nearly every request is new.
+        const failed = await paymentWrites.submit({ order, signal: ctx.signal });
+        if (failed !== undefined) {
+          if (!isDuplicateKeyError(failed)) throw failed;
           const existing = await findPayment(db.knex, req.requestId);
           if (existing) return replayPayment(existing, req);
-          if (attempt >= ID_ATTEMPTS) throw err;
+          if (attempt >= ID_ATTEMPTS) throw failed;
           continue; // the response_id clashed with another instance's: take another
         }
         // Committed: from here the credit is owed whatever happens to the buffer.
         try {
-          await buffer.add(order.salerId, order.totalFee);
+          await creditWrites.submit({ salerId: order.salerId, amount: order.totalFee });
         } catch (err) {
           logger.warn({ err, requestId: order.requestId }, "credit buffer unavailable; settlement will sweep the orders table");
           settlement.requestSweep();

@@ -116,7 +116,7 @@ export async function compareOrders(merchant: OrderCursor, payment: OrderCursor,
 /** Copies a CSV file written by CsvFileWriter, minus its BOM and header line, onto `out`. */
 async function appendBody(path: string, out: CsvFileWriter): Promise<void> {
   let skipping = true;
-  for await (const chunk of createReadStream(path, { encoding: "utf8", highWaterMark: 1 << 20 })) {
+  for await (const chunk of createReadStream(path, { encoding: "utf8", highWaterMark: 32 * 1024 })) {
     let text = chunk as string;
     if (skipping) {
       const nl = text.indexOf("\n");

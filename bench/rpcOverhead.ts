@@ -10,7 +10,7 @@
  * per second it reads each server process's CPU time, since on two cores the client's own cost
  * caps both rates alike: CPU per call is the overhead undiluted.
  *
- * BENCH_RPC_SECONDS (6 per turn), BENCH_RPC_CONCURRENCY (64).
+ * BENCH_RPC_SECONDS (8 per turn), BENCH_RPC_CONCURRENCY (64).
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -22,7 +22,7 @@ import { OrderType, QueryOrderRequestSchema } from "../gen/payment/v1/payment_pb
 import { PROFILE_DIR } from "./lib/services.js";
 import { ROOT, emit, envInt, loadAverage, log, percentile } from "./lib/common.js";
 
-const SECONDS = envInt("BENCH_RPC_SECONDS", 6);
+const SECONDS = envInt("BENCH_RPC_SECONDS", 8);
 const CONCURRENCY = envInt("BENCH_RPC_CONCURRENCY", 64);
 const WARMUP_SECONDS = 2;
 const request = Buffer.from(toBinary(QueryOrderRequestSchema, create(QueryOrderRequestSchema, { requestId: "20261126000000000001", orderType: OrderType.PAYMENT })));

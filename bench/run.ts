@@ -9,11 +9,13 @@
  * that breaks is reported as such and the others still run.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { DATA_DIR, REDIS_URL, ROOT, adminQuery, fmt, log, ratioOf, type BenchResult } from "./lib/common.js";
+import { PROFILE_DIR } from "./lib/services.js";
+import { summarize } from "./profileSummary.js";
 
 const BENCHMARKS: { name: string; script: string; args?: string[] }[] = [
   { name: "payments", script: "paymentsEndToEnd.ts" },
@@ -108,6 +110,18 @@ function report(facts: [string, string][], results: BenchResult[], failed: strin
       out.push("");
     }
   }
+  if (process.env.BENCH_PROFILE === "1" && existsSync(PROFILE_DIR)) {
+    out.push("## CPU profiles", "", "Taken with `node --cpu-prof` (BENCH_PROFILE=1), which slows the processes down: the figures above are then not comparable with a run without it. Top self time of each process's main thread, idle excluded:", "");
+    for (const dir of readdirSync(PROFILE_DIR).sort()) {
+      const files = readdirSync(join(PROFILE_DIR, dir)).map((f) => join(PROFILE_DIR, dir, f));
+      if (files.length === 0) continue;
+      const main = files.sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+      const s = summarize(main, 8);
+      out.push(`### ${dir} (busy ${(s.totalMs / 1000).toFixed(1)} s)`, "");
+      out.push(`By package: ${s.owners.map((o) => `${o.frame} ${o.percent.toFixed(1)}%`).join(", ")}.`, "");
+      out.push(`By frame: ${s.frames.map((o) => `\`${o.frame}\` ${o.percent.toFixed(1)}%`).join(", ")}.`, "");
+    }
+  }
   return out.join("\n");
 }
 
@@ -121,6 +135,7 @@ const facts = await machineFacts();
 for (const [k, v] of facts) log(`${k}: ${v}`);
 const resultsDir = join(DATA_DIR, "results");
 rmSync(resultsDir, { recursive: true, force: true });
+if (process.env.BENCH_PROFILE === "1") rmSync(PROFILE_DIR, { recursive: true, force: true });
 mkdirSync(resultsDir, { recursive: true });
 const results: BenchResult[] = [];
 const failed: string[] = [];

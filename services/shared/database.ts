@@ -44,6 +44,10 @@ async function ensureMysqlDatabase(url: URL): Promise<void> {
   }
 }
 
+// compileSqlOnError: false (both dialects): a failed statement's error keeps its own code and
+// carries the SQL with placeholders, not the bound values. Knex would otherwise format the
+// values into the message, and it fails on a bigint value for SQLite, replacing a duplicate key
+// error with a TypeError.
 export async function openDatabase(config: DatabaseConfig, migrations: Record<string, Migration>): Promise<Database> {
   let knex: Knex;
   let dialect: Dialect;
@@ -74,6 +78,7 @@ export async function openDatabase(config: DatabaseConfig, migrations: Record<st
         },
       },
       acquireConnectionTimeout: 30_000,
+      compileSqlOnError: false,
     });
   } else {
     dialect = "sqlite";
@@ -82,6 +87,7 @@ export async function openDatabase(config: DatabaseConfig, migrations: Record<st
       client: "better-sqlite3",
       connection: { filename: config.sqliteFile, options: { safeIntegers: true } },
       useNullAsDefault: true,
+      compileSqlOnError: false,
       // One connection: SQLite has one writer, and a single connection serializes transactions
       // in the pool's queue instead of failing them with SQLITE_BUSY.
       pool: {

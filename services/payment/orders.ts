@@ -72,8 +72,8 @@ export async function findPayment(db: Knex, requestId: string): Promise<PaymentO
   };
 }
 
-export async function insertWithdrawal(db: Knex, o: WithdrawalOrder): Promise<void> {
-  await db("withdrawal_orders").insert({
+function withdrawalRow(o: WithdrawalOrder) {
+  return {
     request_id: o.requestId,
     request_time: o.requestTime,
     saler_id: o.salerId,
@@ -82,7 +82,16 @@ export async function insertWithdrawal(db: Knex, o: WithdrawalOrder): Promise<vo
     response_time: o.responseTime,
     response_code: o.responseCode,
     response_msg: o.responseMsg,
-  });
+  };
+}
+
+export async function insertWithdrawal(db: Knex, o: WithdrawalOrder): Promise<void> {
+  await db("withdrawal_orders").insert(withdrawalRow(o));
+}
+
+/** One statement for several withdrawal orders: all of them are recorded, or (on any duplicate) none. */
+export async function insertWithdrawals(db: Knex, orders: readonly WithdrawalOrder[]): Promise<void> {
+  await db("withdrawal_orders").insert(orders.map(withdrawalRow));
 }
 
 /** Turns a withdrawal recorded in this transaction into a refusal (its debit did not happen). */

@@ -39,6 +39,7 @@ import {
   insertPayment,
   insertPayments,
   insertWithdrawal,
+  insertWithdrawals,
   markWithdrawalFailed,
   type PaymentOrder,
   type WithdrawalOrder,
@@ -101,6 +102,9 @@ const ID_ATTEMPTS = 8;
 function abandonedByCaller(signal: AbortSignal): void {
   if (signal.aborted) throw abandoned();
 }
+
+/** A batch of withdrawals that one account's balance does not cover as a whole. */
+class BatchNotCovered extends Error {}
 
 function abandoned(): ConnectError {
   return new ConnectError("the caller stopped waiting before the order was recorded", Code.DeadlineExceeded);
@@ -179,6 +183,61 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
     },
     { maxInFlight: 4, maxBatch: 500 },
   );
+  /**
+   * One withdrawal in a transaction of its own: the order first and the debit last, so the
+   * account's row lock is held only from the debit to the commit.
+   */
+  async function withdrawAlone(o: WithdrawalOrder): Promise<WithdrawalOrder> {
+    return inTransaction(db, async (trx) => {
+      const order = { ...o };
+      await insertWithdrawal(trx, order);
+      if (!(await debit(trx, order.salerId, order.withdrawMoney, order.responseTime))) {
+        order.responseCode = "FAIL";
+        order.responseMsg = (await accountExists(trx, order.salerId)) ? MSG_INSUFFICIENT_BALANCE : MSG_UNKNOWN_ACCOUNT;
+        await markWithdrawalFailed(trx, order.requestId, order.responseMsg);
+      }
+      return order;
+    });
+  }
+
+  /**
+   * Withdrawals of concurrent calls share a transaction: their orders in one INSERT, then one
+   * conditional debit of each account's total, accounts in saler_id order. When every account
+   * covers its total they all succeed together, one row lock per account held from its debit to
+   * the commit. When one does not, or an order is a duplicate, the transaction rolls back and
+   * each withdrawal runs alone and gets the answer it would have got alone. Either way every
+   * debit is one conditional UPDATE, so no balance goes below zero even for an instant.
+   */
+  const withdrawalWrites = new WriteBatcher<{ order: WithdrawalOrder; signal: AbortSignal }, WithdrawalOrder | { failed: unknown }>(
+    async (items) => {
+      const live = items.filter((i) => !i.signal.aborted).map((i) => i.order);
+      const alone = () =>
+        Promise.all(live.map((o) => withdrawAlone(o).then((r): WithdrawalOrder | { failed: unknown } => r, (failed: unknown) => ({ failed }))));
+      let outcomes: (WithdrawalOrder | { failed: unknown })[];
+      if (live.length <= 1) outcomes = await alone();
+      else {
+        try {
+          await inTransaction(db, async (trx) => {
+            await insertWithdrawals(trx, live);
+            const totals = new Map<string, bigint>();
+            for (const o of live) totals.set(o.salerId, (totals.get(o.salerId) ?? 0n) + o.withdrawMoney);
+            const now = live.reduce((latest, o) => (o.responseTime > latest ? o.responseTime : latest), "");
+            for (const salerId of [...totals.keys()].sort()) {
+              if (!(await debit(trx, salerId, totals.get(salerId)!, now))) throw new BatchNotCovered();
+            }
+          });
+          outcomes = live;
+        } catch (err) {
+          if (!(err instanceof BatchNotCovered) && !isDuplicateKeyError(err)) throw err;
+          outcomes = await alone();
+        }
+      }
+      const byOrder = new Map(live.map((o, i) => [o, outcomes[i]!]));
+      return items.map((i) => byOrder.get(i.order) ?? { failed: abandoned() });
+    },
+    { maxInFlight: 4, maxBatch: 500 },
+  );
+
   /** Credits of recorded orders reach the buffer together, one round trip per batch. */
   const creditWrites = new WriteBatcher<Credit, void>(
     async (credits) => {
@@ -230,42 +289,30 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
 
     async withdraw(req, ctx) {
       validateWithdraw(req);
-      const earlier = await findWithdrawal(db.knex, req.requestId);
-      if (earlier) return replayWithdrawal(earlier, req);
       for (let attempt = 1; ; attempt++) {
         const now = clock.current();
-        const id = responseId(now);
+        const order: WithdrawalOrder = {
+          requestId: req.requestId,
+          requestTime: req.requestTime,
+          salerId: req.salerId,
+          withdrawMoney: req.withdrawMoney,
+          responseId: responseId(now),
+          responseTime: now,
+          responseCode: "SUCCESS",
+          responseMsg: MSG_OK,
+        };
         abandonedByCaller(ctx.signal);
-        try {
-          const order = await inTransaction(db, async (trx) => {
-            const o: WithdrawalOrder = {
-              requestId: req.requestId,
-              requestTime: req.requestTime,
-              salerId: req.salerId,
-              withdrawMoney: req.withdrawMoney,
-              responseId: id,
-              responseTime: now,
-              responseCode: "SUCCESS",
-              responseMsg: MSG_OK,
-            };
-            // The order first and the debit last: the account's row lock is then held only from
-            // the debit to the commit, which is what bounds withdrawals on one busy account.
-            await insertWithdrawal(trx, o);
-            if (!(await debit(trx, req.salerId, req.withdrawMoney, now))) {
-              o.responseCode = "FAIL";
-              o.responseMsg = (await accountExists(trx, req.salerId)) ? MSG_INSUFFICIENT_BALANCE : MSG_UNKNOWN_ACCOUNT;
-              await markWithdrawalFailed(trx, o.requestId, o.responseMsg);
-            }
-            return o;
-          });
-          return withdrawResponse(order);
-        } catch (err) {
-          if (!isDuplicateKeyError(err)) throw err;
-          // The transaction rolled back, debit included.
+        // A request_id seen before fails as a duplicate (its transaction, debit included, rolls
+        // back) and the stored answer is replayed.
+        const outcome = await withdrawalWrites.submit({ order, signal: ctx.signal });
+        if ("failed" in outcome) {
+          if (!isDuplicateKeyError(outcome.failed)) throw outcome.failed;
           const existing = await findWithdrawal(db.knex, req.requestId);
           if (existing) return replayWithdrawal(existing, req);
-          if (attempt >= ID_ATTEMPTS) throw err;
+          if (attempt >= ID_ATTEMPTS) throw outcome.failed;
+          continue; // the response_id clashed with another instance's: take another
         }
+        return withdrawResponse(outcome);
       }
     },
 

@@ -16,6 +16,7 @@ import { Redis } from "ioredis";
 import { DATA_DIR, REDIS_URL, ROOT, adminQuery, fmt, log, ratioOf, type BenchResult } from "./lib/common.js";
 import { PROFILE_DIR } from "./lib/services.js";
 import { summarize } from "./profileSummary.js";
+import { watchOtherLoad } from "./lib/otherLoad.js";
 
 const BENCHMARKS: { name: string; script: string; args?: string[] }[] = [
   { name: "payments", script: "paymentsEndToEnd.ts" },
@@ -45,6 +46,7 @@ async function machineFacts(): Promise<[string, string][]> {
   redis.disconnect();
   const duckdb = JSON.parse(readFileSync(join(ROOT, "node_modules", "@duckdb", "node-api", "package.json"), "utf8")) as { version: string };
   return [
+    ["load average before the run", `${loadavg().map((l) => l.toFixed(2)).join(", ")} (1, 5, 15 min); each benchmark's own load is in its method section, and includes the suite's previous benchmark`],
     ["CPU", `${sh("nproc")} cores (nproc), ${cpus()[0]?.model ?? "?"}`],
     ["memory", `${(totalmem() / 2 ** 30).toFixed(1)} GiB`],
     ["kernel", sh("uname -sr")],
@@ -88,11 +90,13 @@ function report(facts: [string, string][], results: BenchResult[], failed: strin
   out.push("## Results", "");
   out.push("| benchmark | figure | ours | baseline (same run) | ratio | target | notes |", "|---|---|---|---|---|---|---|");
   for (const r of results) {
+    const other = otherLoad.get(r.name);
+    const busy = other && other.wallSeconds > 0 ? other.cpuSeconds / other.wallSeconds : 0;
     for (const f of r.figures) {
       const ratio = ratioOf(f);
       out.push(
         `| ${r.name} | ${f.what} | ${cell(f.ours, f.unit)} | ${f.baseline === undefined ? "—" : `${cell(f.baseline, f.unit)}: ${f.baselineWhat ?? ""}`} | ` +
-          `${ratio === undefined ? "—" : ratio.toFixed(2)} | ${f.target ?? ""} | ${f.notes ?? ""} |`,
+          `${ratio === undefined ? "—" : ratio.toFixed(2)} | ${f.target ?? ""} | ${f.notes ?? ""}${busy > 0.1 ? ` **Other processes kept ${busy.toFixed(1)} of 2 cores busy during this benchmark.**` : ""} |`,
       );
     }
   }
@@ -102,8 +106,10 @@ function report(facts: [string, string][], results: BenchResult[], failed: strin
   for (const r of results) {
     out.push(`### ${r.title}`, "");
     out.push(r.method, "");
+    const other = otherLoad.get(r.name);
     out.push(`Sizes: ${Object.entries(r.sizes).map(([k, v]) => `${k} ${typeof v === "number" ? v.toLocaleString("en") : v}`).join(", ")}. ` +
-      `Load average when it started: ${r.loadAverage.join(", ")} (1, 5, 15 min). Took ${r.seconds.toFixed(0)} s.`, "");
+      `Load average when it started: ${r.loadAverage.join(", ")} (1, 5, 15 min). Took ${r.seconds.toFixed(0)} s.` +
+      (other ? ` Processes other than the benchmark's own (and MariaDB and Redis) used ${other.cpuSeconds.toFixed(1)} CPU-seconds meanwhile${other.top ? ` (${other.top})` : ""}.` : ""), "");
     if (r.checks?.length) {
       out.push("Checks:", "");
       for (const c of r.checks) out.push(`- ${c}`);
@@ -139,10 +145,15 @@ if (process.env.BENCH_PROFILE === "1") rmSync(PROFILE_DIR, { recursive: true, fo
 mkdirSync(resultsDir, { recursive: true });
 const results: BenchResult[] = [];
 const failed: string[] = [];
+const otherLoad = new Map<string, ReturnType<ReturnType<typeof watchOtherLoad>>>();
 for (const b of selected) {
   log(`== ${b.name} (bench/${b.script}); load average ${loadavg().map((l) => l.toFixed(2)).join(", ")}`);
   const file = join(resultsDir, `${b.name}.json`);
+  const others = watchOtherLoad();
   const code = await runBenchmark(b.script, file, b.args ?? []);
+  const other = others();
+  otherLoad.set(b.name, other);
+  log(`${b.name}: other processes used ${other.cpuSeconds.toFixed(1)} CPU-s in ${other.wallSeconds.toFixed(0)} s${other.top ? ` (${other.top})` : ""}`);
   if (existsSync(file)) results.push(JSON.parse(readFileSync(file, "utf8")) as BenchResult);
   if (code !== 0 || !existsSync(file)) {
     failed.push(b.name);

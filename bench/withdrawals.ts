@@ -5,7 +5,8 @@
  *
  * One account holds a balance large enough for every withdrawal; this process sends Withdraw
  * RPCs of 1 fen to the payment system (its own process, fresh database) with 64 in flight. Each
- * is a transaction: the conditional debit, the withdrawal order, commit. Baseline in the same
+ * is recorded with its conditional debit in one transaction, which concurrent withdrawals share.
+ * Baseline in the same
  * run: the same conditional UPDATE (`… SET balance = balance - ? WHERE saler_id = ? AND
  * balance >= ?`) sent straight to MariaDB from 64 connections, each statement autocommitted, on
  * a copy of the accounts table. Both must end with the balance lowered by exactly the count.
@@ -96,7 +97,8 @@ emit({
   title: "Withdrawals on one account",
   method:
     `One account with a balance of ${START_BALANCE} fen; ${COUNT} Withdraw RPCs of 1 fen (after ${WARMUP} warm-up) from this process to the payment ` +
-    `system (own process, fresh database), ${CONCURRENCY} in flight: each is a transaction of the conditional debit and the withdrawal order. ` +
+    `system (own process, fresh database), ${CONCURRENCY} in flight: each is recorded with its conditional debit in one transaction (concurrent ` +
+    "withdrawals share one, with one debit of their total). " +
     `Baseline: the same conditional UPDATE straight on MariaDB from ${CONCURRENCY} pooled connections (mysql2), autocommitted, on a copy of the ` +
     "accounts table in the same database, same count and warm-up.",
   sizes: { withdrawals: COUNT, concurrency: CONCURRENCY, warmup: WARMUP },

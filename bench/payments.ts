@@ -19,6 +19,7 @@
  */
 import mysql from "mysql2/promise";
 import { BusinessClock, idPrefix } from "../services/shared/time.js";
+import { measure as measureThroughput, type Throughput } from "./lib/common.js";
 import { startPlatform, uniqueName, type Backend, type Platform } from "../test/harness.js";
 
 const mysqlUrl = process.env.BENCH_MYSQL_URL ?? process.env.TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306";
@@ -28,44 +29,17 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const ACCOUNTS = 100;
 const WARMUP = 500;
 
-interface Figures {
-  label: string;
-  count: number;
-  seconds: number;
-  perSecond: number;
-  p50: number;
-  p99: number;
-}
+type Figures = Throughput & { label: string };
 
-function percentile(sorted: number[], p: number): number {
-  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-}
-
-/** Runs fn(i) for i < count with `concurrency` in flight; per-call latency in ms. */
+/** Runs fn(i) for i < count with `concurrency` in flight, labelled for printing. */
 async function measure(label: string, count: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<Figures> {
-  const latencies = new Array<number>(count);
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, count) }, async () => {
-      for (;;) {
-        const i = next++;
-        if (i >= count) return;
-        const t0 = performance.now();
-        await fn(i);
-        latencies[i] = performance.now() - t0;
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return { label, count, seconds, perSecond: count / seconds, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
+  return { label, ...(await measureThroughput(count, concurrency, fn)) };
 }
 
 function print(f: Figures): void {
   console.log(
     `${f.label.padEnd(44)} ${String(f.count).padStart(6)} in ${f.seconds.toFixed(2).padStart(6)} s  ` +
-      `${f.perSecond.toFixed(0).padStart(6)} /s  p50 ${f.p50.toFixed(1).padStart(6)} ms  p99 ${f.p99.toFixed(1).padStart(6)} ms`,
+      `${f.perSecond.toFixed(0).padStart(6)} /s  p50 ${f.p50Ms.toFixed(1).padStart(6)} ms  p99 ${f.p99Ms.toFixed(1).padStart(6)} ms`,
   );
 }
 
@@ -90,7 +64,7 @@ async function throughMerchant(p: Platform, label: string, count: number, seed: 
   if (r.succeeded !== count) throw new Error(`simulation: ${r.succeeded} of ${count} succeeded, ${r.failed} failed, ${r.unknown} unknown`);
   const seconds = Number(r.elapsedMs) / 1000;
   return {
-    figures: { label, count, seconds, perSecond: r.throughput, p50: r.latencyP50Ms, p99: r.latencyP99Ms },
+    figures: { label, count, seconds, perSecond: r.throughput, p50Ms: r.latencyP50Ms, p99Ms: r.latencyP99Ms },
     amount: r.amountSucceeded,
   };
 }

@@ -20,14 +20,9 @@ export type KeyColumn = "response_id" | "request_id";
 /** The key column of temporary sorted runs. */
 type ColumnOfKey = KeyColumn | "sort_key";
 
-export interface OrderRecord {
+/** An exported order with the value it is matched on. */
+export interface OrderRecord extends ExportRow {
   key: string;
-  requestId: string;
-  responseId: string;
-  salerId: string;
-  amount: bigint;
-  requestTime: string;
-  responseTime: string;
 }
 
 export const AMOUNT_COLUMNS = ["total_fee", "withdraw_money", "amount"] as const;

@@ -20,6 +20,7 @@ import type { MerchantConfig } from "../services/merchant/config.js";
 import { startPaymentSystem, type PaymentSystem } from "../services/payment/system.js";
 import { startMerchantSystem, type MerchantSystem } from "../services/merchant/system.js";
 import type { SettlementFaults } from "../services/payment/settlement.js";
+import type { SenderFaults } from "../services/merchant/orderSender.js";
 import { ReconService } from "../gen/recon/v1/recon_pb.js";
 import type { ReconConfig } from "../services/recon/config.js";
 import { startReconSystem, type ReconSystem } from "../services/recon/system.js";
@@ -157,6 +158,7 @@ export interface PlatformOptions {
   merchant?: Partial<MerchantConfig>;
   recon?: Partial<ReconConfig>;
   settlementFaults?: SettlementFaults;
+  senderFaults?: SenderFaults;
 }
 
 /** Payment, merchant and reconciliation systems on loopback, wired together, with fresh storage. */
@@ -169,7 +171,11 @@ export async function startPlatform(backend: Backend, options: PlatformOptions =
     silentLogger,
     options.settlementFaults ? { settlementFaults: options.settlementFaults } : {},
   );
-  const merchant = await startMerchantSystem(merchantConfig(merchantStore, payment.server.grpcAddress, options.merchant), silentLogger);
+  const merchant = await startMerchantSystem(
+    merchantConfig(merchantStore, payment.server.grpcAddress, options.merchant),
+    silentLogger,
+    options.senderFaults ? { senderFaults: options.senderFaults } : {},
+  );
   const reconDir = mkdtempSync(join(tmpdir(), "recon-"));
   const recon = await startReconSystem(
     reconConfig(reconDir, merchant.server.grpcAddress, payment.server.grpcAddress, options.recon),

@@ -3,6 +3,14 @@
  * stored as INIT before the call, then SUCCESS or FAIL from the answer, or UNKNOWN when the call
  * timed out or broke (the payment system may or may not have recorded it; `resolveOpenOrders`
  * asks it later with the same request_id).
+ *
+ * Invariant: the merchant records FAIL for an order only on an answer of the payment system
+ * that settles it for good: a FAIL answer, a refusal, or the close of its request_id
+ * (CloseOrder), after which the payment system records no order under it. So a FAIL at the
+ * merchant is never a success at the payment system, whichever instance stalls or dies between
+ * storing an order and sending it. Sending re-reads an order that waited long enough to have
+ * been closed meanwhile, so a stalled instance does not send what another one resolved; the
+ * close at the payment system is what makes that safe when the stall falls after the re-read.
  */
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { OrderType, type PaymentService } from "../../gen/payment/v1/payment_pb.js";
@@ -53,7 +61,18 @@ export interface ResolveResult {
   stillUnknown: number;
 }
 
-export const MSG_NOT_RECEIVED = "the payment system has no record of this request";
+export const MSG_CLOSED = "closed at the payment system before it recorded the request";
+
+/** Points where tests hold a send, to prove that a late send moves no money after a close. */
+export interface SenderFaults {
+  /** Runs after the order is stored and re-read, just before the payment call. */
+  beforeSend?: (order: MerchantOrder) => Promise<void>;
+}
+
+/** An order stored this long ago may have been closed by a resolver: read it again before sending. */
+const REREAD_AFTER_SECONDS = 2;
+
+type Answer = { responseId: string; responseTime: string; responseCode: string; responseMsg: string };
 
 export class OrderSender {
   private readonly ids = new OrderIdSequence();
@@ -93,7 +112,7 @@ export class OrderSender {
     private readonly payment: Client<typeof PaymentService>,
     private readonly clock: BusinessClock,
     private readonly logger: Logger,
-    private readonly options: { callTimeoutMs: number; closeUnknownAfterSeconds: number },
+    private readonly options: { callTimeoutMs: number; closeUnknownAfterSeconds: number; faults?: SenderFaults },
   ) {}
 
   /** A fresh request_id, stored as INIT (retried on the rare clash with another instance). */
@@ -130,6 +149,15 @@ export class OrderSender {
       await recordOutcome(this.db.knex, order.requestId, fake, now);
       return { ...order, ...fake };
     }
+    if (order.requestTime <= this.clock.secondsAgo(REREAD_AFTER_SECONDS)) {
+      // Stored a while ago (a stalled process, a long pause): another instance may have resolved it.
+      const current = await findOrder(this.db.knex, order.requestId);
+      if (current === undefined || current.state !== "INIT") {
+        this.logger.warn({ requestId: order.requestId, state: current?.state }, "order resolved elsewhere before it was sent; not sending it");
+        return current ?? order;
+      }
+    }
+    await this.options.faults?.beforeSend?.(order);
     let answer: { responseId: string; responseTime: string; responseCode: string; responseMsg: string };
     try {
       const call = { timeoutMs: this.options.callTimeoutMs };
@@ -181,9 +209,10 @@ export class OrderSender {
 
   /**
    * Asks the payment system about every UNKNOWN order and every INIT order older than
-   * `initOlderThanSeconds`. Found: the stored answer decides. Not found: the request never
-   * arrived, and once it is older than the close-after age it is closed as FAIL (Pay is
-   * idempotent, so nothing is lost by closing: the merchant can send a new request).
+   * `initOlderThanSeconds`. Found: the stored answer decides. Not found and older than the
+   * close-after age: the request_id is closed at the payment system (CloseOrder), which answers
+   * either the order that got there first (its answer decides) or the close, after which no
+   * payment under it can be recorded, and only then is the order FAIL here.
    */
   async resolveOpenOrders(initOlderThanSeconds: number): Promise<ResolveResult> {
     const result: ResolveResult = { examined: 0, succeeded: 0, failed: 0, stillUnknown: 0 };
@@ -206,12 +235,11 @@ export class OrderSender {
   }
 
   private async ask(order: MerchantOrder, closeBefore: string): Promise<"SUCCESS" | "FAIL" | "OPEN"> {
-    let found;
+    const request = { requestId: order.requestId, orderType: order.orderType === "PAYMENT" ? OrderType.PAYMENT : OrderType.WITHDRAWAL };
+    const call = { timeoutMs: this.options.callTimeoutMs };
+    let found: { closed: boolean; closeTime: string; order: { case: undefined; value?: undefined } | { case: "payment" | "withdrawal"; value: Answer } };
     try {
-      found = await this.payment.queryOrder(
-        { requestId: order.requestId, orderType: order.orderType === "PAYMENT" ? OrderType.PAYMENT : OrderType.WITHDRAWAL },
-        { timeoutMs: this.options.callTimeoutMs },
-      );
+      found = order.requestTime <= closeBefore ? await this.payment.closeOrder(request, call) : await this.payment.queryOrder(request, call);
     } catch {
       if (order.state === "INIT") {
         await recordOutcome(this.db.knex, order.requestId, { state: "UNKNOWN", responseId: "", responseTime: "", responseCode: "", responseMsg: "payment system unreachable" }, this.clock.current());
@@ -219,14 +247,14 @@ export class OrderSender {
       return "OPEN";
     }
     const now = this.clock.current();
-    if (found.found && found.order.case !== undefined) {
+    if (found.order.case !== undefined) {
       const r = found.order.value;
       const state = r.responseCode === "SUCCESS" ? "SUCCESS" : "FAIL";
       await recordOutcome(this.db.knex, order.requestId, { state, responseId: r.responseId, responseTime: r.responseTime, responseCode: r.responseCode, responseMsg: r.responseMsg }, now);
       return state;
     }
-    if (order.requestTime <= closeBefore) {
-      await recordOutcome(this.db.knex, order.requestId, { state: "FAIL", responseId: "", responseTime: now, responseCode: "FAIL", responseMsg: MSG_NOT_RECEIVED }, now);
+    if (found.closed) {
+      await recordOutcome(this.db.knex, order.requestId, { state: "FAIL", responseId: "", responseTime: found.closeTime, responseCode: "FAIL", responseMsg: MSG_CLOSED }, now);
       return "FAIL";
     }
     if (order.state === "INIT") {

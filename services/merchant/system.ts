@@ -14,7 +14,7 @@ import { merchantApiDocument } from "./apiDocs.js";
 import { BusinessClock } from "../shared/time.js";
 import type { MerchantConfig } from "./config.js";
 import { merchantMigrations } from "./migrations/index.js";
-import { OrderSender } from "./orderSender.js";
+import { OrderSender, type SenderFaults } from "./orderSender.js";
 import { createMerchantService } from "./service.js";
 
 /** The calls that need the operator token when one is configured. */
@@ -29,7 +29,11 @@ export interface MerchantSystem {
   close(): Promise<void>;
 }
 
-export async function startMerchantSystem(config: MerchantConfig, logger: Logger): Promise<MerchantSystem> {
+export async function startMerchantSystem(
+  config: MerchantConfig,
+  logger: Logger,
+  options: { senderFaults?: SenderFaults } = {},
+): Promise<MerchantSystem> {
   const db = await openDatabase(config.database, merchantMigrations);
   const clock = new BusinessClock(config.timeZone);
   const signing = config.signing;
@@ -45,6 +49,7 @@ export async function startMerchantSystem(config: MerchantConfig, logger: Logger
   const sender = new OrderSender(db, payment.client, clock, logger, {
     callTimeoutMs: config.callTimeoutMs,
     closeUnknownAfterSeconds: config.closeUnknownAfterSeconds,
+    ...(options.senderFaults ? { faults: options.senderFaults } : {}),
   });
   const impl = createMerchantService({
     db,

@@ -9,6 +9,8 @@ import {
   PayRequestSchema,
   PayResponseSchema,
   QueryOrderRequestSchema,
+  CloseOrderRequestSchema,
+  CloseOrderResponseSchema,
   SettleRequestSchema,
   WithdrawRequestSchema,
   WithdrawResponseSchema,
@@ -66,6 +68,10 @@ export function paymentApiDocument(): OpenApiDocument {
       },
       "payment.v1.PaymentService/QueryOrder": {
         request: jsonExample(QueryOrderRequestSchema, { requestId: "20190829171520123456", orderType: OrderType.PAYMENT }),
+      },
+      "payment.v1.PaymentService/CloseOrder": {
+        request: jsonExample(CloseOrderRequestSchema, { requestId: "20190829171520654321", orderType: OrderType.PAYMENT }),
+        response: jsonExample(CloseOrderResponseSchema, { closed: true, closeTime: "2019-08-29 17:17:20" }),
       },
       "payment.v1.PaymentService/GetBalance": {
         request: jsonExample(GetBalanceRequestSchema, { salerId: "saler2" }),

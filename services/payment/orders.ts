@@ -57,6 +57,35 @@ export async function insertPayments(db: Knex, orders: readonly PaymentOrder[]):
   await db("payment_orders").insert(orders.map(paymentRow));
 }
 
+/**
+ * A request_id closed by CloseOrder is a row of its order table with response_code CLOSED, no
+ * account and no amount. The unique request_id index decides in one statement whether an order
+ * or the close came first, on every backend and across instances. A closed payment row carries
+ * settlement id 0: it is never pending and never credited.
+ */
+export const CLOSED = "CLOSED";
+export const NOTHING_TO_SETTLE = 0n;
+
+export async function insertClosed(
+  db: Knex,
+  table: "payment_orders" | "withdrawal_orders",
+  requestId: string,
+  responseId: string,
+  now: string,
+): Promise<void> {
+  const row = {
+    request_id: requestId,
+    request_time: "",
+    saler_id: "",
+    response_id: responseId,
+    response_time: now,
+    response_code: CLOSED,
+    response_msg: "closed",
+  };
+  if (table === "payment_orders") await db(table).insert({ ...row, total_fee: 0n, settlement_id: NOTHING_TO_SETTLE });
+  else await db(table).insert({ ...row, withdraw_money: 0n });
+}
+
 export async function findPayment(db: Knex, requestId: string): Promise<PaymentOrder | undefined> {
   const row = (await db("payment_orders").where({ request_id: requestId }).first()) as (OrderRow & { total_fee: unknown }) | undefined;
   if (!row) return undefined;

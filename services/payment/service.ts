@@ -7,6 +7,8 @@ import {
   PaymentService,
   PayResponseSchema,
   WithdrawResponseSchema,
+  CloseOrderResponseSchema,
+  type CloseOrderResponse,
   type PayRequest,
   type PayResponse,
   type WithdrawRequest,
@@ -30,6 +32,8 @@ import {
 import type { Credit, CreditBuffer } from "./creditBuffer.js";
 import { WriteBatcher } from "../shared/writeBatcher.js";
 import {
+  CLOSED,
+  insertClosed,
   accountExists,
   accountViews,
   debit,
@@ -50,6 +54,8 @@ import { exportBalances, exportOrders } from "./exports.js";
 export const MSG_OK = "OK";
 export const MSG_INSUFFICIENT_BALANCE = "账户余额不足，提款失败";
 export const MSG_UNKNOWN_ACCOUNT = "账户不存在，提款失败";
+export const MSG_PAYMENT_CLOSED = "订单已关闭，支付失败";
+export const MSG_WITHDRAWAL_CLOSED = "订单已关闭，提款失败";
 
 export interface PaymentDeps {
   db: Database;
@@ -142,8 +148,14 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
     knownAccounts.add(salerId);
   }
 
-  /** Same request_id again: the stored answer if the body is the same, else a refusal. */
+  /**
+   * Same request_id again: the stored answer if the body is the same, else a refusal. A closed
+   * request_id answers FAIL whatever the body: nothing was ever recorded under it.
+   */
   function replayPayment(existing: PaymentOrder, req: PayRequest): PayResponse {
+    if (existing.responseCode === CLOSED) {
+      return payResponse({ ...existing, requestTime: req.requestTime, salerId: req.salerId, totalFee: req.totalFee, responseCode: "FAIL", responseMsg: MSG_PAYMENT_CLOSED });
+    }
     if (existing.requestTime !== req.requestTime || existing.salerId !== req.salerId || existing.totalFee !== req.totalFee) {
       throw conflict(req.requestId);
     }
@@ -151,10 +163,25 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
   }
 
   function replayWithdrawal(existing: WithdrawalOrder, req: WithdrawRequest): WithdrawResponse {
+    if (existing.responseCode === CLOSED) {
+      return withdrawResponse({ ...existing, requestTime: req.requestTime, salerId: req.salerId, withdrawMoney: req.withdrawMoney, responseCode: "FAIL", responseMsg: MSG_WITHDRAWAL_CLOSED });
+    }
     if (existing.requestTime !== req.requestTime || existing.salerId !== req.salerId || existing.withdrawMoney !== req.withdrawMoney) {
       throw conflict(req.requestId);
     }
     return withdrawResponse(existing);
+  }
+
+  /** What a request_id already holds, for CloseOrder: the close, the order, or nothing yet. */
+  async function closeOutcome(type: OrderType, requestId: string): Promise<CloseOrderResponse | undefined> {
+    if (type === OrderType.PAYMENT) {
+      const p = await findPayment(db.knex, requestId);
+      if (!p) return undefined;
+      return create(CloseOrderResponseSchema, p.responseCode === CLOSED ? { closed: true, closeTime: p.responseTime } : { order: { case: "payment", value: payResponse(p) } });
+    }
+    const w = await findWithdrawal(db.knex, requestId);
+    if (!w) return undefined;
+    return create(CloseOrderResponseSchema, w.responseCode === CLOSED ? { closed: true, closeTime: w.responseTime } : { order: { case: "withdrawal", value: withdrawResponse(w) } });
   }
 
   /**
@@ -318,15 +345,40 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
 
     async queryOrder(req) {
       requireOrderId("request_id", req.requestId);
+      let closed: { closeTime: string; orderType: OrderType } | undefined;
       if (req.orderType !== OrderType.WITHDRAWAL) {
         const p = await findPayment(db.knex, req.requestId);
-        if (p) return { found: true, orderType: OrderType.PAYMENT, order: { case: "payment", value: payResponse(p) } };
+        if (p?.responseCode === CLOSED) closed = { closeTime: p.responseTime, orderType: OrderType.PAYMENT };
+        else if (p) return { found: true, orderType: OrderType.PAYMENT, order: { case: "payment", value: payResponse(p) } };
       }
       if (req.orderType !== OrderType.PAYMENT) {
         const w = await findWithdrawal(db.knex, req.requestId);
-        if (w) return { found: true, orderType: OrderType.WITHDRAWAL, order: { case: "withdrawal", value: withdrawResponse(w) } };
+        if (w?.responseCode === CLOSED) closed ??= { closeTime: w.responseTime, orderType: OrderType.WITHDRAWAL };
+        else if (w) return { found: true, orderType: OrderType.WITHDRAWAL, order: { case: "withdrawal", value: withdrawResponse(w) } };
       }
-      return { found: false };
+      return closed ? { found: false, closed: true, ...closed } : { found: false };
+    },
+
+    async closeOrder(req) {
+      requireOrderId("request_id", req.requestId);
+      if (req.orderType !== OrderType.PAYMENT && req.orderType !== OrderType.WITHDRAWAL) {
+        throw invalidField("order_type", "must be ORDER_TYPE_PAYMENT or ORDER_TYPE_WITHDRAWAL");
+      }
+      const table = req.orderType === OrderType.PAYMENT ? "payment_orders" : "withdrawal_orders";
+      for (let attempt = 1; ; attempt++) {
+        const now = clock.current();
+        try {
+          await insertClosed(db.knex, table, req.requestId, responseId(now), now);
+          logger.info({ requestId: req.requestId, orderType: OrderType[req.orderType] }, "request closed");
+          return { closed: true, closeTime: now };
+        } catch (err) {
+          if (!isDuplicateKeyError(err)) throw err;
+          // Either the request_id is taken (an order, or an earlier close) or the response_id clashed.
+          const answer = await closeOutcome(req.orderType, req.requestId);
+          if (answer) return answer;
+          if (attempt >= ID_ATTEMPTS) throw err;
+        }
+      }
     },
 
     async getBalance(req) {

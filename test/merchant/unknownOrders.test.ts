@@ -10,7 +10,7 @@ import { OrderType } from "../../gen/payment/v1/payment_pb.js";
 import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/grpc.js";
 import { startMerchantSystem, type MerchantSystem } from "../../services/merchant/system.js";
 import { insertOrder } from "../../services/merchant/orders.js";
-import { MSG_NOT_RECEIVED } from "../../services/merchant/orderSender.js";
+import { MSG_CLOSED } from "../../services/merchant/orderSender.js";
 import type { MerchantConfig } from "../../services/merchant/config.js";
 import { BusinessClock, idPrefix } from "../../services/shared/time.js";
 import { backends, freshStore, merchantConfig, silentLogger, startPlatform, type Platform, type Store } from "../harness.js";
@@ -95,9 +95,15 @@ for (const backend of backends()) {
       expect(await closing.resolveUnknownOrders({})).to.include({ examined: 1, succeeded: 0, failed: 1, stillUnknown: 0 });
       const closed = (await closing.getOrder({ requestId: order!.requestId })).order!;
       expect(closed.state).to.equal("FAIL");
-      expect(closed.responseMsg).to.equal(MSG_NOT_RECEIVED);
+      expect(closed.responseMsg).to.equal(MSG_CLOSED);
       expect(await closing.resolveUnknownOrders({})).to.include({ examined: 0 });
-      expect((await p.paymentClient.queryOrder({ requestId: order!.requestId })).found).to.equal(false);
+      // Closed at the payment system: the same request arriving late moves no money.
+      const query = await p.paymentClient.queryOrder({ requestId: order!.requestId });
+      expect(query).to.include({ found: false, closed: true });
+      const late = await p.paymentClient.pay({ requestTime: order!.requestTime, requestId: order!.requestId, salerId: "u-down", totalFee: 500n });
+      expect(late.responseCode).to.equal("FAIL");
+      await p.paymentClient.settle({ fullSweep: true });
+      expect(await storedBalance(p.payment.db.knex, "u-down")).to.equal(0n);
     });
 
     it("answer lost after the payment system recorded it: UNKNOWN, then resolved to the recorded outcome", async () => {

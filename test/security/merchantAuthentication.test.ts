@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { PaymentService, PayRequestSchema, type PayRequest } from "../../gen/payment/v1/payment_pb.js";
+import { OrderType, PaymentService, PayRequestSchema, type PayRequest } from "../../gen/payment/v1/payment_pb.js";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/grpc.js";
 import { readPaymentConfig } from "../../services/payment/config.js";
@@ -19,6 +19,7 @@ import { EnvReader } from "../../services/shared/config.js";
 import { ConfigError } from "../../services/shared/errors.js";
 import { canonicalString, signatureHeaders, signCanonical, type MerchantCredentials } from "../../services/shared/signing.js";
 import { startMerchantSystem } from "../../services/merchant/system.js";
+import { idPrefix } from "../../services/shared/time.js";
 import { insertOrder, recordOutcome } from "../../services/merchant/orders.js";
 import { backends, freshStore, merchantConfig, silentLogger, startPlatform, type Platform } from "../harness.js";
 import { clock, documentedCanonical, expectRefused, identityAt, postJson, signJson } from "./calls.js";
@@ -260,6 +261,19 @@ for (const backend of backends()) {
       expect(result.succeeded).to.be.at.least(1);
       const { order } = await p.merchantClient.getOrder({ requestId: id.request_id });
       expect(order?.state).to.equal("SUCCESS");
+    });
+
+    it("closes an order the payment system never received through its signed CloseOrder; unsigned closes are refused", async () => {
+      const old = clock.secondsAgo(3_600);
+      const requestId = `${idPrefix(old)}777777`;
+      await expectRefused(unsigned.client.closeOrder({ requestId, orderType: OrderType.PAYMENT }), Code.Unauthenticated, /x-merchant-id/);
+      expect(await recorded(requestId)).to.equal(false);
+      const knex = p.merchant.db.knex;
+      await insertOrder(knex, { requestId, orderType: "PAYMENT", salerId: "auth_close", amount: 70n, requestTime: old, state: "INIT", responseId: "", responseTime: "", responseCode: "", responseMsg: "", fault: null }, old);
+      const result = await p.merchantClient.resolveUnknownOrders({});
+      expect(result.failed).to.be.at.least(1);
+      expect((await p.merchantClient.getOrder({ requestId })).order?.state).to.equal("FAIL");
+      expect(await p.payment.db.knex("payment_orders").where({ request_id: requestId }).first("response_code")).to.deep.equal({ response_code: "CLOSED" });
     });
 
     it("refuses the orders of a merchant system that has no key, which records them as FAIL", async () => {

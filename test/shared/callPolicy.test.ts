@@ -25,6 +25,7 @@ const impl: ServiceImpl<typeof PaymentService> = {
   pay: unused,
   withdraw: unused,
   queryOrder: unused,
+  closeOrder: unused,
   exportOrders: unused,
   async settle() {
     return never();

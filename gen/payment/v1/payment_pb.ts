@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file payment/v1/payment.proto.
  */
 export const file_payment_v1_payment: GenFile = /*@__PURE__*/
-  fileDesc("ChhwYXltZW50L3YxL3BheW1lbnQucHJvdG8SCnBheW1lbnQudjEiWwoKUGF5UmVxdWVzdBIUCgxyZXF1ZXN0X3RpbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIQCghzYWxlcl9pZBgDIAEoCRIRCgl0b3RhbF9mZWUYBCABKAMinwEKC1BheVJlc3BvbnNlEhUKDXJlc3BvbnNlX3RpbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRITCgtyZXNwb25zZV9pZBgDIAEoCRIQCghzYWxlcl9pZBgEIAEoCRIRCgl0b3RhbF9mZWUYBSABKAMSFQoNcmVzcG9uc2VfY29kZRgGIAEoCRIUCgxyZXNwb25zZV9tc2cYByABKAkiZQoPV2l0aGRyYXdSZXF1ZXN0EhQKDHJlcXVlc3RfdGltZRgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEhYKDndpdGhkcmF3X21vbmV5GAMgASgDEhAKCHNhbGVyX2lkGAQgASgJIr8BChBXaXRoZHJhd1Jlc3BvbnNlEhUKDXJlc3BvbnNlX3RpbWUYASABKAkSFAoMcmVxdWVzdF90aW1lGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSFgoOd2l0aGRyYXdfbW9uZXkYBCABKAMSEAoIc2FsZXJfaWQYBSABKAkSEwoLcmVzcG9uc2VfaWQYBiABKAkSFQoNcmVzcG9uc2VfY29kZRgHIAEoCRIUCgxyZXNwb25zZV9tc2cYCCABKAkiUgoRUXVlcnlPcmRlclJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIpCgpvcmRlcl90eXBlGAIgASgOMhUucGF5bWVudC52MS5PcmRlclR5cGUitwEKElF1ZXJ5T3JkZXJSZXNwb25zZRINCgVmb3VuZBgBIAEoCBIpCgpvcmRlcl90eXBlGAIgASgOMhUucGF5bWVudC52MS5PcmRlclR5cGUSKgoHcGF5bWVudBgDIAEoCzIXLnBheW1lbnQudjEuUGF5UmVzcG9uc2VIABIyCgp3aXRoZHJhd2FsGAQgASgLMhwucGF5bWVudC52MS5XaXRoZHJhd1Jlc3BvbnNlSABCBwoFb3JkZXIiVAoHQWNjb3VudBIQCghzYWxlcl9pZBgBIAEoCRIPCgdiYWxhbmNlGAIgASgDEg8KB3BlbmRpbmcYAyABKAMSFQoNcGVuZGluZ19jb3VudBgEIAEoAyIlChFHZXRCYWxhbmNlUmVxdWVzdBIQCghzYWxlcl9pZBgBIAEoCSI6ChJHZXRCYWxhbmNlUmVzcG9uc2USJAoHYWNjb3VudBgBIAEoCzITLnBheW1lbnQudjEuQWNjb3VudCI8ChNMaXN0QWNjb3VudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlYKFExpc3RBY2NvdW50c1Jlc3BvbnNlEiUKCGFjY291bnRzGAEgAygLMhMucGF5bWVudC52MS5BY2NvdW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIjCg1TZXR0bGVSZXF1ZXN0EhIKCmZ1bGxfc3dlZXAYASABKAgijAEKDlNldHRsZVJlc3BvbnNlEgsKA3JhbhgBIAEoCBIYChBhY2NvdW50c19zZXR0bGVkGAIgASgFEhcKD2NyZWRpdHNfYXBwbGllZBgDIAEoAxIWCg5hbW91bnRfc2V0dGxlZBgEIAEoAxINCgVzd2VwdBgFIAEoCBITCgtkdXJhdGlvbl9tcxgGIAEoAyJ4ChNFeHBvcnRPcmRlcnNSZXF1ZXN0EikKCm9yZGVyX3R5cGUYASABKA4yFS5wYXltZW50LnYxLk9yZGVyVHlwZRIhCgNrZXkYAiABKA4yFC5wYXltZW50LnYxLk9yZGVyS2V5EhMKC2N1dG9mZl90aW1lGAMgASgJIocBCg1FeHBvcnRlZE9yZGVyEhIKCnJlcXVlc3RfaWQYASABKAkSEwoLcmVzcG9uc2VfaWQYAiABKAkSEAoIc2FsZXJfaWQYAyABKAkSDgoGYW1vdW50GAQgASgDEhQKDHJlcXVlc3RfdGltZRgFIAEoCRIVCg1yZXNwb25zZV90aW1lGAYgASgJIkEKFEV4cG9ydE9yZGVyc1Jlc3BvbnNlEikKBm9yZGVycxgBIAMoCzIZLnBheW1lbnQudjEuRXhwb3J0ZWRPcmRlciIsChVFeHBvcnRCYWxhbmNlc1JlcXVlc3QSEwoLY3V0b2ZmX3RpbWUYASABKAkiXQoOQWNjb3VudEJhbGFuY2USEAoIc2FsZXJfaWQYASABKAkSDwoHYmFsYW5jZRgCIAEoAxIXCg9zZXR0bGVkX2JhbGFuY2UYAyABKAMSDwoHcGVuZGluZxgEIAEoAyJGChZFeHBvcnRCYWxhbmNlc1Jlc3BvbnNlEiwKCGJhbGFuY2VzGAEgAygLMhoucGF5bWVudC52MS5BY2NvdW50QmFsYW5jZSpaCglPcmRlclR5cGUSGgoWT1JERVJfVFlQRV9VTlNQRUNJRklFRBAAEhYKEk9SREVSX1RZUEVfUEFZTUVOVBABEhkKFU9SREVSX1RZUEVfV0lUSERSQVdBTBACKloKCE9yZGVyS2V5EhkKFU9SREVSX0tFWV9VTlNQRUNJRklFRBAAEhkKFU9SREVSX0tFWV9SRVNQT05TRV9JRBABEhgKFE9SREVSX0tFWV9SRVFVRVNUX0lEEAIy7QQKDlBheW1lbnRTZXJ2aWNlEjYKA1BheRIWLnBheW1lbnQudjEuUGF5UmVxdWVzdBoXLnBheW1lbnQudjEuUGF5UmVzcG9uc2USRQoIV2l0aGRyYXcSGy5wYXltZW50LnYxLldpdGhkcmF3UmVxdWVzdBocLnBheW1lbnQudjEuV2l0aGRyYXdSZXNwb25zZRJLCgpRdWVyeU9yZGVyEh0ucGF5bWVudC52MS5RdWVyeU9yZGVyUmVxdWVzdBoeLnBheW1lbnQudjEuUXVlcnlPcmRlclJlc3BvbnNlEksKCkdldEJhbGFuY2USHS5wYXltZW50LnYxLkdldEJhbGFuY2VSZXF1ZXN0Gh4ucGF5bWVudC52MS5HZXRCYWxhbmNlUmVzcG9uc2USUQoMTGlzdEFjY291bnRzEh8ucGF5bWVudC52MS5MaXN0QWNjb3VudHNSZXF1ZXN0GiAucGF5bWVudC52MS5MaXN0QWNjb3VudHNSZXNwb25zZRI/CgZTZXR0bGUSGS5wYXltZW50LnYxLlNldHRsZVJlcXVlc3QaGi5wYXltZW50LnYxLlNldHRsZVJlc3BvbnNlElMKDEV4cG9ydE9yZGVycxIfLnBheW1lbnQudjEuRXhwb3J0T3JkZXJzUmVxdWVzdBogLnBheW1lbnQudjEuRXhwb3J0T3JkZXJzUmVzcG9uc2UwARJZCg5FeHBvcnRCYWxhbmNlcxIhLnBheW1lbnQudjEuRXhwb3J0QmFsYW5jZXNSZXF1ZXN0GiIucGF5bWVudC52MS5FeHBvcnRCYWxhbmNlc1Jlc3BvbnNlMAFiBnByb3RvMw");
+  fileDesc("ChhwYXltZW50L3YxL3BheW1lbnQucHJvdG8SCnBheW1lbnQudjEiWwoKUGF5UmVxdWVzdBIUCgxyZXF1ZXN0X3RpbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIQCghzYWxlcl9pZBgDIAEoCRIRCgl0b3RhbF9mZWUYBCABKAMinwEKC1BheVJlc3BvbnNlEhUKDXJlc3BvbnNlX3RpbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRITCgtyZXNwb25zZV9pZBgDIAEoCRIQCghzYWxlcl9pZBgEIAEoCRIRCgl0b3RhbF9mZWUYBSABKAMSFQoNcmVzcG9uc2VfY29kZRgGIAEoCRIUCgxyZXNwb25zZV9tc2cYByABKAkiZQoPV2l0aGRyYXdSZXF1ZXN0EhQKDHJlcXVlc3RfdGltZRgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEhYKDndpdGhkcmF3X21vbmV5GAMgASgDEhAKCHNhbGVyX2lkGAQgASgJIr8BChBXaXRoZHJhd1Jlc3BvbnNlEhUKDXJlc3BvbnNlX3RpbWUYASABKAkSFAoMcmVxdWVzdF90aW1lGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSFgoOd2l0aGRyYXdfbW9uZXkYBCABKAMSEAoIc2FsZXJfaWQYBSABKAkSEwoLcmVzcG9uc2VfaWQYBiABKAkSFQoNcmVzcG9uc2VfY29kZRgHIAEoCRIUCgxyZXNwb25zZV9tc2cYCCABKAkiUgoRUXVlcnlPcmRlclJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIpCgpvcmRlcl90eXBlGAIgASgOMhUucGF5bWVudC52MS5PcmRlclR5cGUi2wEKElF1ZXJ5T3JkZXJSZXNwb25zZRINCgVmb3VuZBgBIAEoCBIpCgpvcmRlcl90eXBlGAIgASgOMhUucGF5bWVudC52MS5PcmRlclR5cGUSKgoHcGF5bWVudBgDIAEoCzIXLnBheW1lbnQudjEuUGF5UmVzcG9uc2VIABIyCgp3aXRoZHJhd2FsGAQgASgLMhwucGF5bWVudC52MS5XaXRoZHJhd1Jlc3BvbnNlSAASDgoGY2xvc2VkGAUgASgIEhIKCmNsb3NlX3RpbWUYBiABKAlCBwoFb3JkZXIiUgoRQ2xvc2VPcmRlclJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIpCgpvcmRlcl90eXBlGAIgASgOMhUucGF5bWVudC52MS5PcmRlclR5cGUioQEKEkNsb3NlT3JkZXJSZXNwb25zZRIOCgZjbG9zZWQYASABKAgSEgoKY2xvc2VfdGltZRgCIAEoCRIqCgdwYXltZW50GAMgASgLMhcucGF5bWVudC52MS5QYXlSZXNwb25zZUgAEjIKCndpdGhkcmF3YWwYBCABKAsyHC5wYXltZW50LnYxLldpdGhkcmF3UmVzcG9uc2VIAEIHCgVvcmRlciJUCgdBY2NvdW50EhAKCHNhbGVyX2lkGAEgASgJEg8KB2JhbGFuY2UYAiABKAMSDwoHcGVuZGluZxgDIAEoAxIVCg1wZW5kaW5nX2NvdW50GAQgASgDIiUKEUdldEJhbGFuY2VSZXF1ZXN0EhAKCHNhbGVyX2lkGAEgASgJIjoKEkdldEJhbGFuY2VSZXNwb25zZRIkCgdhY2NvdW50GAEgASgLMhMucGF5bWVudC52MS5BY2NvdW50IjwKE0xpc3RBY2NvdW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVgoUTGlzdEFjY291bnRzUmVzcG9uc2USJQoIYWNjb3VudHMYASADKAsyEy5wYXltZW50LnYxLkFjY291bnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiMKDVNldHRsZVJlcXVlc3QSEgoKZnVsbF9zd2VlcBgBIAEoCCKMAQoOU2V0dGxlUmVzcG9uc2USCwoDcmFuGAEgASgIEhgKEGFjY291bnRzX3NldHRsZWQYAiABKAUSFwoPY3JlZGl0c19hcHBsaWVkGAMgASgDEhYKDmFtb3VudF9zZXR0bGVkGAQgASgDEg0KBXN3ZXB0GAUgASgIEhMKC2R1cmF0aW9uX21zGAYgASgDIngKE0V4cG9ydE9yZGVyc1JlcXVlc3QSKQoKb3JkZXJfdHlwZRgBIAEoDjIVLnBheW1lbnQudjEuT3JkZXJUeXBlEiEKA2tleRgCIAEoDjIULnBheW1lbnQudjEuT3JkZXJLZXkSEwoLY3V0b2ZmX3RpbWUYAyABKAkihwEKDUV4cG9ydGVkT3JkZXISEgoKcmVxdWVzdF9pZBgBIAEoCRITCgtyZXNwb25zZV9pZBgCIAEoCRIQCghzYWxlcl9pZBgDIAEoCRIOCgZhbW91bnQYBCABKAMSFAoMcmVxdWVzdF90aW1lGAUgASgJEhUKDXJlc3BvbnNlX3RpbWUYBiABKAkiQQoURXhwb3J0T3JkZXJzUmVzcG9uc2USKQoGb3JkZXJzGAEgAygLMhkucGF5bWVudC52MS5FeHBvcnRlZE9yZGVyIiwKFUV4cG9ydEJhbGFuY2VzUmVxdWVzdBITCgtjdXRvZmZfdGltZRgBIAEoCSJdCg5BY2NvdW50QmFsYW5jZRIQCghzYWxlcl9pZBgBIAEoCRIPCgdiYWxhbmNlGAIgASgDEhcKD3NldHRsZWRfYmFsYW5jZRgDIAEoAxIPCgdwZW5kaW5nGAQgASgDIkYKFkV4cG9ydEJhbGFuY2VzUmVzcG9uc2USLAoIYmFsYW5jZXMYASADKAsyGi5wYXltZW50LnYxLkFjY291bnRCYWxhbmNlKloKCU9yZGVyVHlwZRIaChZPUkRFUl9UWVBFX1VOU1BFQ0lGSUVEEAASFgoST1JERVJfVFlQRV9QQVlNRU5UEAESGQoVT1JERVJfVFlQRV9XSVRIRFJBV0FMEAIqWgoIT3JkZXJLZXkSGQoVT1JERVJfS0VZX1VOU1BFQ0lGSUVEEAASGQoVT1JERVJfS0VZX1JFU1BPTlNFX0lEEAESGAoUT1JERVJfS0VZX1JFUVVFU1RfSUQQAjK6BQoOUGF5bWVudFNlcnZpY2USNgoDUGF5EhYucGF5bWVudC52MS5QYXlSZXF1ZXN0GhcucGF5bWVudC52MS5QYXlSZXNwb25zZRJFCghXaXRoZHJhdxIbLnBheW1lbnQudjEuV2l0aGRyYXdSZXF1ZXN0GhwucGF5bWVudC52MS5XaXRoZHJhd1Jlc3BvbnNlEksKClF1ZXJ5T3JkZXISHS5wYXltZW50LnYxLlF1ZXJ5T3JkZXJSZXF1ZXN0Gh4ucGF5bWVudC52MS5RdWVyeU9yZGVyUmVzcG9uc2USSwoKQ2xvc2VPcmRlchIdLnBheW1lbnQudjEuQ2xvc2VPcmRlclJlcXVlc3QaHi5wYXltZW50LnYxLkNsb3NlT3JkZXJSZXNwb25zZRJLCgpHZXRCYWxhbmNlEh0ucGF5bWVudC52MS5HZXRCYWxhbmNlUmVxdWVzdBoeLnBheW1lbnQudjEuR2V0QmFsYW5jZVJlc3BvbnNlElEKDExpc3RBY2NvdW50cxIfLnBheW1lbnQudjEuTGlzdEFjY291bnRzUmVxdWVzdBogLnBheW1lbnQudjEuTGlzdEFjY291bnRzUmVzcG9uc2USPwoGU2V0dGxlEhkucGF5bWVudC52MS5TZXR0bGVSZXF1ZXN0GhoucGF5bWVudC52MS5TZXR0bGVSZXNwb25zZRJTCgxFeHBvcnRPcmRlcnMSHy5wYXltZW50LnYxLkV4cG9ydE9yZGVyc1JlcXVlc3QaIC5wYXltZW50LnYxLkV4cG9ydE9yZGVyc1Jlc3BvbnNlMAESWQoORXhwb3J0QmFsYW5jZXMSIS5wYXltZW50LnYxLkV4cG9ydEJhbGFuY2VzUmVxdWVzdBoiLnBheW1lbnQudjEuRXhwb3J0QmFsYW5jZXNSZXNwb25zZTABYgZwcm90bzM");
 
 /**
  * PayRequest is the seed's payment request message (支付请求报文).
@@ -232,7 +232,7 @@ export const QueryOrderRequestSchema: GenMessage<QueryOrderRequest> = /*@__PURE_
  */
 export type QueryOrderResponse = Message<"payment.v1.QueryOrderResponse"> & {
   /**
-   * False when the payment system never recorded that request_id.
+   * False when the payment system never recorded an order with that request_id.
    *
    * @generated from field: bool found = 1;
    */
@@ -259,6 +259,20 @@ export type QueryOrderResponse = Message<"payment.v1.QueryOrderResponse"> & {
     value: WithdrawResponse;
     case: "withdrawal";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * True when the request_id was closed by CloseOrder: no order will ever be recorded under it.
+   *
+   * @generated from field: bool closed = 5;
+   */
+  closed: boolean;
+
+  /**
+   * When it was closed ("yyyy-MM-dd HH:mm:ss"); empty unless closed.
+   *
+   * @generated from field: string close_time = 6;
+   */
+  closeTime: string;
 };
 
 /**
@@ -267,6 +281,76 @@ export type QueryOrderResponse = Message<"payment.v1.QueryOrderResponse"> & {
  */
 export const QueryOrderResponseSchema: GenMessage<QueryOrderResponse> = /*@__PURE__*/
   messageDesc(file_payment_v1_payment, 5);
+
+/**
+ * @generated from message payment.v1.CloseOrderRequest
+ */
+export type CloseOrderRequest = Message<"payment.v1.CloseOrderRequest"> & {
+  /**
+   * The request_id of the Pay or Withdraw to close.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * ORDER_TYPE_PAYMENT or ORDER_TYPE_WITHDRAWAL: the kind of request that is closed.
+   *
+   * @generated from field: payment.v1.OrderType order_type = 2;
+   */
+  orderType: OrderType;
+};
+
+/**
+ * Describes the message payment.v1.CloseOrderRequest.
+ * Use `create(CloseOrderRequestSchema)` to create a new message.
+ */
+export const CloseOrderRequestSchema: GenMessage<CloseOrderRequest> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 6);
+
+/**
+ * @generated from message payment.v1.CloseOrderResponse
+ */
+export type CloseOrderResponse = Message<"payment.v1.CloseOrderResponse"> & {
+  /**
+   * True when the request_id is closed, by this call or an earlier one: a Pay or Withdraw under
+   * it answers FAIL and moves no money. False when an order was recorded first: it is in order.
+   *
+   * @generated from field: bool closed = 1;
+   */
+  closed: boolean;
+
+  /**
+   * When it was closed ("yyyy-MM-dd HH:mm:ss"); empty unless closed.
+   *
+   * @generated from field: string close_time = 2;
+   */
+  closeTime: string;
+
+  /**
+   * @generated from oneof payment.v1.CloseOrderResponse.order
+   */
+  order: {
+    /**
+     * @generated from field: payment.v1.PayResponse payment = 3;
+     */
+    value: PayResponse;
+    case: "payment";
+  } | {
+    /**
+     * @generated from field: payment.v1.WithdrawResponse withdrawal = 4;
+     */
+    value: WithdrawResponse;
+    case: "withdrawal";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message payment.v1.CloseOrderResponse.
+ * Use `create(CloseOrderResponseSchema)` to create a new message.
+ */
+export const CloseOrderResponseSchema: GenMessage<CloseOrderResponse> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 7);
 
 /**
  * Account is one receiving account.
@@ -306,7 +390,7 @@ export type Account = Message<"payment.v1.Account"> & {
  * Use `create(AccountSchema)` to create a new message.
  */
 export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 6);
+  messageDesc(file_payment_v1_payment, 8);
 
 /**
  * @generated from message payment.v1.GetBalanceRequest
@@ -323,7 +407,7 @@ export type GetBalanceRequest = Message<"payment.v1.GetBalanceRequest"> & {
  * Use `create(GetBalanceRequestSchema)` to create a new message.
  */
 export const GetBalanceRequestSchema: GenMessage<GetBalanceRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 7);
+  messageDesc(file_payment_v1_payment, 9);
 
 /**
  * @generated from message payment.v1.GetBalanceResponse
@@ -340,7 +424,7 @@ export type GetBalanceResponse = Message<"payment.v1.GetBalanceResponse"> & {
  * Use `create(GetBalanceResponseSchema)` to create a new message.
  */
 export const GetBalanceResponseSchema: GenMessage<GetBalanceResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 8);
+  messageDesc(file_payment_v1_payment, 10);
 
 /**
  * @generated from message payment.v1.ListAccountsRequest
@@ -366,7 +450,7 @@ export type ListAccountsRequest = Message<"payment.v1.ListAccountsRequest"> & {
  * Use `create(ListAccountsRequestSchema)` to create a new message.
  */
 export const ListAccountsRequestSchema: GenMessage<ListAccountsRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 9);
+  messageDesc(file_payment_v1_payment, 11);
 
 /**
  * @generated from message payment.v1.ListAccountsResponse
@@ -388,7 +472,7 @@ export type ListAccountsResponse = Message<"payment.v1.ListAccountsResponse"> & 
  * Use `create(ListAccountsResponseSchema)` to create a new message.
  */
 export const ListAccountsResponseSchema: GenMessage<ListAccountsResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 10);
+  messageDesc(file_payment_v1_payment, 12);
 
 /**
  * @generated from message payment.v1.SettleRequest
@@ -407,7 +491,7 @@ export type SettleRequest = Message<"payment.v1.SettleRequest"> & {
  * Use `create(SettleRequestSchema)` to create a new message.
  */
 export const SettleRequestSchema: GenMessage<SettleRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 11);
+  messageDesc(file_payment_v1_payment, 13);
 
 /**
  * @generated from message payment.v1.SettleResponse
@@ -457,7 +541,7 @@ export type SettleResponse = Message<"payment.v1.SettleResponse"> & {
  * Use `create(SettleResponseSchema)` to create a new message.
  */
 export const SettleResponseSchema: GenMessage<SettleResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 12);
+  messageDesc(file_payment_v1_payment, 14);
 
 /**
  * @generated from message payment.v1.ExportOrdersRequest
@@ -486,7 +570,7 @@ export type ExportOrdersRequest = Message<"payment.v1.ExportOrdersRequest"> & {
  * Use `create(ExportOrdersRequestSchema)` to create a new message.
  */
 export const ExportOrdersRequestSchema: GenMessage<ExportOrdersRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 13);
+  messageDesc(file_payment_v1_payment, 15);
 
 /**
  * ExportedOrder is one successful order as the payment system recorded it.
@@ -532,7 +616,7 @@ export type ExportedOrder = Message<"payment.v1.ExportedOrder"> & {
  * Use `create(ExportedOrderSchema)` to create a new message.
  */
 export const ExportedOrderSchema: GenMessage<ExportedOrder> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 14);
+  messageDesc(file_payment_v1_payment, 16);
 
 /**
  * @generated from message payment.v1.ExportOrdersResponse
@@ -551,7 +635,7 @@ export type ExportOrdersResponse = Message<"payment.v1.ExportOrdersResponse"> & 
  * Use `create(ExportOrdersResponseSchema)` to create a new message.
  */
 export const ExportOrdersResponseSchema: GenMessage<ExportOrdersResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 15);
+  messageDesc(file_payment_v1_payment, 17);
 
 /**
  * @generated from message payment.v1.ExportBalancesRequest
@@ -571,7 +655,7 @@ export type ExportBalancesRequest = Message<"payment.v1.ExportBalancesRequest"> 
  * Use `create(ExportBalancesRequestSchema)` to create a new message.
  */
 export const ExportBalancesRequestSchema: GenMessage<ExportBalancesRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 16);
+  messageDesc(file_payment_v1_payment, 18);
 
 /**
  * AccountBalance is one account's balance as of the cut-off.
@@ -611,7 +695,7 @@ export type AccountBalance = Message<"payment.v1.AccountBalance"> & {
  * Use `create(AccountBalanceSchema)` to create a new message.
  */
 export const AccountBalanceSchema: GenMessage<AccountBalance> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 17);
+  messageDesc(file_payment_v1_payment, 19);
 
 /**
  * @generated from message payment.v1.ExportBalancesResponse
@@ -628,7 +712,7 @@ export type ExportBalancesResponse = Message<"payment.v1.ExportBalancesResponse"
  * Use `create(ExportBalancesResponseSchema)` to create a new message.
  */
 export const ExportBalancesResponseSchema: GenMessage<ExportBalancesResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 18);
+  messageDesc(file_payment_v1_payment, 20);
 
 /**
  * OrderType tells payments from withdrawals.
@@ -728,6 +812,18 @@ export const PaymentService: GenService<{
     methodKind: "unary";
     input: typeof QueryOrderRequestSchema;
     output: typeof QueryOrderResponseSchema;
+  },
+  /**
+   * CloseOrder closes a request_id that has no order yet, so that no Pay or Withdraw under it is
+   * ever recorded (like WeChat Pay's closeorder or Alipay's trade.close). When an order was
+   * recorded first, it answers that order instead. Idempotent.
+   *
+   * @generated from rpc payment.v1.PaymentService.CloseOrder
+   */
+  closeOrder: {
+    methodKind: "unary";
+    input: typeof CloseOrderRequestSchema;
+    output: typeof CloseOrderResponseSchema;
   },
   /**
    * GetBalance shows an account's settled balance and its pending (not yet settled) credit.

@@ -109,14 +109,32 @@ export async function openDatabase(config: DatabaseConfig, migrations: Record<st
     const escape = client._escapeBinding.bind(client);
     client._escapeBinding = (value, context) => (typeof value === "bigint" ? value.toString() : escape(value, context));
   }
-  await knex.migrate.latest({
-    migrationSource: {
-      getMigrations: async () => Object.keys(migrations).sort(),
-      getMigrationName: (name: string) => name,
-      getMigration: async (name: string) => migrations[name]!,
-    },
-  });
+  await migrateLatest(knex, migrations);
   return { knex, dialect, close: () => knex.destroy() };
+}
+
+/**
+ * Several instances starting together on a fresh database race to create knex's own migration
+ * tables, and one of them holds the migration lock while it migrates: the others wait and try
+ * again, then find the schema up to date.
+ */
+async function migrateLatest(knex: Knex, migrations: Record<string, Migration>): Promise<void> {
+  const source = {
+    getMigrations: async () => Object.keys(migrations).sort(),
+    getMigrationName: (name: string) => name,
+    getMigration: async (name: string) => migrations[name]!,
+  };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await knex.migrate.latest({ migrationSource: source });
+      return;
+    } catch (err) {
+      const e = err as { code?: string; name?: string };
+      const raced = e.code === "ER_TABLE_EXISTS_ERROR" || e.name === "MigrationLocked";
+      if (!raced || attempt >= 60) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 250 + Math.random() * 250));
+    }
+  }
 }
 
 /** An integer column or aggregate as bigint, whichever form the driver returned. */

@@ -149,11 +149,23 @@ export class ManagedProcess {
     await this.exited;
   }
 
+  /** SIGSTOP: the process stalls as in a long pause, holding whatever it had in hand. */
+  pause(): void {
+    if (this.child && this.running) this.child.kill("SIGSTOP");
+  }
+
+  /** SIGCONT: a paused process carries on where it stopped. */
+  resume(): void {
+    if (this.child && this.running) this.child.kill("SIGCONT");
+  }
+
   /** SIGTERM (graceful stop), SIGKILL if it has not ended after graceMs. */
   async stop(graceMs = 10_000): Promise<void> {
     const child = this.child;
     if (!child || !this.running) return;
     this.expectingExit = true;
+    // A paused process would not see the SIGTERM.
+    child.kill("SIGCONT");
     child.kill("SIGTERM");
     const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
     await this.exited;

@@ -13,7 +13,7 @@ import {
   type WithdrawResponse,
 } from "../../gen/payment/v1/payment_pb.js";
 import { inTransaction, type Database } from "../shared/database.js";
-import { isDuplicateKeyError } from "../shared/errors.js";
+import { isDuplicateKeyError, isRetryableTransactionError } from "../shared/errors.js";
 import { invalidField } from "../shared/errors.js";
 import { OrderIdSequence } from "../shared/ids.js";
 import type { BusinessClock } from "../shared/time.js";
@@ -135,9 +135,15 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
     return id;
   };
 
+  /** After the order committed: a failure here is logged, never the caller's answer. */
   async function rememberAccount(salerId: string, now: string): Promise<void> {
     if (knownAccounts.has(salerId)) return;
-    await ensureAccount(db.knex, salerId, now);
+    try {
+      await ensureAccount(db.knex, salerId, now);
+    } catch (err) {
+      logger.warn({ err, salerId }, "account not created yet; the first settlement of its credit creates it");
+      return;
+    }
     if (knownAccounts.size > 100_000) knownAccounts.clear();
     knownAccounts.add(salerId);
   }
@@ -159,9 +165,11 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
 
   /**
    * Orders of concurrent Pay calls are inserted together. A batch that meets a duplicate
-   * request_id or response_id is not recorded at all (one statement), and is then inserted order
-   * by order so that each call learns its own outcome; an order whose caller gave up while it
-   * waited is left out. The answer per order: undefined when recorded, else its error.
+   * request_id or response_id, or lock contention that outlasts its retries (a deadlock with
+   * another instance inserting the same request_ids), is not recorded at all (one statement),
+   * and is then inserted order by order, each retried on contention, so that each call learns
+   * its own outcome and none fails for another's; an order whose caller gave up while it waited
+   * is left out. The answer per order: undefined when recorded, else its error.
    */
   const paymentWrites = new WriteBatcher<{ order: PaymentOrder; signal: AbortSignal }, unknown>(
     async (items) => {
@@ -175,7 +183,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
           await insertPayments(db.knex, live.map((i) => i.order));
           outcomes = new Map(live.map((i) => [i.order, undefined]));
         } catch (err) {
-          if (!isDuplicateKeyError(err)) throw err;
+          if (!isDuplicateKeyError(err) && !isRetryableTransactionError(err)) throw err;
           outcomes = new Map(await Promise.all(live.map(async (i) => [i.order, await one(i.order)] as const)));
         }
       }
@@ -204,8 +212,9 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
    * Withdrawals of concurrent calls share a transaction: their orders in one INSERT, then one
    * conditional debit of each account's total, accounts in saler_id order. When every account
    * covers its total they all succeed together, one row lock per account held from its debit to
-   * the commit. When one does not, or an order is a duplicate, the transaction rolls back and
-   * each withdrawal runs alone and gets the answer it would have got alone. Either way every
+   * the commit. When one does not, an order is a duplicate, or contention outlasts the
+   * transaction's retries, it rolls back and each withdrawal runs alone (retried on contention
+   * too) and gets the answer it would have got alone. Either way every
    * debit is one conditional UPDATE, so no balance goes below zero even for an instant.
    */
   const withdrawalWrites = new WriteBatcher<{ order: WithdrawalOrder; signal: AbortSignal }, WithdrawalOrder | { failed: unknown }>(
@@ -228,7 +237,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
           });
           outcomes = live;
         } catch (err) {
-          if (!(err instanceof BatchNotCovered) && !isDuplicateKeyError(err)) throw err;
+          if (!(err instanceof BatchNotCovered) && !isDuplicateKeyError(err) && !isRetryableTransactionError(err)) throw err;
           outcomes = await alone();
         }
       }

@@ -45,6 +45,7 @@ import {
   type WithdrawalOrder,
 } from "./orders.js";
 import type { Settlement } from "./settlement.js";
+import { CeilingGuard } from "./ceiling.js";
 import { exportBalances, exportOrders } from "./exports.js";
 
 export const MSG_OK = "OK";
@@ -128,6 +129,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
   const { db, buffer, settlement, clock, logger } = deps;
   const ids = new OrderIdSequence();
   const knownAccounts = new Set<string>();
+  const ceiling = new CeilingGuard(db.knex);
 
   const responseId = (time: string): string => {
     const id = ids.idFor(time);
@@ -169,23 +171,31 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
    * another instance inserting the same request_ids), is not recorded at all (one statement),
    * and is then inserted order by order, each retried on contention, so that each call learns
    * its own outcome and none fails for another's; an order whose caller gave up while it waited
-   * is left out. The answer per order: undefined when recorded, else its error.
+   * is left out, and one that would take its account past the balance ceiling is refused
+   * (FAILED_PRECONDITION naming total_fee) and not written. The answer per order: undefined when
+   * recorded, else its error.
    */
   const paymentWrites = new WriteBatcher<{ order: PaymentOrder; signal: AbortSignal }, unknown>(
     async (items) => {
-      const live = items.filter((i) => !i.signal.aborted);
+      // The balance ceiling, checked once per batch (ceiling.ts); a refused order's answer is its refusal.
+      const admission = await ceiling.admit(items.filter((i) => !i.signal.aborted).map((i) => i.order));
+      const live = admission.admitted;
       const one = (o: PaymentOrder) => insertPayment(db.knex, o).then(() => undefined, (err: unknown) => err);
-      let outcomes: Map<PaymentOrder, unknown>;
-      if (live.length <= 1) {
-        outcomes = new Map(await Promise.all(live.map(async (i) => [i.order, await one(i.order)] as const)));
-      } else {
-        try {
-          await insertPayments(db.knex, live.map((i) => i.order));
-          outcomes = new Map(live.map((i) => [i.order, undefined]));
-        } catch (err) {
-          if (!isDuplicateKeyError(err) && !isRetryableTransactionError(err)) throw err;
-          outcomes = new Map(await Promise.all(live.map(async (i) => [i.order, await one(i.order)] as const)));
+      const outcomes: Map<PaymentOrder, unknown> = new Map(admission.refused);
+      try {
+        if (live.length <= 1) {
+          for (const o of live) outcomes.set(o, await one(o));
+        } else {
+          try {
+            await insertPayments(db.knex, live);
+            for (const o of live) outcomes.set(o, undefined);
+          } catch (err) {
+            if (!isDuplicateKeyError(err) && !isRetryableTransactionError(err)) throw err;
+            for (const [o, r] of await Promise.all(live.map(async (o) => [o, await one(o)] as const))) outcomes.set(o, r);
+          }
         }
+      } finally {
+        admission.release();
       }
       return items.map((i) => (outcomes.has(i.order) ? outcomes.get(i.order) : abandoned()));
     },

@@ -15,7 +15,7 @@ import {
   type WithdrawResponse,
 } from "../../gen/payment/v1/payment_pb.js";
 import { inTransaction, type Database } from "../shared/database.js";
-import { isDuplicateKeyError } from "../shared/errors.js";
+import { isDuplicateKeyError, isRetryableTransactionError } from "../shared/errors.js";
 import { invalidField } from "../shared/errors.js";
 import { OrderIdSequence } from "../shared/ids.js";
 import type { BusinessClock } from "../shared/time.js";
@@ -49,6 +49,7 @@ import {
   type WithdrawalOrder,
 } from "./orders.js";
 import type { Settlement } from "./settlement.js";
+import { CeilingGuard } from "./ceiling.js";
 import { exportBalances, exportOrders } from "./exports.js";
 
 export const MSG_OK = "OK";
@@ -134,6 +135,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
   const { db, buffer, settlement, clock, logger } = deps;
   const ids = new OrderIdSequence();
   const knownAccounts = new Set<string>();
+  const ceiling = new CeilingGuard(db.knex);
 
   const responseId = (time: string): string => {
     const id = ids.idFor(time);
@@ -141,9 +143,15 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
     return id;
   };
 
+  /** After the order committed: a failure here is logged, never the caller's answer. */
   async function rememberAccount(salerId: string, now: string): Promise<void> {
     if (knownAccounts.has(salerId)) return;
-    await ensureAccount(db.knex, salerId, now);
+    try {
+      await ensureAccount(db.knex, salerId, now);
+    } catch (err) {
+      logger.warn({ err, salerId }, "account not created yet; the first settlement of its credit creates it");
+      return;
+    }
     if (knownAccounts.size > 100_000) knownAccounts.clear();
     knownAccounts.add(salerId);
   }
@@ -186,25 +194,35 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
 
   /**
    * Orders of concurrent Pay calls are inserted together. A batch that meets a duplicate
-   * request_id or response_id is not recorded at all (one statement), and is then inserted order
-   * by order so that each call learns its own outcome; an order whose caller gave up while it
-   * waited is left out. The answer per order: undefined when recorded, else its error.
+   * request_id or response_id, or lock contention that outlasts its retries (a deadlock with
+   * another instance inserting the same request_ids), is not recorded at all (one statement),
+   * and is then inserted order by order, each retried on contention, so that each call learns
+   * its own outcome and none fails for another's; an order whose caller gave up while it waited
+   * is left out, and one that would take its account past the balance ceiling is refused
+   * (FAILED_PRECONDITION naming total_fee) and not written. The answer per order: undefined when
+   * recorded, else its error.
    */
   const paymentWrites = new WriteBatcher<{ order: PaymentOrder; signal: AbortSignal }, unknown>(
     async (items) => {
-      const live = items.filter((i) => !i.signal.aborted);
+      // The balance ceiling, checked once per batch (ceiling.ts); a refused order's answer is its refusal.
+      const admission = await ceiling.admit(items.filter((i) => !i.signal.aborted).map((i) => i.order));
+      const live = admission.admitted;
       const one = (o: PaymentOrder) => insertPayment(db.knex, o).then(() => undefined, (err: unknown) => err);
-      let outcomes: Map<PaymentOrder, unknown>;
-      if (live.length <= 1) {
-        outcomes = new Map(await Promise.all(live.map(async (i) => [i.order, await one(i.order)] as const)));
-      } else {
-        try {
-          await insertPayments(db.knex, live.map((i) => i.order));
-          outcomes = new Map(live.map((i) => [i.order, undefined]));
-        } catch (err) {
-          if (!isDuplicateKeyError(err)) throw err;
-          outcomes = new Map(await Promise.all(live.map(async (i) => [i.order, await one(i.order)] as const)));
+      const outcomes: Map<PaymentOrder, unknown> = new Map(admission.refused);
+      try {
+        if (live.length <= 1) {
+          for (const o of live) outcomes.set(o, await one(o));
+        } else {
+          try {
+            await insertPayments(db.knex, live);
+            for (const o of live) outcomes.set(o, undefined);
+          } catch (err) {
+            if (!isDuplicateKeyError(err) && !isRetryableTransactionError(err)) throw err;
+            for (const [o, r] of await Promise.all(live.map(async (o) => [o, await one(o)] as const))) outcomes.set(o, r);
+          }
         }
+      } finally {
+        admission.release();
       }
       return items.map((i) => (outcomes.has(i.order) ? outcomes.get(i.order) : abandoned()));
     },
@@ -231,8 +249,9 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
    * Withdrawals of concurrent calls share a transaction: their orders in one INSERT, then one
    * conditional debit of each account's total, accounts in saler_id order. When every account
    * covers its total they all succeed together, one row lock per account held from its debit to
-   * the commit. When one does not, or an order is a duplicate, the transaction rolls back and
-   * each withdrawal runs alone and gets the answer it would have got alone. Either way every
+   * the commit. When one does not, an order is a duplicate, or contention outlasts the
+   * transaction's retries, it rolls back and each withdrawal runs alone (retried on contention
+   * too) and gets the answer it would have got alone. Either way every
    * debit is one conditional UPDATE, so no balance goes below zero even for an instant.
    */
   const withdrawalWrites = new WriteBatcher<{ order: WithdrawalOrder; signal: AbortSignal }, WithdrawalOrder | { failed: unknown }>(
@@ -255,7 +274,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
           });
           outcomes = live;
         } catch (err) {
-          if (!(err instanceof BatchNotCovered) && !isDuplicateKeyError(err)) throw err;
+          if (!(err instanceof BatchNotCovered) && !isDuplicateKeyError(err) && !isRetryableTransactionError(err)) throw err;
           outcomes = await alone();
         }
       }

@@ -86,8 +86,8 @@ export async function insertClosed(
     response_code: CLOSED,
     response_msg: "closed",
   };
-  if (table === "payment_orders") await db(table).insert({ ...row, total_fee: 0n, settlement_id: NOTHING_TO_SETTLE });
-  else await db(table).insert({ ...row, withdraw_money: 0n });
+  if (table === "payment_orders") await writeWithRetry(db, () => db(table).insert({ ...row, total_fee: 0n, settlement_id: NOTHING_TO_SETTLE }));
+  else await writeWithRetry(db, () => db(table).insert({ ...row, withdraw_money: 0n }));
 }
 
 export async function findPayment(db: Knex, requestId: string): Promise<PaymentOrder | undefined> {

@@ -30,7 +30,6 @@ import {
 import type { Credit, CreditBuffer } from "./creditBuffer.js";
 import { WriteBatcher } from "../shared/writeBatcher.js";
 import {
-  accountExists,
   accountViews,
   debit,
   ensureAccount,
@@ -48,8 +47,8 @@ import type { Settlement } from "./settlement.js";
 import { exportBalances, exportOrders } from "./exports.js";
 
 export const MSG_OK = "OK";
+/** The seed's answer to a withdrawal the balance does not cover, an account that does not exist included. */
 export const MSG_INSUFFICIENT_BALANCE = "账户余额不足，提款失败";
-export const MSG_UNKNOWN_ACCOUNT = "账户不存在，提款失败";
 
 export interface PaymentDeps {
   db: Database;
@@ -193,7 +192,8 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
       await insertWithdrawal(trx, order);
       if (!(await debit(trx, order.salerId, order.withdrawMoney, order.responseTime))) {
         order.responseCode = "FAIL";
-        order.responseMsg = (await accountExists(trx, order.salerId)) ? MSG_INSUFFICIENT_BALANCE : MSG_UNKNOWN_ACCOUNT;
+        // An account that does not exist has nothing to withdraw: the same answer, and none is created.
+        order.responseMsg = MSG_INSUFFICIENT_BALANCE;
         await markWithdrawalFailed(trx, order.requestId, order.responseMsg);
       }
       return order;

@@ -58,6 +58,9 @@ const READERS: { name: string; read: Reader; bad: [string, string][] }[] = [
       ["SETTLE_CRON", "every five seconds"],
       ["SETTLE_CHUNK_ACCOUNTS", "0"],
       ["SETTLE_SWEEP_EVERY", "many"],
+      ["PAYMENT_REQUEST_TIME_MAX_AHEAD_SECONDS", "-1"],
+      ["PAYMENT_REQUEST_TIME_MAX_AHEAD_SECONDS", "3601"],
+      ["PAYMENT_REQUEST_TIME_MAX_AHEAD_SECONDS", "5m"],
     ],
   },
   {

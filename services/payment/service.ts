@@ -24,6 +24,7 @@ import {
   requireAmount,
   requireBusinessTime,
   requireOrderId,
+  requireRequestTimeInRange,
   requireRequestId,
   requireSalerId,
 } from "../shared/validation.js";
@@ -57,6 +58,8 @@ export interface PaymentDeps {
   clock: BusinessClock;
   logger: Logger;
   exportBatchSize: number;
+  /** How far ahead of this system's clock a request_time may lie (clock skew); 300 when absent. */
+  requestTimeMaxAheadSeconds?: number | undefined;
 }
 
 function payResponse(o: PaymentOrder): PayResponse {
@@ -127,6 +130,10 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
   const { db, buffer, settlement, clock, logger } = deps;
   const ids = new OrderIdSequence();
   const knownAccounts = new Set<string>();
+  const maxAheadSeconds = deps.requestTimeMaxAheadSeconds ?? 300;
+  /** A request_time from before the system's floor or from the future (beyond clock skew) is refused. */
+  const requireCurrentRequestTime = (requestTime: string) =>
+    requireRequestTimeInRange("request_time", requestTime, clock.secondsAhead(maxAheadSeconds));
 
   const responseId = (time: string): string => {
     const id = ids.idFor(time);
@@ -250,6 +257,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
   return {
     async pay(req, ctx) {
       validatePay(req);
+      requireCurrentRequestTime(req.requestTime);
       for (let attempt = 1; ; attempt++) {
         const now = clock.current();
         const order: PaymentOrder = {
@@ -289,6 +297,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
 
     async withdraw(req, ctx) {
       validateWithdraw(req);
+      requireCurrentRequestTime(req.requestTime);
       for (let attempt = 1; ; attempt++) {
         const now = clock.current();
         const order: WithdrawalOrder = {

@@ -115,7 +115,8 @@ function tables(clock: BusinessClock, rng: Rng): Record<string, MethodTable> {
   const pay = (amount: string): MethodTable => ({
     base: () => ({ ...orderIdentity(clock, rng), saler_id: "fuzz1", [amount]: "100" }),
     invalid: {
-      request_time: [...BAD_TIME, REMOVE],
+      // Well-formed times outside the accepted range: before 2000, or far ahead of the clock.
+      request_time: [...BAD_TIME, REMOVE, "9999-12-31 23:59:59", "1970-01-01 00:00:00", "1999-12-31 23:59:59"],
       request_id: [...BAD_ORDER_ID, REMOVE, "19700101000000123456"],
       saler_id: [...BAD_SALER, REMOVE],
       [amount]: BAD_AMOUNT,

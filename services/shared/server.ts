@@ -65,7 +65,7 @@ export interface RunningServer {
   httpUrl: string;
   grpcPort: number;
   httpPort: number;
-  /** Stops accepting calls, lets in-flight calls finish (up to graceMs), then closes. */
+  /** Stops accepting calls, lets in-flight calls finish (up to graceMs, else the limits' shutdown grace), then closes. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -183,7 +183,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     httpPort,
     grpcAddress: `${hostForUrl}:${grpcPort}`,
     httpUrl: `${options.tls ? "https" : "http"}://${hostForUrl}:${httpPort}`,
-    close(graceMs = 10_000) {
+    close(graceMs = limits.shutdownGraceMs ?? 10_000) {
       closing ??= (async () => {
         for (const { service } of options.services) health.setStatus(service.typeName, "NOT_SERVING");
         const grpcDone = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));

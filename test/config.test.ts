@@ -32,6 +32,8 @@ const SHARED_BAD: [string, string][] = [
   ["HOST", "not a host"],
   ["BUSINESS_TIME_ZONE", "Mars/Olympus_Mons"],
   ["MAX_MESSAGE_BYTES", "12"],
+  ["SHUTDOWN_GRACE_MS", "-1"],
+  ["SHUTDOWN_GRACE_MS", "10s"],
 ];
 /** Bad values the services with a database refuse. */
 const STORAGE_BAD: [string, string][] = [
@@ -58,6 +60,9 @@ const READERS: { name: string; read: Reader; bad: [string, string][] }[] = [
       ["SETTLE_CRON", "every five seconds"],
       ["SETTLE_CHUNK_ACCOUNTS", "0"],
       ["SETTLE_SWEEP_EVERY", "many"],
+      ["PAYMENT_REQUEST_TIME_MAX_AHEAD_SECONDS", "-1"],
+      ["PAYMENT_REQUEST_TIME_MAX_AHEAD_SECONDS", "3601"],
+      ["PAYMENT_REQUEST_TIME_MAX_AHEAD_SECONDS", "5m"],
     ],
   },
   {
@@ -102,6 +107,12 @@ describe("configuration", () => {
       expect(c.database.sqliteFile).to.equal("data/payment.sqlite");
       expect(c.redisUrl).to.equal(undefined);
       expect(c.timeZone).to.equal("Asia/Shanghai");
+    });
+
+    it("gives calls in flight SHUTDOWN_GRACE_MS (10 s by default) to finish once told to stop", () => {
+      expect(readPaymentConfig(new EnvReader({})).callLimits?.shutdownGraceMs).to.equal(10_000);
+      expect(readPaymentConfig(new EnvReader({ SHUTDOWN_GRACE_MS: "60000" })).callLimits?.shutdownGraceMs).to.equal(60_000);
+      expect(readMerchantConfig(new EnvReader({ SHUTDOWN_GRACE_MS: "0" })).callLimits?.shutdownGraceMs).to.equal(0);
     });
 
     it("takes its own database on the server MYSQL_URL names, and REDIS_URL for the buffer", () => {

@@ -34,6 +34,11 @@ export interface PaymentConfig {
   merchantKeys?: ReadonlyMap<string, Buffer> | undefined;
   /** How far a signed request_time may lie from the payment system's business time. */
   requestWindowSeconds?: number | undefined;
+  /**
+   * How far ahead of the payment system's business time any request_time may lie (the clock skew
+   * tolerated between merchant and payment system); earlier than 2000-01-01 is refused too.
+   */
+  requestTimeMaxAheadSeconds?: number | undefined;
   /** OPERATOR_TOKEN: Settle then needs "authorization: Bearer <token>". */
   operatorToken?: string | undefined;
   tls?: ServerTls | undefined;
@@ -78,6 +83,7 @@ export function readPaymentConfig(env = new EnvReader()): PaymentConfig {
     maxMessageBytes: env.int("MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     merchantKeys: readMerchantKeys(env),
     requestWindowSeconds: env.int("PAYMENT_REQUEST_WINDOW_SECONDS", 300, 1, 86_400),
+    requestTimeMaxAheadSeconds: env.int("PAYMENT_REQUEST_TIME_MAX_AHEAD_SECONDS", 300, 0, 3600),
     operatorToken: readOperatorToken(env),
     tls: readServerTls(env, "PAYMENT"),
     callLimits: readCallLimits(env),

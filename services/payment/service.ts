@@ -26,6 +26,7 @@ import {
   requireAmount,
   requireBusinessTime,
   requireOrderId,
+  requireRequestTimeInRange,
   requireRequestId,
   requireSalerId,
 } from "../shared/validation.js";
@@ -34,7 +35,6 @@ import { WriteBatcher } from "../shared/writeBatcher.js";
 import {
   CLOSED,
   insertClosed,
-  accountExists,
   accountViews,
   debit,
   ensureAccount,
@@ -53,8 +53,8 @@ import { CeilingGuard } from "./ceiling.js";
 import { exportBalances, exportOrders } from "./exports.js";
 
 export const MSG_OK = "OK";
+/** The seed's answer to a withdrawal the balance does not cover, an account that does not exist included. */
 export const MSG_INSUFFICIENT_BALANCE = "账户余额不足，提款失败";
-export const MSG_UNKNOWN_ACCOUNT = "账户不存在，提款失败";
 export const MSG_PAYMENT_CLOSED = "订单已关闭，支付失败";
 export const MSG_WITHDRAWAL_CLOSED = "订单已关闭，提款失败";
 
@@ -65,6 +65,8 @@ export interface PaymentDeps {
   clock: BusinessClock;
   logger: Logger;
   exportBatchSize: number;
+  /** How far ahead of this system's clock a request_time may lie (clock skew); 300 when absent. */
+  requestTimeMaxAheadSeconds?: number | undefined;
 }
 
 function payResponse(o: PaymentOrder): PayResponse {
@@ -136,6 +138,10 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
   const ids = new OrderIdSequence();
   const knownAccounts = new Set<string>();
   const ceiling = new CeilingGuard(db.knex);
+  const maxAheadSeconds = deps.requestTimeMaxAheadSeconds ?? 300;
+  /** A request_time from before the system's floor or from the future (beyond clock skew) is refused. */
+  const requireCurrentRequestTime = (requestTime: string) =>
+    requireRequestTimeInRange("request_time", requestTime, clock.secondsAhead(maxAheadSeconds));
 
   const responseId = (time: string): string => {
     const id = ids.idFor(time);
@@ -238,7 +244,8 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
       await insertWithdrawal(trx, order);
       if (!(await debit(trx, order.salerId, order.withdrawMoney, order.responseTime))) {
         order.responseCode = "FAIL";
-        order.responseMsg = (await accountExists(trx, order.salerId)) ? MSG_INSUFFICIENT_BALANCE : MSG_UNKNOWN_ACCOUNT;
+        // An account that does not exist has nothing to withdraw: the same answer, and none is created.
+        order.responseMsg = MSG_INSUFFICIENT_BALANCE;
         await markWithdrawalFailed(trx, order.requestId, order.responseMsg);
       }
       return order;
@@ -296,6 +303,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
   return {
     async pay(req, ctx) {
       validatePay(req);
+      requireCurrentRequestTime(req.requestTime);
       for (let attempt = 1; ; attempt++) {
         const now = clock.current();
         const order: PaymentOrder = {
@@ -335,6 +343,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
 
     async withdraw(req, ctx) {
       validateWithdraw(req);
+      requireCurrentRequestTime(req.requestTime);
       for (let attempt = 1; ; attempt++) {
         const now = clock.current();
         const order: WithdrawalOrder = {

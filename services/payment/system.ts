@@ -45,7 +45,15 @@ export async function startPaymentSystem(
     leaseMs: config.settleLeaseMs ?? 60_000,
     ...(options.settlementFaults ? { faults: options.settlementFaults } : {}),
   });
-  const impl = createPaymentService({ db, buffer, settlement, clock, logger, exportBatchSize: config.exportBatchSize });
+  const impl = createPaymentService({
+    db,
+    buffer,
+    settlement,
+    clock,
+    logger,
+    exportBatchSize: config.exportBatchSize,
+    requestTimeMaxAheadSeconds: config.requestTimeMaxAheadSeconds,
+  });
   const docs = new ApiCatalog("payment");
   const server = await serve({
     name: "payment",

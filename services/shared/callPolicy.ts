@@ -38,15 +38,21 @@ export interface CallLimits {
   longDeadlineMs: number;
   /** HTTP/2 streams one gRPC connection may have open at once. */
   maxConcurrentStreams: number;
+  /**
+   * Once the service is told to stop, how long calls in flight may still run before they are
+   * cut off; 10 s when absent.
+   */
+  shutdownGraceMs?: number | undefined;
 }
 
-export const DEFAULT_CALL_LIMITS: CallLimits = { deadlineMs: 30_000, longDeadlineMs: 3_600_000, maxConcurrentStreams: 1000 };
+export const DEFAULT_CALL_LIMITS: CallLimits = { deadlineMs: 30_000, longDeadlineMs: 3_600_000, maxConcurrentStreams: 1000, shutdownGraceMs: 10_000 };
 
 export function readCallLimits(env: EnvReader): CallLimits {
   return {
     deadlineMs: env.int("CALL_DEADLINE_MS", DEFAULT_CALL_LIMITS.deadlineMs, 100, 3_600_000),
     longDeadlineMs: env.int("LONG_CALL_DEADLINE_MS", DEFAULT_CALL_LIMITS.longDeadlineMs, 1000, 7 * 86_400_000),
     maxConcurrentStreams: env.int("MAX_CONCURRENT_STREAMS", DEFAULT_CALL_LIMITS.maxConcurrentStreams, 1, 1_000_000),
+    shutdownGraceMs: env.int("SHUTDOWN_GRACE_MS", 10_000, 0, 3_600_000),
   };
 }
 

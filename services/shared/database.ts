@@ -95,7 +95,9 @@ export async function openDatabase(config: DatabaseConfig, migrations: Record<st
         max: 1,
         afterCreate(conn: { pragma(s: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
           conn.pragma("journal_mode = WAL");
-          conn.pragma("synchronous = NORMAL");
+          // FULL: every commit is synced to disk before it returns, so an acknowledged payment
+          // survives a power loss (NORMAL, WAL's usual companion, may lose the last commits).
+          conn.pragma("synchronous = FULL");
           conn.pragma("busy_timeout = 10000");
           conn.pragma("foreign_keys = ON");
           done(null, conn);

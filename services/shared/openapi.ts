@@ -113,8 +113,9 @@ export const CONNECT_ERROR_CODES: ReadonlyArray<readonly [code: string, httpStat
 ];
 
 const CONNECT_ERROR = "connect.error";
-const INT64_PATTERN = "^-?[0-9]+$";
-const UINT64_PATTERN = "^[0-9]+$";
+// Plain decimal, as the gateway accepts it (gatewayRequests.ts): no leading zero, sign only on a negative value.
+const INT64_PATTERN = "^(0|-?[1-9][0-9]*)$";
+const UINT64_PATTERN = "^(0|[1-9][0-9]*)$";
 
 /** Well-known types have their own JSON forms in the proto3 JSON mapping. */
 const WELL_KNOWN: Record<string, SchemaObject> = {

@@ -2,7 +2,8 @@
  * Serves one or more protobuf-es services twice from the same handler objects: gRPC on an
  * HTTP/2 port with @grpc/grpc-js (plus the standard grpc.health.v1 service), and the Connect
  * protocol (JSON and binary, plus gRPC-Web) on an HTTP/1.1 port with connect-node, whose JSON
- * uses the contracts' snake_case field names. Both run every call through the same call policy
+ * uses the contracts' snake_case field names, and whose request messages are first checked to
+ * decode as strictly as on the gRPC port (gatewayRequests.ts). Both run every call through the same call policy
  * (callPolicy.ts: request id, guard, deadline, errors without internals) and, when configured,
  * TLS (tls.ts).
  */
@@ -12,14 +13,15 @@ import type { AddressInfo } from "node:net";
 import { setMaxListeners } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError, createConnectRouter, type ServiceImpl } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { HealthImplementation } from "grpc-health-check";
 import { addGrpcService } from "./grpc.js";
 import type { CallGuard } from "./authentication.js";
 import { applyCallPolicy, DEFAULT_CALL_LIMITS, REQUEST_ID_HEADER, requestIdFrom, type CallLimits } from "./callPolicy.js";
 import { grpcServerCredentials, type ServerTls } from "./tls.js";
 import { addReflectionService } from "./reflection.js";
+import { checkedGatewayHandler } from "./gatewayRequests.js";
 import type { ListenConfig } from "./config.js";
 import type { Logger } from "./logger.js";
 
@@ -63,7 +65,7 @@ export interface RunningServer {
   httpUrl: string;
   grpcPort: number;
   httpPort: number;
-  /** Stops accepting calls, lets in-flight calls finish (up to graceMs), then closes. */
+  /** Stops accepting calls, lets in-flight calls finish (up to graceMs, else the limits' shutdown grace), then closes. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -99,16 +101,35 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     ),
   );
 
-  const connectHandler = connectNodeAdapter({
-    routes: (router: ConnectRouter) => {
-      for (const { service, impl } of bindings) router.service(service, impl);
-    },
+  // connect-node's handlers, as connectNodeAdapter would serve them, each behind the check of
+  // the request message that makes the gateway refuse what the gRPC port refuses
+  // (gatewayRequests.ts).
+  const compressions = [compressionGzip, compressionBrotli];
+  const router = createConnectRouter({
     jsonOptions: JSON_OPTIONS,
     readMaxBytes: maxMessageBytes,
+    acceptCompression: compressions,
     // A caller may ask for a shorter deadline, never a longer one than any call may take.
     maxTimeoutMs: limits.longDeadlineMs,
     shutdownSignal: shutdown.signal,
   });
+  for (const { service, impl } of bindings) router.service(service, impl);
+  const gatewayHandlers = new Map(
+    router.handlers.map((h) => [h.requestPath, checkedGatewayHandler(h, { readMaxBytes: maxMessageBytes, compressions })] as const),
+  );
+  const connectHandler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const handler = gatewayHandlers.get(req.url?.split("?", 2)[0] ?? "");
+    if (!handler) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    handler(universalRequestFromNodeRequest(req, res, undefined, undefined))
+      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .catch((err: unknown) => {
+        if (ConnectError.from(err).code !== Code.Aborted) logger.error({ err, method: handler.method.name }, "gateway handler failed");
+      });
+  };
   const routes = options.httpRoutes ?? [];
   // Responses under way. Once draining starts each one ends its keep-alive connection when sent,
   // so an idle client connection does not hold the server open for the whole grace period.
@@ -162,7 +183,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     httpPort,
     grpcAddress: `${hostForUrl}:${grpcPort}`,
     httpUrl: `${options.tls ? "https" : "http"}://${hostForUrl}:${httpPort}`,
-    close(graceMs = 10_000) {
+    close(graceMs = limits.shutdownGraceMs ?? 10_000) {
       closing ??= (async () => {
         for (const { service } of options.services) health.setStatus(service.typeName, "NOT_SERVING");
         const grpcDone = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));

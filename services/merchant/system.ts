@@ -1,7 +1,7 @@
 /** Builds the merchant system from its configuration: storage, payment client, jobs, handlers. */
 import schedule from "node-schedule";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
-import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import { OrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { openDatabase, type Database } from "../shared/database.js";
 import { createGrpcClient } from "../shared/grpc.js";
 import type { Logger } from "../shared/logger.js";
@@ -16,6 +16,11 @@ import type { MerchantConfig } from "./config.js";
 import { merchantMigrations } from "./migrations/index.js";
 import { OrderSender } from "./orderSender.js";
 import { createMerchantService } from "./service.js";
+import { ServiceMetrics } from "../shared/metrics.js";
+import { DEFAULT_SERVING } from "../shared/serving.js";
+import { MerchantMetrics } from "./metrics.js";
+import type { ResolveResult } from "./orderSender.js";
+import { Code, ConnectError } from "@connectrpc/connect";
 
 /** The calls that need the operator token when one is configured. */
 export const MERCHANT_OPERATOR_CALLS = ["Simulate", "ResolveUnknownOrders"] as const;
@@ -26,15 +31,18 @@ export interface MerchantSystem {
   sender: OrderSender;
   /** The API documents its /docs page shows; the platform adds the other services'. */
   docs: ApiCatalog;
+  metrics: MerchantMetrics;
   close(): Promise<void>;
 }
 
 export async function startMerchantSystem(config: MerchantConfig, logger: Logger): Promise<MerchantSystem> {
   const db = await openDatabase(config.database, merchantMigrations);
   const clock = new BusinessClock(config.timeZone);
+  const metrics = new MerchantMetrics(new ServiceMetrics("merchant"), db, clock);
   const signing = config.signing;
   const payment = createGrpcClient(PaymentService, config.paymentAddress, {
     credentials: grpcChannelCredentials(config.paymentTlsCa),
+    interceptors: [metrics.metrics.clientInterceptor()],
     ...(signing
       ? {
           callHeaders: (method, message) =>
@@ -46,12 +54,60 @@ export async function startMerchantSystem(config: MerchantConfig, logger: Logger
     callTimeoutMs: config.callTimeoutMs,
     closeUnknownAfterSeconds: config.closeUnknownAfterSeconds,
   });
-  const impl = createMerchantService({
+  const base = createMerchantService({
     db,
     sender,
     exportBatchSize: config.exportBatchSize,
     resolveInitAfterSeconds: config.resolveInitAfterSeconds,
   });
+  /** One log line and the metrics of every resolution run, by call or on schedule. */
+  const resolved = (trigger: string, started: number, result: ResolveResult | undefined, err?: unknown) => {
+    const durationMs = Date.now() - started;
+    metrics.resolveFinished(result, durationMs);
+    // A scheduled run with nothing open says nothing.
+    if (result && (trigger === "call" || result.examined > 0)) logger.info({ trigger, ...result, durationMs }, "resolved open orders");
+    else if (!result) logger.warn({ trigger, err: err instanceof Error ? err.message : String(err), durationMs }, "resolving open orders failed");
+  };
+  const refused = (err: unknown) => err instanceof ConnectError && err.code === Code.InvalidArgument;
+  const impl: typeof base = {
+    ...base,
+    async resolveUnknownOrders(req, ctx) {
+      const started = Date.now();
+      try {
+        const result = (await base.resolveUnknownOrders(req, ctx)) as ResolveResult;
+        resolved("call", started, result);
+        return result;
+      } catch (err) {
+        if (!refused(err)) resolved("call", started, undefined, err);
+        throw err;
+      }
+    },
+    async simulate(req, ctx) {
+      const report = await base.simulate(req, ctx);
+      const type = report.orderType === OrderType.WITHDRAWAL ? "WITHDRAWAL" : "PAYMENT";
+      const r = report as { simulationId: string; requested: number; succeeded: number; failed: number; unknown: number; amountSucceeded: bigint; elapsedMs: bigint; throughput: number; latencyP50Ms: number; latencyP99Ms: number; injected?: unknown[] };
+      metrics.simulationFinished(type, r);
+      logger.info(
+        {
+          simulationId: r.simulationId,
+          orderType: type,
+          seed: String(req.seed),
+          requested: r.requested,
+          succeeded: r.succeeded,
+          failed: r.failed,
+          unknown: r.unknown,
+          amountSucceeded: String(r.amountSucceeded),
+          elapsedMs: Number(r.elapsedMs),
+          throughput: r.throughput,
+          latencyP50Ms: r.latencyP50Ms,
+          latencyP99Ms: r.latencyP99Ms,
+          injected: r.injected?.length ?? 0,
+        },
+        "simulation finished",
+      );
+      return report;
+    },
+  };
   const docs = new ApiCatalog("merchant");
   const server = await serve({
     name: "merchant",
@@ -67,6 +123,8 @@ export async function startMerchantSystem(config: MerchantConfig, logger: Logger
     maxMessageBytes: config.maxMessageBytes,
     limits: config.callLimits,
     tls: config.tls,
+    metrics: metrics.metrics,
+    serving: config.serving ?? DEFAULT_SERVING,
   });
   docs.add({ name: "merchant", url: server.httpUrl, document: merchantApiDocument() });
   let running: Promise<unknown> | undefined;
@@ -75,9 +133,13 @@ export async function startMerchantSystem(config: MerchantConfig, logger: Logger
       ? undefined
       : schedule.scheduleJob(config.resolveCron, () => {
           if (running) return;
+          const started = Date.now();
           running = sender
             .resolveOpenOrders(config.resolveInitAfterSeconds)
-            .catch((err: unknown) => logger.error({ err }, "resolving open orders failed"))
+            .then(
+              (result) => resolved("schedule", started, result),
+              (err: unknown) => resolved("schedule", started, undefined, err),
+            )
             .finally(() => (running = undefined));
         });
   return {
@@ -85,6 +147,7 @@ export async function startMerchantSystem(config: MerchantConfig, logger: Logger
     db,
     sender,
     docs,
+    metrics,
     async close() {
       job?.cancel();
       await server.close();

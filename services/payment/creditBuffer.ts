@@ -45,6 +45,10 @@ export interface CreditBuffer {
   buffered(salerId: string): Promise<bigint>;
   /** One settler at a time; undefined when another holds the lease. */
   acquireLease(ttlMs: number): Promise<SettlementLease | undefined>;
+  /** Accounts due or being settled, and the amount buffered for all accounts. */
+  pending(): Promise<{ accounts: number; fen: bigint }>;
+  /** Resolves when the buffer answers; rejects with the reason it does not. */
+  check(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -107,6 +111,14 @@ export class MemoryCreditBuffer implements CreditBuffer {
     };
   }
 
+  async pending(): Promise<{ accounts: number; fen: bigint }> {
+    let fen = 0n;
+    for (const v of this.amounts.values()) fen += v;
+    return { accounts: new Set([...this.due, ...this.settling]).size, fen };
+  }
+
+  async check(): Promise<void> {}
+
   /** Forgets everything, as a restarted Redis would. */
   wipe(): void {
     this.due.clear();
@@ -129,6 +141,9 @@ for i = 1, #ARGV, 2 do
   if left <= 0 then redis.call('HDEL', KEYS[1], ARGV[i]) end
 end
 return 1`;
+
+const PENDING = `
+return {redis.call('SCARD', KEYS[1]) + redis.call('SCARD', KEYS[2]) - #redis.call('SINTER', KEYS[1], KEYS[2]), redis.call('HVALS', KEYS[3])}`;
 
 const RENEW = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -154,6 +169,11 @@ export class RedisCreditBuffer implements CreditBuffer {
       epoch: `${tag}:epoch`,
       lease: `${tag}:settlement-lease`,
     };
+  }
+
+  /** Calls `listener` on every error of the Redis connection (it reconnects by itself). */
+  onError(listener: (err: Error) => void): void {
+    this.redis.on("error", listener);
   }
 
   static connect(url: string, prefix: string): RedisCreditBuffer {
@@ -228,6 +248,18 @@ export class RedisCreditBuffer implements CreditBuffer {
         await this.redis.eval(RELEASE, 1, this.keys.lease, token);
       },
     };
+  }
+
+  async pending(): Promise<{ accounts: number; fen: bigint }> {
+    const [accounts, amounts] = (await this.redis.eval(PENDING, 3, this.keys.due, this.keys.settling, this.keys.amounts)) as [number, string[]];
+    let fen = 0n;
+    for (const v of amounts) fen += BigInt(v);
+    return { accounts, fen };
+  }
+
+  async check(): Promise<void> {
+    if (this.redis.status !== "ready") throw new Error(`Redis is ${this.redis.status}`);
+    await this.redis.ping();
   }
 
   async close(): Promise<void> {

@@ -58,6 +58,8 @@ export interface PaymentDeps {
   clock: BusinessClock;
   logger: Logger;
   exportBatchSize: number;
+  /** Told of every order recorded (not of replayed answers): metrics. */
+  onRecorded?: ((orderType: "PAYMENT" | "WITHDRAWAL", responseCode: string) => void) | undefined;
 }
 
 function payResponse(o: PaymentOrder): PayResponse {
@@ -274,6 +276,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
           continue; // the response_id clashed with another instance's: take another
         }
         // Committed: from here the credit is owed whatever happens to the buffer.
+        deps.onRecorded?.("PAYMENT", order.responseCode);
         try {
           await creditWrites.submit({ salerId: order.salerId, amount: order.totalFee });
         } catch (err) {
@@ -312,6 +315,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
           if (attempt >= ID_ATTEMPTS) throw outcome.failed;
           continue; // the response_id clashed with another instance's: take another
         }
+        deps.onRecorded?.("WITHDRAWAL", outcome.responseCode);
         return withdrawResponse(outcome);
       }
     },

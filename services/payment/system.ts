@@ -13,6 +13,9 @@ import type { PaymentConfig } from "./config.js";
 import { paymentMigrations } from "./migrations/index.js";
 import { Settlement, type SettlementFaults } from "./settlement.js";
 import { createPaymentService } from "./service.js";
+import { ServiceMetrics } from "../shared/metrics.js";
+import { DEFAULT_SERVING } from "../shared/serving.js";
+import { PaymentMetrics } from "./metrics.js";
 
 /** The calls a merchant signs when merchant keys are configured. */
 export const MERCHANT_CALLS = ["Pay", "Withdraw", "QueryOrder"] as const;
@@ -26,6 +29,7 @@ export interface PaymentSystem {
   settlement: Settlement;
   /** The API documents its /docs page shows; the platform adds the other services'. */
   docs: ApiCatalog;
+  metrics: PaymentMetrics;
   close(): Promise<void>;
 }
 
@@ -39,13 +43,24 @@ export async function startPaymentSystem(
     ? RedisCreditBuffer.connect(config.redisUrl, config.redisPrefix)
     : new MemoryCreditBuffer();
   const clock = new BusinessClock(config.timeZone);
+  const metrics = new PaymentMetrics(new ServiceMetrics("payment"), db, buffer);
+  if (buffer instanceof RedisCreditBuffer) buffer.onError(() => metrics.redisError());
   const settlement = new Settlement(db, buffer, clock, logger, {
+    observer: metrics.settlement,
     chunkSize: config.settleChunkSize,
     sweepEvery: config.settleSweepEvery,
     leaseMs: config.settleLeaseMs ?? 60_000,
     ...(options.settlementFaults ? { faults: options.settlementFaults } : {}),
   });
-  const impl = createPaymentService({ db, buffer, settlement, clock, logger, exportBatchSize: config.exportBatchSize });
+  const impl = createPaymentService({
+    db,
+    buffer,
+    settlement,
+    clock,
+    logger,
+    exportBatchSize: config.exportBatchSize,
+    onRecorded: (type, code) => metrics.orderRecorded(type, code),
+  });
   const docs = new ApiCatalog("payment");
   const server = await serve({
     name: "payment",
@@ -66,6 +81,8 @@ export async function startPaymentSystem(
     maxMessageBytes: config.maxMessageBytes,
     limits: config.callLimits,
     tls: config.tls,
+    metrics: metrics.metrics,
+    serving: config.serving ?? DEFAULT_SERVING,
   });
   docs.add({ name: "payment", url: server.httpUrl, document: paymentApiDocument() });
   let running: Promise<unknown> | undefined;
@@ -85,6 +102,7 @@ export async function startPaymentSystem(
     buffer,
     settlement,
     docs,
+    metrics,
     async close() {
       job?.cancel();
       await server.close();

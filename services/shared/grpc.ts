@@ -7,7 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, ScalarType, toBinary, type DescField, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError, createContextValues, type Client, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { assignRequestId } from "./callPolicy.js";
+import { assignRequestId, PEER_KEY } from "./callPolicy.js";
 import { toClientError } from "./errors.js";
 
 type AnyImpl = Record<string, (req: unknown, ctx: unknown) => unknown>;
@@ -195,7 +195,7 @@ function callContext(
     requestHeader: metadataHeaders(call.metadata),
     responseHeader: new Headers(),
     responseTrailer: new Headers(),
-    values: createContextValues(),
+    values: createContextValues().set(PEER_KEY, call.getPeer()),
     abort,
   };
 }
@@ -311,9 +311,18 @@ export interface GrpcClientHandle<S extends DescService> {
 export function createGrpcClient<S extends DescService>(
   service: S,
   address: string,
-  options: { credentials?: grpc.ChannelCredentials; channelOptions?: grpc.ChannelOptions; callHeaders?: CallHeaders } = {},
+  options: {
+    credentials?: grpc.ChannelCredentials;
+    channelOptions?: grpc.ChannelOptions;
+    callHeaders?: CallHeaders;
+    /** grpc-js interceptors of every call (metrics.ts counts the calls with one). */
+    interceptors?: grpc.Interceptor[];
+  } = {},
 ): GrpcClientHandle<S> {
-  const raw = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions);
+  const raw = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), {
+    ...options.channelOptions,
+    ...(options.interceptors ? { interceptors: options.interceptors } : {}),
+  });
   const client: Record<string, unknown> = {};
   for (const method of service.methods) {
     const path = grpcPath(service, method);

@@ -12,12 +12,22 @@ import type { AddressInfo } from "node:net";
 import { setMaxListeners } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
+import { createContextValues, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { HealthImplementation } from "grpc-health-check";
 import { addGrpcService } from "./grpc.js";
 import type { CallGuard } from "./authentication.js";
-import { applyCallPolicy, DEFAULT_CALL_LIMITS, REQUEST_ID_HEADER, requestIdFrom, type CallLimits } from "./callPolicy.js";
+import {
+  applyCallPolicy,
+  DEFAULT_CALL_LIMITS,
+  PEER_KEY,
+  REQUEST_ID_HEADER,
+  requestIdFrom,
+  type CallLimits,
+  type CallObserver,
+} from "./callPolicy.js";
+import type { ServiceMetrics } from "./metrics.js";
+import { callLogObserver, DEFAULT_SERVING, type ServingConfig } from "./serving.js";
 import { grpcServerCredentials, type ServerTls } from "./tls.js";
 import { addReflectionService } from "./reflection.js";
 import type { ListenConfig } from "./config.js";
@@ -55,6 +65,10 @@ export interface ServeOptions {
   limits?: CallLimits | undefined;
   /** Certificate and key: gRPC and the HTTP gateway serve TLS. */
   tls?: ServerTls | undefined;
+  /** The service's metrics: calls are counted and GET /metrics serves them on the HTTP port. */
+  metrics?: ServiceMetrics | undefined;
+  /** Call log level and CORS; DEFAULT_SERVING when absent. */
+  serving?: ServingConfig | undefined;
 }
 
 export interface RunningServer {
@@ -79,8 +93,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const onError = (err: unknown, method: string) => logger.error({ err, method }, "handler failed");
 
   const limits = options.limits ?? DEFAULT_CALL_LIMITS;
+  const serving = options.serving ?? DEFAULT_SERVING;
+  const observers: CallObserver[] = [];
+  if (options.metrics) observers.push(options.metrics.calls);
+  const callLog = callLogObserver(logger, serving.logCalls);
+  if (callLog) observers.push(callLog);
   // Both transports serve the same handlers, each wrapped once in the call policy.
-  const bindings = options.services.map((b) => ({ service: b.service, impl: applyCallPolicy(b, logger, limits) }));
+  const bindings = options.services.map((b) => ({ service: b.service, impl: applyCallPolicy(b, logger, limits, observers) }));
 
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": maxMessageBytes,
@@ -108,8 +127,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     // A caller may ask for a shorter deadline, never a longer one than any call may take.
     maxTimeoutMs: limits.longDeadlineMs,
     shutdownSignal: shutdown.signal,
+    contextValues: (req) => createContextValues().set(PEER_KEY, `${req.socket.remoteAddress ?? ""}:${req.socket.remotePort ?? ""}`),
   });
-  const routes = options.httpRoutes ?? [];
+  const routes = [...(options.metrics ? [options.metrics.route()] : []), ...(options.httpRoutes ?? [])];
   // Responses under way. Once draining starts each one ends its keep-alive connection when sent,
   // so an idle client connection does not hold the server open for the whole grace period.
   const inFlight = new Set<http.ServerResponse>();

@@ -32,6 +32,11 @@ const SHARED_BAD: [string, string][] = [
   ["HOST", "not a host"],
   ["BUSINESS_TIME_ZONE", "Mars/Olympus_Mons"],
   ["MAX_MESSAGE_BYTES", "12"],
+  ["LOG_CALLS", "loud"],
+  ["CORS_ALLOWED_ORIGINS", "buf.build"],
+  ["CORS_ALLOWED_ORIGINS", "https://buf.build/studio"],
+  ["CORS_ALLOWED_ORIGINS", "*,https://buf.build"],
+  ["CORS_ALLOWED_ORIGINS", "ftp://files.example"],
 ];
 /** Bad values the services with a database refuse. */
 const STORAGE_BAD: [string, string][] = [

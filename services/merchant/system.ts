@@ -19,6 +19,7 @@ import { createMerchantService } from "./service.js";
 import { ServiceMetrics } from "../shared/metrics.js";
 import { DEFAULT_SERVING } from "../shared/serving.js";
 import { MerchantMetrics } from "./metrics.js";
+import { databaseCheck, OutageLog, upstreamCheck } from "../shared/readiness.js";
 import type { ResolveResult } from "./orderSender.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 
@@ -65,9 +66,14 @@ export async function startMerchantSystem(config: MerchantConfig, logger: Logger
     const durationMs = Date.now() - started;
     metrics.resolveFinished(result, durationMs);
     // A scheduled run with nothing open says nothing.
+    if (trigger === "schedule") {
+      if (result) scheduledOutage.succeeded();
+      else scheduledOutage.failed(err);
+    }
     if (result && (trigger === "call" || result.examined > 0)) logger.info({ trigger, ...result, durationMs }, "resolved open orders");
-    else if (!result) logger.warn({ trigger, err: err instanceof Error ? err.message : String(err), durationMs }, "resolving open orders failed");
+    else if (!result && trigger === "call") logger.warn({ trigger, err: err instanceof Error ? err.message : String(err), durationMs }, "resolving open orders failed");
   };
+  const scheduledOutage = new OutageLog(logger, "scheduled resolution of open orders");
   const refused = (err: unknown) => err instanceof ConnectError && err.code === Code.InvalidArgument;
   const impl: typeof base = {
     ...base,
@@ -109,6 +115,7 @@ export async function startMerchantSystem(config: MerchantConfig, logger: Logger
     },
   };
   const docs = new ApiCatalog("merchant");
+  const upstream = upstreamCheck("payment", config.paymentAddress, PaymentService.typeName, grpcChannelCredentials(config.paymentTlsCa));
   const server = await serve({
     name: "merchant",
     listen: config.listen,
@@ -125,6 +132,7 @@ export async function startMerchantSystem(config: MerchantConfig, logger: Logger
     tls: config.tls,
     metrics: metrics.metrics,
     serving: config.serving ?? DEFAULT_SERVING,
+    dependencies: [databaseCheck(db.knex), upstream],
   });
   docs.add({ name: "merchant", url: server.httpUrl, document: merchantApiDocument() });
   let running: Promise<unknown> | undefined;
@@ -153,6 +161,7 @@ export async function startMerchantSystem(config: MerchantConfig, logger: Logger
       await server.close();
       await running;
       payment.close();
+      upstream.close();
       await db.close();
     },
   };

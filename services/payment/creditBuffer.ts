@@ -159,8 +159,11 @@ return 0`;
  */
 export class RedisCreditBuffer implements CreditBuffer {
   private readonly keys;
+  private lastError = "";
 
   constructor(private readonly redis: Redis, prefix: string) {
+    redis.on("error", (err: Error) => (this.lastError = err.message));
+    redis.on("ready", () => (this.lastError = ""));
     const tag = `{${prefix}}`;
     this.keys = {
       due: `${tag}:due`,
@@ -258,7 +261,10 @@ export class RedisCreditBuffer implements CreditBuffer {
   }
 
   async check(): Promise<void> {
-    if (this.redis.status !== "ready") throw new Error(`Redis is ${this.redis.status}`);
+    // Still making its first connection: the ping waits for it (commandTimeout bounds the wait).
+    if (this.redis.status === "reconnecting" || this.redis.status === "close" || this.redis.status === "end") {
+      throw new Error(`Redis is ${this.redis.status}${this.lastError ? ` (${this.lastError})` : ""}`);
+    }
     await this.redis.ping();
   }
 

@@ -18,6 +18,7 @@ import { invalidField } from "../shared/errors.js";
 import { OrderIdSequence } from "../shared/ids.js";
 import type { BusinessClock } from "../shared/time.js";
 import type { Logger } from "../shared/logger.js";
+import type { OutageLog } from "../shared/readiness.js";
 import {
   optionalBusinessTime,
   pageSize,
@@ -58,6 +59,8 @@ export interface PaymentDeps {
   clock: BusinessClock;
   logger: Logger;
   exportBatchSize: number;
+  /** Logs the credit buffer's write failures once per outage (else one warning per payment). */
+  bufferOutage?: OutageLog | undefined;
   /** Told of every order recorded (not of replayed answers): metrics. */
   onRecorded?: ((orderType: "PAYMENT" | "WITHDRAWAL", responseCode: string) => void) | undefined;
 }
@@ -279,8 +282,10 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
         deps.onRecorded?.("PAYMENT", order.responseCode);
         try {
           await creditWrites.submit({ salerId: order.salerId, amount: order.totalFee });
+          deps.bufferOutage?.succeeded();
         } catch (err) {
-          logger.warn({ err, requestId: order.requestId }, "credit buffer unavailable; settlement will sweep the orders table");
+          if (deps.bufferOutage) deps.bufferOutage.failed(err, { requestId: order.requestId });
+          else logger.warn({ err, requestId: order.requestId }, "credit buffer unavailable; settlement will sweep the orders table");
           settlement.requestSweep();
         }
         // Only once this request won its request_id: a refused body must not leave an account

@@ -16,6 +16,7 @@ import { createPaymentService } from "./service.js";
 import { ServiceMetrics } from "../shared/metrics.js";
 import { DEFAULT_SERVING } from "../shared/serving.js";
 import { PaymentMetrics } from "./metrics.js";
+import { databaseCheck, OutageLog } from "../shared/readiness.js";
 
 /** The calls a merchant signs when merchant keys are configured. */
 export const MERCHANT_CALLS = ["Pay", "Withdraw", "QueryOrder"] as const;
@@ -60,6 +61,7 @@ export async function startPaymentSystem(
     logger,
     exportBatchSize: config.exportBatchSize,
     onRecorded: (type, code) => metrics.orderRecorded(type, code),
+    bufferOutage: new OutageLog(logger, "credit buffer writes (settlement sweeps the orders table meanwhile)"),
   });
   const docs = new ApiCatalog("payment");
   const server = await serve({
@@ -83,9 +85,11 @@ export async function startPaymentSystem(
     tls: config.tls,
     metrics: metrics.metrics,
     serving: config.serving ?? DEFAULT_SERVING,
+    dependencies: [databaseCheck(db.knex), ...(config.redisUrl ? [{ name: "redis", check: () => buffer.check() }] : [])],
   });
   docs.add({ name: "payment", url: server.httpUrl, document: paymentApiDocument() });
   let running: Promise<unknown> | undefined;
+  const scheduled = new OutageLog(logger, "scheduled settlement");
   const job =
     config.settleCron === "off"
       ? undefined
@@ -93,7 +97,10 @@ export async function startPaymentSystem(
           if (running) return; // the previous run is still going
           running = settlement
             .run()
-            .catch((err: unknown) => logger.error({ err }, "scheduled settlement failed"))
+            .then(
+              () => scheduled.succeeded(),
+              (err: unknown) => scheduled.failed(err),
+            )
             .finally(() => (running = undefined));
         });
   return {

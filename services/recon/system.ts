@@ -18,6 +18,8 @@ import { reconApiDocument } from "./apiDocs.js";
 import { ServiceMetrics } from "../shared/metrics.js";
 import { DEFAULT_SERVING } from "../shared/serving.js";
 import { ReconMetrics } from "./metrics.js";
+import { upstreamCheck } from "../shared/readiness.js";
+import { access, constants } from "node:fs/promises";
 import { RunSchema } from "../../gen/recon/v1/recon_pb.js";
 import { create } from "@bufbuild/protobuf";
 
@@ -80,6 +82,10 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
     auditFiles: observed("audit", "files", base.auditFiles.bind(base)),
   } as typeof base;
   const docs = new ApiCatalog("recon");
+  const upstreams = [
+    upstreamCheck("merchant", config.merchantAddress, MerchantService.typeName, grpcChannelCredentials(config.merchantTlsCa)),
+    upstreamCheck("payment", config.paymentAddress, PaymentService.typeName, grpcChannelCredentials(config.paymentTlsCa)),
+  ];
   const server = await serve({
     name: "recon",
     httpRoutes: docsRoutes(docs),
@@ -96,6 +102,10 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
     tls: config.tls,
     metrics: metrics.metrics,
     serving: config.serving ?? DEFAULT_SERVING,
+    dependencies: [
+      ...upstreams,
+      { name: "reconciliation directory", check: () => access(config.reconDir, constants.W_OK) },
+    ],
   });
   docs.add({ name: "recon", url: server.httpUrl, document: reconApiDocument() });
   return {
@@ -107,6 +117,7 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
       await server.close();
       merchant.close();
       payment.close();
+      for (const u of upstreams) u.close();
     },
   };
 }

@@ -28,6 +28,7 @@ import {
 } from "./callPolicy.js";
 import type { ServiceMetrics } from "./metrics.js";
 import { callLogObserver, DEFAULT_SERVING, type ServingConfig } from "./serving.js";
+import { Readiness, type DependencyCheck } from "./readiness.js";
 import { grpcServerCredentials, type ServerTls } from "./tls.js";
 import { addReflectionService } from "./reflection.js";
 import type { ListenConfig } from "./config.js";
@@ -69,6 +70,8 @@ export interface ServeOptions {
   metrics?: ServiceMetrics | undefined;
   /** Call log level and CORS; DEFAULT_SERVING when absent. */
   serving?: ServingConfig | undefined;
+  /** What the service needs to do its work: GET /readyz and the gRPC health status follow them. */
+  dependencies?: DependencyCheck[] | undefined;
 }
 
 export interface RunningServer {
@@ -111,6 +114,15 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     health.setStatus(service.typeName, "SERVING");
   }
   health.addToServer(grpcServer);
+  const readiness = new Readiness(options.name, options.dependencies ?? [], logger, {
+    intervalMs: serving.readinessIntervalMs,
+    timeoutMs: 2000,
+  });
+  let stopped = false;
+  readiness.onChange((ready) => {
+    if (stopped) return;
+    for (const { service } of bindings) health.setStatus(service.typeName, ready ? "SERVING" : "NOT_SERVING");
+  });
   addReflectionService(grpcServer, options.services.map((b) => b.service));
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(`${listen.host}:${listen.grpcPort}`, grpcServerCredentials(options.tls), (err, port) =>
@@ -129,7 +141,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     shutdownSignal: shutdown.signal,
     contextValues: (req) => createContextValues().set(PEER_KEY, `${req.socket.remoteAddress ?? ""}:${req.socket.remotePort ?? ""}`),
   });
-  const routes = [...(options.metrics ? [options.metrics.route()] : []), ...(options.httpRoutes ?? [])];
+  const routes = [readiness.route(), ...(options.metrics ? [options.metrics.route()] : []), ...(options.httpRoutes ?? [])];
   // Responses under way. Once draining starts each one ends its keep-alive connection when sent,
   // so an idle client connection does not hold the server open for the whole grace period.
   const inFlight = new Set<http.ServerResponse>();
@@ -174,6 +186,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   });
   const httpPort = (httpServer.address() as AddressInfo).port;
   const hostForUrl = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
+  readiness.start();
 
   let closing: Promise<void> | undefined;
   return {
@@ -184,6 +197,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     httpUrl: `${options.tls ? "https" : "http"}://${hostForUrl}:${httpPort}`,
     close(graceMs = 10_000) {
       closing ??= (async () => {
+        stopped = true;
+        readiness.stop();
         for (const { service } of options.services) health.setStatus(service.typeName, "NOT_SERVING");
         const grpcDone = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
         draining = true;

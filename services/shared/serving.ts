@@ -1,7 +1,8 @@
 /**
  * How every service's ports behave towards operators and browsers, the same for all three:
  * LOG_CALLS, the level of the one log line written per call ("off" for none), and
- * CORS_ALLOWED_ORIGINS, the web origins whose pages may call the HTTP port (cors.ts).
+ * CORS_ALLOWED_ORIGINS, the web origins whose pages may call the HTTP port (cors.ts);
+ * READINESS_INTERVAL_MS, how often the dependencies are checked (readiness.ts).
  */
 import type { EnvReader } from "./config.js";
 import { ConfigError } from "./errors.js";
@@ -17,16 +18,22 @@ export interface ServingConfig {
   logCalls: CallLogLevel;
   /** Origins allowed to call the HTTP port from a browser; "*" alone allows any. Empty: none. */
   corsAllowedOrigins: readonly string[];
+  /** How often the dependencies are checked for the gRPC health status (GET /readyz checks anew). */
+  readinessIntervalMs: number;
 }
 
-export const DEFAULT_SERVING: ServingConfig = { logCalls: "info", corsAllowedOrigins: [] };
+export const DEFAULT_SERVING: ServingConfig = { logCalls: "info", corsAllowedOrigins: [], readinessIntervalMs: 5000 };
 
 export function readServing(env: EnvReader): ServingConfig {
   const level = env.string("LOG_CALLS", DEFAULT_SERVING.logCalls).toLowerCase();
   if (!(CALL_LOG_LEVELS as readonly string[]).includes(level)) {
     throw new ConfigError("LOG_CALLS", `must be one of ${CALL_LOG_LEVELS.join(", ")}, got "${level}"`);
   }
-  return { logCalls: level as CallLogLevel, corsAllowedOrigins: readOrigins(env, "CORS_ALLOWED_ORIGINS") };
+  return {
+    logCalls: level as CallLogLevel,
+    corsAllowedOrigins: readOrigins(env, "CORS_ALLOWED_ORIGINS"),
+    readinessIntervalMs: env.int("READINESS_INTERVAL_MS", DEFAULT_SERVING.readinessIntervalMs, 100, 3_600_000),
+  };
 }
 
 /** A comma-separated list of origins (scheme://host[:port]), or "*". */

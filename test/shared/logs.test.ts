@@ -17,7 +17,7 @@ import { createGrpcClient } from "../../services/shared/grpc.js";
 import { startPaymentSystem } from "../../services/payment/system.js";
 import { startMerchantSystem } from "../../services/merchant/system.js";
 import { startReconSystem } from "../../services/recon/system.js";
-import type { CallLogLevel } from "../../services/shared/serving.js";
+import { DEFAULT_SERVING, type CallLogLevel } from "../../services/shared/serving.js";
 import { freshStore, merchantConfig, paymentConfig, reconConfig, uniqueName } from "../harness.js";
 import { payRequest } from "../payment/fixtures.js";
 
@@ -33,7 +33,7 @@ async function loggedPlatform(logCalls: CallLogLevel) {
     },
   });
   const logger = pino({ level: "debug" }, sink);
-  const serving = { logCalls, corsAllowedOrigins: [] };
+  const serving = { ...DEFAULT_SERVING, logCalls };
   const backend = { name: "embedded" as const };
   const paymentStore = freshStore(backend, "payment");
   const merchantStore = freshStore(backend, "merchant");

@@ -14,7 +14,7 @@ import { createReadStream, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type * as http from "node:http";
-import { cors } from "@connectrpc/connect";
+import { CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_EXPOSED_HEADERS } from "./cors.js";
 import type { OpenApiDocument } from "./openapi.js";
 import type { HttpRoute } from "./server.js";
 
@@ -159,11 +159,11 @@ export function docsRoutes(catalog: ApiCatalog): HttpRoute[] {
     if (!origin || !originAllowed(origin, req, catalog)) return false;
     res.setHeader("access-control-allow-origin", origin);
     res.setHeader("vary", "Origin");
-    res.setHeader("access-control-expose-headers", cors.exposedHeaders.join(", "));
+    res.setHeader("access-control-expose-headers", CORS_EXPOSED_HEADERS.join(", "));
     if (req.method === "OPTIONS" && req.headers["access-control-request-method"]) {
       res.writeHead(204, {
-        "access-control-allow-methods": cors.allowedMethods.join(", "),
-        "access-control-allow-headers": [...cors.allowedHeaders, "Authorization"].join(", "),
+        "access-control-allow-methods": CORS_ALLOWED_METHODS.join(", "),
+        "access-control-allow-headers": CORS_ALLOWED_HEADERS.join(", "),
         "access-control-max-age": "7200",
       });
       res.end();

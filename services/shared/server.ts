@@ -29,6 +29,7 @@ import {
 import type { ServiceMetrics } from "./metrics.js";
 import { callLogObserver, DEFAULT_SERVING, type ServingConfig } from "./serving.js";
 import { Readiness, type DependencyCheck } from "./readiness.js";
+import { corsRoute, isPreflight, refusePreflight } from "./cors.js";
 import { grpcServerCredentials, type ServerTls } from "./tls.js";
 import { addReflectionService } from "./reflection.js";
 import type { ListenConfig } from "./config.js";
@@ -141,7 +142,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     shutdownSignal: shutdown.signal,
     contextValues: (req) => createContextValues().set(PEER_KEY, `${req.socket.remoteAddress ?? ""}:${req.socket.remotePort ?? ""}`),
   });
-  const routes = [readiness.route(), ...(options.metrics ? [options.metrics.route()] : []), ...(options.httpRoutes ?? [])];
+  const routes = [corsRoute(serving.corsAllowedOrigins), readiness.route(), ...(options.metrics ? [options.metrics.route()] : []), ...(options.httpRoutes ?? [])];
   // Responses under way. Once draining starts each one ends its keep-alive connection when sent,
   // so an idle client connection does not hold the server open for the whole grace period.
   const inFlight = new Set<http.ServerResponse>();
@@ -160,6 +161,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       return;
     }
     for (const route of routes) if (route(req, res)) return;
+    if (isPreflight(req)) return refusePreflight(res);
     // Every gateway answer carries a request id, also a refusal before any handler runs
     // (undecodable JSON, an oversized body); the handler's call policy reuses it.
     const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER] as string | undefined);

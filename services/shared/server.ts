@@ -33,6 +33,7 @@ import { corsRoute, isPreflight, refusePreflight } from "./cors.js";
 import { grpcServerCredentials, type ServerTls } from "./tls.js";
 import { addReflectionService } from "./reflection.js";
 import type { ListenConfig } from "./config.js";
+import { ConfigError } from "./errors.js";
 import type { Logger } from "./logger.js";
 
 export interface ServiceBinding {
@@ -88,6 +89,18 @@ export interface RunningServer {
 /** Snake_case names out, every field emitted, and an unknown field in a request refused. */
 export const JSON_OPTIONS = { useProtoFieldName: true, alwaysEmitImplicit: true, ignoreUnknownFields: false } as const;
 
+/**
+ * A port that cannot be bound, as a configuration error naming the variable that sets it (start-up
+ * then stops with that message and exit code 2); other failures unchanged.
+ */
+function bindError(err: unknown, variable: string, hostVariable: string, host: string, port: number): unknown {
+  const text = `${(err as { code?: string }).code ?? ""} ${err instanceof Error ? err.message : String(err)}`;
+  if (/EADDRINUSE/.test(text)) return new ConfigError(variable, `port ${port} on ${host} is already in use; stop what holds it or choose another port`);
+  if (/EACCES/.test(text)) return new ConfigError(variable, `port ${port} on ${host} needs privileges this process does not have; choose a port above 1023`);
+  if (/EADDRNOTAVAIL/.test(text)) return new ConfigError(hostVariable, `${host} is not an address of this machine`);
+  return err;
+}
+
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const { listen, logger } = options;
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
@@ -125,9 +138,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     for (const { service } of bindings) health.setStatus(service.typeName, ready ? "SERVING" : "NOT_SERVING");
   });
   addReflectionService(grpcServer, options.services.map((b) => b.service));
+  const variable = (kind: "GRPC" | "HTTP") => `${options.name.toUpperCase()}_${kind}_PORT`;
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(`${listen.host}:${listen.grpcPort}`, grpcServerCredentials(options.tls), (err, port) =>
-      err ? reject(err) : resolve(port),
+      err ? reject(bindError(err, variable("GRPC"), `${options.name.toUpperCase()}_HOST`, listen.host, listen.grpcPort)) : resolve(port),
     ),
   );
 
@@ -182,10 +196,15 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   };
   const httpServer = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, onRequest) : http.createServer(onRequest);
   httpServer.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once("error", reject);
-    httpServer.listen(listen.httpPort, listen.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once("error", reject);
+      httpServer.listen(listen.httpPort, listen.host, () => resolve());
+    });
+  } catch (err) {
+    grpcServer.forceShutdown();
+    throw bindError(err, variable("HTTP"), `${options.name.toUpperCase()}_HOST`, listen.host, listen.httpPort);
+  }
   const httpPort = (httpServer.address() as AddressInfo).port;
   const hostForUrl = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
   readiness.start();

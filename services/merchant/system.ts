@@ -134,7 +134,17 @@ export async function startMerchantSystem(config: MerchantConfig, logger: Logger
     serving: config.serving ?? DEFAULT_SERVING,
     dependencies: [databaseCheck(db.knex), upstream],
   });
-  docs.add({ name: "merchant", url: server.httpUrl, document: merchantApiDocument() });
+  docs.add({
+    name: "merchant",
+    url: server.httpUrl,
+    document: merchantApiDocument(),
+    liveExamples: {
+      "merchant.v1.MerchantService/GetOrder": async () => {
+        const newest = (await db.knex("merchant_orders").orderBy("id", "desc").first("request_id")) as { request_id: string } | undefined;
+        return newest ? { request_id: newest.request_id } : undefined;
+      },
+    },
+  });
   let running: Promise<unknown> | undefined;
   const job =
     config.resolveCron === "off"

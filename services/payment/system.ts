@@ -87,7 +87,17 @@ export async function startPaymentSystem(
     serving: config.serving ?? DEFAULT_SERVING,
     dependencies: [databaseCheck(db.knex), ...(config.redisUrl ? [{ name: "redis", check: () => buffer.check() }] : [])],
   });
-  docs.add({ name: "payment", url: server.httpUrl, document: paymentApiDocument() });
+  docs.add({
+    name: "payment",
+    url: server.httpUrl,
+    document: paymentApiDocument(),
+    liveExamples: {
+      "payment.v1.PaymentService/GetBalance": async () => {
+        const first = (await db.knex("accounts").orderBy("saler_id").first("saler_id")) as { saler_id: string } | undefined;
+        return first ? { saler_id: first.saler_id } : undefined;
+      },
+    },
+  });
   let running: Promise<unknown> | undefined;
   const scheduled = new OutageLog(logger, "scheduled settlement");
   const job =

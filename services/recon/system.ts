@@ -20,7 +20,7 @@ import { DEFAULT_SERVING } from "../shared/serving.js";
 import { ReconMetrics } from "./metrics.js";
 import { upstreamCheck } from "../shared/readiness.js";
 import { access, constants } from "node:fs/promises";
-import { RunSchema } from "../../gen/recon/v1/recon_pb.js";
+import { RunKind, RunSchema } from "../../gen/recon/v1/recon_pb.js";
 import { create } from "@bufbuild/protobuf";
 
 /** The calls that start runs: they need the operator token when one is configured. */
@@ -107,7 +107,17 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
       { name: "reconciliation directory", check: () => access(config.reconDir, constants.W_OK) },
     ],
   });
-  docs.add({ name: "recon", url: server.httpUrl, document: reconApiDocument() });
+  docs.add({
+    name: "recon",
+    url: server.httpUrl,
+    document: reconApiDocument(),
+    liveExamples: {
+      "recon.v1.ReconService/GetRun": async () => {
+        const [newest] = await runs.list(RunKind.UNSPECIFIED, 1);
+        return newest ? { run_id: newest.runId } : undefined;
+      },
+    },
+  });
   return {
     server,
     runs,

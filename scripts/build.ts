@@ -1,8 +1,10 @@
 /**
  * Compiles the services, the command line and gen/ to JavaScript under dist/ (or the folder given
  * as the first argument), one file per source with esbuild, no bundling: `node dist/services/main.js`
- * then runs without tsx or any other development dependency (the Docker image does), and paycli
- * starts without compiling TypeScript. Type-checking stays with `tsc -p .`.
+ * then runs without tsx or any other development dependency (the Docker image does). paycli is
+ * also bundled into one file, dist/paycli.mjs, which services/cli/paycli.js runs when it is newer
+ * than the sources: one file to read instead of hundreds, so the command line starts quickly.
+ * Type-checking stays with `tsc -p .`.
  */
 import { readdirSync, rmSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
@@ -32,4 +34,15 @@ await build({
   sourcemap: false,
   logLevel: "warning",
 });
-process.stdout.write(`compiled ${entryPoints.length} files into ${relative(process.cwd(), outdir) || "."}\n`);
+// Node's own require for the CommonJS packages inside the bundle (grpc-js and its dependencies).
+await build({
+  entryPoints: [join(root, "services", "cli", "main.ts")],
+  outfile: join(outdir, "paycli.mjs"),
+  bundle: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  banner: { js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);' },
+  logLevel: "warning",
+});
+process.stdout.write(`compiled ${entryPoints.length} files into ${relative(process.cwd(), outdir) || "."}, and paycli.mjs\n`);

@@ -97,4 +97,15 @@ describe("compiled build (Docker image)", function () {
     );
     expect(closed).to.equal(1);
   });
+
+  it("bundles paycli into one file that runs with plain node", async () => {
+    const help = await run(process.execPath, [join(out, "paycli.mjs"), "simulate", "--help"], { env: { ...process.env, NODE_OPTIONS: "" } });
+    expect(help.stdout).to.match(/^Usage: paycli simulate/m);
+    const usage = await run(process.execPath, [join(out, "paycli.mjs"), "simulate", "--count", "-3"], { env: { ...process.env, NODE_OPTIONS: "" } }).then(
+      () => ({ code: 0, stderr: "" }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(usage.code).to.equal(2);
+    expect(usage.stderr).to.contain("'--count <n>' argument '-3' is invalid");
+  });
 });

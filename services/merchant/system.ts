@@ -44,6 +44,7 @@ export async function startMerchantSystem(config: MerchantConfig, logger: Logger
   const payment = createGrpcClient(PaymentService, config.paymentAddress, {
     credentials: grpcChannelCredentials(config.paymentTlsCa),
     interceptors: [metrics.metrics.clientInterceptor()],
+    upstream: "payment",
     ...(signing
       ? {
           callHeaders: (method, message) =>

@@ -47,11 +47,13 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
     credentials: grpcChannelCredentials(config.merchantTlsCa),
     callHeaders: () => operator,
     interceptors,
+    upstream: "merchant",
   });
   const payment = createGrpcClient(PaymentService, config.paymentAddress, {
     channelOptions,
     credentials: grpcChannelCredentials(config.paymentTlsCa),
     interceptors,
+    upstream: "payment",
   });
   const clock = new BusinessClock(config.timeZone);
   const runs = new RunStore(config.reconDir);

@@ -292,8 +292,20 @@ function headersOf(metadata: grpc.Metadata | undefined): Headers {
 }
 
 /** The status as a ConnectError whose metadata holds the trailers (x-request-id among them). */
-function connectErrorOf(err: grpc.ServiceError): ConnectError {
-  return new ConnectError(err.details || err.message, err.code as number as Code, headersOf(err.metadata));
+function connectErrorOf(err: grpc.ServiceError, upstream?: UpstreamName): ConnectError {
+  const details = err.details || err.message;
+  if (upstream && err.code === grpc.status.UNAVAILABLE) {
+    // A service passing this on to its own caller names the service it could not reach, instead
+    // of grpc-js's "No connection established" as if the caller's own call had failed.
+    const reason = details.replace(/\s*(Last error: )?/, " ").replace(/\s*Resolution note:\s*$/, "").trim();
+    return new ConnectError(`upstream ${upstream.name} service at ${upstream.address} is unreachable (${reason})`, Code.Unavailable, headersOf(err.metadata));
+  }
+  return new ConnectError(details, err.code as number as Code, headersOf(err.metadata));
+}
+
+interface UpstreamName {
+  name: string;
+  address: string;
 }
 
 /** Headers added to every call of a client, computed from the method and the request message. */
@@ -317,6 +329,8 @@ export function createGrpcClient<S extends DescService>(
     callHeaders?: CallHeaders;
     /** grpc-js interceptors of every call (metrics.ts counts the calls with one). */
     interceptors?: grpc.Interceptor[];
+    /** The called service's name, for UNAVAILABLE errors that name it ("payment", "merchant"). */
+    upstream?: string;
   } = {},
 ): GrpcClientHandle<S> {
   const raw = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), {
@@ -324,6 +338,7 @@ export function createGrpcClient<S extends DescService>(
     ...(options.interceptors ? { interceptors: options.interceptors } : {}),
   });
   const client: Record<string, unknown> = {};
+  const upstream = options.upstream ? { name: options.upstream, address } : undefined;
   for (const method of service.methods) {
     const path = grpcPath(service, method);
     const serialize = (m: unknown) => Buffer.from(toBinary(method.input, m as never));
@@ -347,7 +362,7 @@ export function createGrpcClient<S extends DescService>(
         new Promise((resolve, reject) => {
           const message = create(method.input, req as never);
           const call = raw.makeUnaryRequest(path, serialize, deserialize, message, metadata(message, opts), callOptions(opts), (err, res) => {
-            if (err) reject(connectErrorOf(err));
+            if (err) reject(connectErrorOf(err, upstream));
             else resolve(res);
           });
           if (opts?.onHeader) call.on("metadata", (md: grpc.Metadata) => opts.onHeader?.(metadataHeaders(md)));
@@ -363,7 +378,7 @@ export function createGrpcClient<S extends DescService>(
           try {
             for await (const item of call) yield item;
           } catch (err) {
-            throw connectErrorOf(err as grpc.ServiceError);
+            throw connectErrorOf(err as grpc.ServiceError, upstream);
           }
         })();
       };

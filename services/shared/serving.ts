@@ -64,9 +64,9 @@ export function readOrigins(env: EnvReader, name: string): string[] {
 
 /** One structured line per call: service, method, transport, code, duration, request id, peer. */
 export function callLogObserver(logger: Logger, level: CallLogLevel): CallObserver | undefined {
-  if (level === "off") return undefined;
+  // A level the logger does not write costs nothing per call.
+  if (level === "off" || !logger.isLevelEnabled(level)) return undefined;
   return (call) => (outcome) => {
-    if (!logger.isLevelEnabled(level)) return;
     logger[level](
       {
         service: call.service,

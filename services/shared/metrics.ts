@@ -9,6 +9,10 @@
  * the call policy (callPolicy.ts), and grpc_client_* for the calls it makes (a grpc-js client
  * interceptor). Money figures are in fen; Prometheus samples are floating point, exact up to
  * 2^53 fen.
+ *
+ * Node's process figures (prom-client's defaults: CPU, memory, event loop, GC) belong to the
+ * process, not to a service: one set per process, collected once and shown on every port without
+ * a service label (under `npm start` the three services share one process).
  */
 import * as http from "node:http";
 import * as grpc from "@grpc/grpc-js";
@@ -33,6 +37,17 @@ function grpcType(requestStream: boolean, responseStream: boolean): string {
   return "unary";
 }
 
+let processRegistry: Registry | undefined;
+
+/** The process's own figures, one set however many services the process runs. */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
 const SERVER_LABELS = ["grpc_type", "grpc_service", "grpc_method", "transport"] as const;
 const CLIENT_LABELS = ["grpc_type", "grpc_service", "grpc_method"] as const;
 
@@ -51,7 +66,7 @@ export class ServiceMetrics {
 
   constructor(readonly service: string) {
     this.registry.setDefaultLabels({ service });
-    collectDefaultMetrics({ register: this.registry });
+    processMetrics();
     const registers = [this.registry];
     this.serverStarted = new Counter({ name: "grpc_server_started_total", help: "RPCs started on the server.", labelNames: SERVER_LABELS, registers });
     this.serverHandled = new Counter({
@@ -165,16 +180,17 @@ export class ServiceMetrics {
     });
   }
 
-  /** The registry in the Prometheus text format. */
-  scrape(): Promise<string> {
-    return this.registry.metrics();
+  /** The service's figures and the process's, in the Prometheus text format. */
+  async scrape(): Promise<string> {
+    const [own, proc] = await Promise.all([this.registry.metrics(), processMetrics().metrics()]);
+    return `${own.replace(/\n*$/, "\n")}\n${proc}`;
   }
 
   /** GET /metrics on an HTTP port. */
   route(): (req: http.IncomingMessage, res: http.ServerResponse) => boolean {
     return (req, res) => {
       if (req.method !== "GET" || (req.url !== "/metrics" && !req.url?.startsWith("/metrics?"))) return false;
-      this.registry.metrics().then(
+      this.scrape().then(
         (text) => {
           res.writeHead(200, { "content-type": this.registry.contentType });
           res.end(text);

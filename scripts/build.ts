@@ -8,10 +8,10 @@
  */
 import { readdirSync, rmSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 
 const root = resolve(import.meta.dirname, "..");
-const outdir = resolve(process.argv[2] ?? join(root, "dist"));
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -21,28 +21,42 @@ function sources(dir: string): string[] {
   });
 }
 
-rmSync(outdir, { recursive: true, force: true });
-const entryPoints = [...sources(join(root, "services")), ...sources(join(root, "gen"))];
-await build({
-  entryPoints,
-  outdir,
-  outbase: root,
-  format: "esm",
-  platform: "node",
-  target: "node20",
-  bundle: false,
-  sourcemap: false,
-  logLevel: "warning",
-});
-// Node's own require for the CommonJS packages inside the bundle (grpc-js and its dependencies).
-await build({
-  entryPoints: [join(root, "services", "cli", "main.ts")],
-  outfile: join(outdir, "paycli.mjs"),
-  bundle: true,
-  format: "esm",
-  platform: "node",
-  target: "node20",
-  banner: { js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);' },
-  logLevel: "warning",
-});
-process.stdout.write(`compiled ${entryPoints.length} files into ${relative(process.cwd(), outdir) || "."}, and paycli.mjs\n`);
+/** Every source under services/ and gen/, one JavaScript file each, into `outdir`. */
+export async function compile(outdir: string): Promise<number> {
+  rmSync(outdir, { recursive: true, force: true });
+  const entryPoints = [...sources(join(root, "services")), ...sources(join(root, "gen"))];
+  await build({
+    entryPoints,
+    outdir,
+    outbase: root,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    bundle: false,
+    sourcemap: false,
+    logLevel: "warning",
+  });
+  return entryPoints.length;
+}
+
+/** paycli and everything it imports in one file. */
+export async function bundleCli(outfile: string): Promise<void> {
+  await build({
+    entryPoints: [join(root, "services", "cli", "main.ts")],
+    outfile,
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    // Node's own require for the CommonJS packages inside the bundle (grpc-js and its dependencies).
+    banner: { js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);' },
+    logLevel: "warning",
+  });
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const outdir = resolve(process.argv[2] ?? join(root, "dist"));
+  const count = await compile(outdir);
+  await bundleCli(join(outdir, "paycli.mjs"));
+  process.stdout.write(`compiled ${count} files into ${relative(process.cwd(), outdir) || "."}, and paycli.mjs\n`);
+}

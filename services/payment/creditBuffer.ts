@@ -174,6 +174,28 @@ export class RedisCreditBuffer implements CreditBuffer {
     };
   }
 
+  /**
+   * Resolves once connected: at once when ready, after the first connection when it is still
+   * being made (up to `ms`); rejects while Redis is away (reconnecting, closed).
+   */
+  private async untilConnected(ms: number): Promise<void> {
+    const status = this.redis.status;
+    if (status === "ready") return;
+    if (status !== "wait" && status !== "connecting" && status !== "connect") throw new Error(`credit buffer unavailable (${status})`);
+    let timer: NodeJS.Timeout | undefined;
+    let onReady: (() => void) | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        onReady = resolve;
+        this.redis.once("ready", onReady);
+        timer = setTimeout(() => reject(new Error(`credit buffer unavailable (${this.redis.status})`)), ms);
+      });
+    } finally {
+      clearTimeout(timer);
+      if (onReady) this.redis.off("ready", onReady);
+    }
+  }
+
   /** Calls `listener` on every error of the Redis connection (it reconnects by itself). */
   onError(listener: (err: Error) => void): void {
     this.redis.on("error", listener);
@@ -242,6 +264,9 @@ export class RedisCreditBuffer implements CreditBuffer {
   }
 
   async acquireLease(ttlMs: number): Promise<SettlementLease | undefined> {
+    // Never queued while Redis is away: a queued SET NX would run once Redis is back, after this
+    // caller gave up on it, and leave a lease nobody holds, blocking settlement for its TTL.
+    await this.untilConnected(2000);
     const token = randomUUID();
     const ok = await this.redis.set(this.keys.lease, token, "PX", ttlMs, "NX");
     if (ok !== "OK") return undefined;
@@ -265,7 +290,11 @@ export class RedisCreditBuffer implements CreditBuffer {
     if (this.redis.status === "reconnecting" || this.redis.status === "close" || this.redis.status === "end") {
       throw new Error(`Redis is ${this.redis.status}${this.lastError ? ` (${this.lastError})` : ""}`);
     }
-    await this.redis.ping();
+    try {
+      await this.redis.ping();
+    } catch (err) {
+      throw new Error(`Redis does not answer: ${err instanceof Error ? err.message : String(err)}${this.lastError ? ` (${this.lastError})` : ""}`);
+    }
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,7 @@
-/** paycli, spawned as a person would run it, against a real platform on loopback. */
+/**
+ * paycli, spawned as a person would run it, against a real platform on loopback: the bundle
+ * `npm run build` makes (dist/paycli.mjs, what `paycli` runs), built here from the sources.
+ */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -7,8 +10,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import { startPlatform, type Platform } from "../harness.js";
+import { bundleCli } from "../../scripts/build.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+// Inside the repository, so that the bundle finds the native modules' packages in node_modules.
+const BUNDLE = join(ROOT, ".tmp", `paycli-test-${process.pid}.mjs`);
+
 
 interface Run {
   code: number | null;
@@ -21,9 +28,9 @@ function paycli(p: Platform | undefined, args: string[], env: NodeJS.ProcessEnv 
     ? ["--payment", p.payment.server.grpcAddress, "--merchant", p.merchant.server.grpcAddress, "--recon", p.recon.server.grpcAddress]
     : [];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "services/cli/main.ts", ...args, ...addresses], {
+    const child = spawn(process.execPath, [BUNDLE, ...args, ...addresses], {
       cwd: ROOT,
-      env: { ...process.env, PAYMENT_ADDRESS: "", MERCHANT_ADDRESS: "", RECON_ADDRESS: "", ...env },
+      env: { ...process.env, NODE_OPTIONS: "", PAYMENT_ADDRESS: "", MERCHANT_ADDRESS: "", RECON_ADDRESS: "", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -48,6 +55,9 @@ type Injected = { kind: string; response_id: string; merchant_amount: string; pa
 type Diff = { diff_type: string; response_id: string; merchant_amount: string; payment_amount: string };
 
 describe("paycli [embedded]", () => {
+  before(async () => bundleCli(BUNDLE));
+  after(() => rmSync(BUNDLE, { force: true }));
+
   describe("single orders and usage", () => {
     let p: Platform;
     before(async () => {

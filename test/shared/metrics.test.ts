@@ -5,8 +5,9 @@
  * output is the Prometheus text format and each service's series are its own.
  */
 import { expect } from "chai";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { OrderKey, OrderType } from "../../gen/payment/v1/payment_pb.js";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-node";
+import { OrderKey, OrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { OrderType as MerchantOrderType } from "../../gen/merchant/v1/merchant_pb.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
 import { payRequest, withdrawRequest } from "../payment/fixtures.js";
@@ -52,6 +53,9 @@ for (const backend of backends()) {
         expect(res.status).to.equal(200);
       }
       expect((await jsonCall(url, "payment.v1.PaymentService/GetBalance", { saler_id: "metrics_nobody" })).status).to.equal(404);
+      // One call over gRPC-Web, as a browser client sends it.
+      const web = createClient(PaymentService, createGrpcWebTransport({ baseUrl: url, httpVersion: "1.1" }));
+      expect((await web.listAccounts({ pageSize: 1 })).accounts.length).to.be.at.most(1);
       // The same Pay again is a replay of the stored answer: a call, not a new order.
       await p.paymentClient.pay(grpcPays[0]!);
 
@@ -81,6 +85,7 @@ for (const backend of backends()) {
       expect(d.value("grpc_server_started_total", connect)).to.equal(2);
       expect(d.value("grpc_server_handled_total", { ...connect, grpc_code: "OK" })).to.equal(2);
       expect(d.value("grpc_server_handled_total", { grpc_method: "GetBalance", transport: "connect", grpc_code: "NotFound" })).to.equal(1);
+      expect(d.value("grpc_server_handled_total", { grpc_method: "ListAccounts", transport: "grpc-web", grpc_code: "OK" })).to.equal(1);
       expect(d.value("grpc_server_handled_total", { grpc_method: "Settle", grpc_code: "OK" })).to.equal(1);
       expect(d.value("grpc_server_handled_total", { grpc_method: "Withdraw", grpc_code: "OK" })).to.equal(2);
       const stream = { grpc_method: "ExportOrders", grpc_type: "server_stream", transport: "grpc" };
@@ -90,7 +95,7 @@ for (const backend of backends()) {
       // Every call counted once started, once handled, once timed.
       expect(d.value("grpc_server_started_total")).to.equal(d.value("grpc_server_handled_total"));
       expect(d.value("grpc_server_started_total")).to.equal(d.count("grpc_server_handling_seconds"));
-      expect(d.value("grpc_server_started_total")).to.equal(5 + 2 + 1 + 1 + 2 + 1); // Pay gRPC, Pay Connect, GetBalance, Settle, Withdraw, ExportOrders
+      expect(d.value("grpc_server_started_total")).to.equal(5 + 2 + 1 + 1 + 1 + 2 + 1); // Pay gRPC, Pay Connect, GetBalance, ListAccounts gRPC-Web, Settle, Withdraw, ExportOrders
 
       expect(d.value("payment_orders_recorded_total", { order_type: "PAYMENT", outcome: "SUCCESS" })).to.equal(5);
       expect(d.value("payment_orders_recorded_total", { order_type: "WITHDRAWAL", outcome: "SUCCESS" })).to.equal(1);

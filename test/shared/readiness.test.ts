@@ -71,7 +71,7 @@ async function eventually<T>(what: string, probe: () => Promise<T>, ok: (v: T) =
   for (;;) {
     const v = await probe();
     if (ok(v)) return v;
-    if (Date.now() > until) throw new Error(`${what}: still ${JSON.stringify(v)}`);
+    if (Date.now() > until) throw new Error(`${what}: still ${JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? `${x}n` : x))}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -116,6 +116,10 @@ describe("readiness [embedded storage, own Redis]", function () {
     merchant = await startMerchantSystem(merchantConfig(stores[1]!, payment.server.grpcAddress, { serving }), logger.child({ service: "merchant" }));
     reconDir = mkdtempSync(join(tmpdir(), "recon-"));
     recon = await startReconSystem(reconConfig(reconDir, merchant.server.grpcAddress, payment.server.grpcAddress, { serving }), logger.child({ service: "recon" }));
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state === "failed" && process.env.READINESS_DEBUG) for (const l of lines) console.log(JSON.stringify(l));
   });
 
   after(async () => {
@@ -164,13 +168,21 @@ describe("readiness [embedded storage, own Redis]", function () {
       // Several scheduled settlements fail meanwhile (one a second).
       await new Promise((r) => setTimeout(r, 2500));
       const during = lines.slice(from);
-      const warnings = during.filter((l) => l.level >= 40);
+      // The payment system's warnings (on a loaded machine a caller's health check of it may time
+      // out now and then; that is the callers' business, tested below).
+      const warnings = during.filter((l) => l.level >= 40 && l.service === "payment");
       const warned = (msg: string) => warnings.filter((l) => l.msg === msg).length;
       expect(warned("dependency redis failing"), JSON.stringify(warnings)).to.equal(1);
       expect(warned("scheduled settlement failing"), JSON.stringify(warnings)).to.equal(1);
       expect(warned("credit buffer writes (settlement sweeps the orders table meanwhile) failing"), JSON.stringify(warnings)).to.equal(1);
       expect(warnings.length, JSON.stringify(warnings)).to.equal(3);
       expect(during.some((l) => "stack" in l || (typeof l.err === "object" && l.err !== null)), "no stack traces").to.equal(false);
+
+      // The outage shows in the metrics too.
+      const scraped = await (await fetch(`${payment.server.httpUrl}/metrics`)).text();
+      const redisErrors = Number(/^payment_redis_errors_total\{[^}]*\} (\d+)$/m.exec(scraped)?.[1] ?? 0);
+      expect(redisErrors).to.be.greaterThan(0);
+      expect(scraped).to.match(/^payment_settlement_runs_total\{outcome="failed",[^}]*\} [1-9]\d*$/m);
 
       redis = await startRedis(redisPort);
       await eventually("payment /readyz", () => readyz(payment.server.httpUrl), (r) => r.status === 200);
@@ -184,13 +196,16 @@ describe("readiness [embedded storage, own Redis]", function () {
       await eventually("recovery lines", async () => lines.slice(from).map((l) => l.msg), (msgs) => msgs.includes("dependency redis recovered") && msgs.includes("scheduled settlement recovered"));
       const after = lines.slice(from);
       expect(after.filter((l) => l.msg === "dependency redis recovered")).to.have.length(1);
-      expect(after.filter((l) => l.level >= 40)).to.have.length(3);
+      expect(after.filter((l) => l.level >= 40 && l.service === "payment")).to.have.length(3);
     } finally {
       client.close();
     }
   });
 
   it("makes the merchant and recon unready, naming the payment system, when it stops", async () => {
+    // Once the merchant sees the payment system up (a loaded machine may have timed a check out).
+    await eventually("merchant /readyz", () => readyz(merchant.server.httpUrl), (r) => r.status === 200);
+    const from = lines.length;
     await payment.server.close(100);
     const m = await eventually("merchant /readyz", () => readyz(merchant.server.httpUrl), (r) => r.status === 503);
     const check = m.body.checks.find((c) => c.name === "payment")!;
@@ -201,6 +216,8 @@ describe("readiness [embedded storage, own Redis]", function () {
     const r = await readyz(recon.server.httpUrl);
     expect(r.status).to.equal(503);
     expect(r.body.checks.filter((c) => !c.ok).map((c) => c.name)).to.deep.equal(["payment"]);
-    expect(lines.filter((l) => l.msg === "dependency payment failing" && l.service === "merchant")).to.have.length(1);
+    // One warning for the outage, however many checks failed since.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(lines.slice(from).filter((l) => l.msg === "dependency payment failing" && l.service === "merchant")).to.have.length(1);
   });
 });

@@ -1,6 +1,7 @@
 import { EnvReader, readListen, type ListenConfig } from "../shared/config.js";
 import { readOperatorToken } from "../shared/authentication.js";
 import { readCallLimits, type CallLimits } from "../shared/callPolicy.js";
+import { readServing, type ServingConfig } from "../shared/serving.js";
 import { readServerTls, readTlsCa, type ServerTls } from "../shared/tls.js";
 
 export interface ReconConfig {
@@ -25,6 +26,8 @@ export interface ReconConfig {
   merchantTlsCa?: Buffer | undefined;
   paymentTlsCa?: Buffer | undefined;
   callLimits?: CallLimits | undefined;
+  /** LOG_CALLS and CORS_ALLOWED_ORIGINS (serving.ts). */
+  serving?: ServingConfig | undefined;
 }
 
 export function readReconConfig(env = new EnvReader()): ReconConfig {
@@ -43,5 +46,6 @@ export function readReconConfig(env = new EnvReader()): ReconConfig {
     merchantTlsCa: readTlsCa(env, "MERCHANT"),
     paymentTlsCa: readTlsCa(env, "PAYMENT"),
     callLimits: readCallLimits(env),
+    serving: readServing(env),
   };
 }

@@ -12,6 +12,9 @@ import { grpcChannelCredentials } from "../shared/tls.js";
 import { BusinessClock } from "../shared/time.js";
 import type { ReconConfig } from "./config.js";
 import { Reconciler } from "./reconciler.js";
+import { ReconEngine } from "./engine.js";
+import { join } from "node:path";
+import { availableParallelism } from "node:os";
 import { RunStore } from "./runs.js";
 import { createReconService } from "./service.js";
 import { reconApiDocument } from "./apiDocs.js";
@@ -40,7 +43,11 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
   const payment = createGrpcClient(PaymentService, config.paymentAddress, { channelOptions, credentials: grpcChannelCredentials(config.paymentTlsCa) });
   const clock = new BusinessClock(config.timeZone);
   const runs = new RunStore(config.reconDir);
-  const reconciler = new Reconciler({ merchant: merchant.client, payment: payment.client, runs, clock, inputDir: config.inputDir });
+  // The engine's spill files live in a directory of the reconciliation directory, apart from the runs.
+  const spillDir = join(config.reconDir, ".spill");
+  await mkdir(spillDir, { recursive: true });
+  const engine = new ReconEngine({ memoryLimit: config.memoryLimit ?? "512MB", threads: config.threads ?? availableParallelism(), spillDir });
+  const reconciler = new Reconciler({ merchant: merchant.client, payment: payment.client, runs, clock, inputDir: config.inputDir, engine });
   const impl = createReconService({ reconciler, runs, merchant: merchant.client, clock, cutoffLagSeconds: config.cutoffLagSeconds });
   const docs = new ApiCatalog("recon");
   const server = await serve({
@@ -65,6 +72,7 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
     docs,
     async close() {
       await server.close();
+      engine.close();
       merchant.close();
       payment.close();
     },

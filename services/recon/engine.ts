@@ -139,6 +139,7 @@ class Session {
    * `ord`, the data record number (1 for the first record after the header).
    */
   async checkRows(relation: string, file: RunInput, checks: { column: string; where: string; reason: (value: string) => string }[]): Promise<void> {
+    // reason() gets the value already cut and quoted (excerpt).
     const found = await this.rows(`SELECT ${checks.map((k, i) => `min(ord) FILTER (WHERE ${k.where}) AS e${i}`).join(", ")} FROM ${relation}`);
     let worst: { ord: number; check: (typeof checks)[number] } | undefined;
     checks.forEach((check, i) => {
@@ -149,7 +150,7 @@ class Session {
     const record = (await recordsAt(file.path, [worst.ord])).get(worst.ord);
     const header = await headerOf(file.path);
     const at = header!.fields.map((f) => f.trim().toLowerCase()).indexOf(worst.check.column);
-    const value = record?.fields[at] ?? "";
+    const value = excerpt(record?.fields[at] ?? "", record?.lengths[at]);
     throw refuseFile(file.label, record?.line, worst.check.column, worst.check.reason(value));
   }
 
@@ -270,7 +271,7 @@ export class ReconEngine {
         const rel = checked(side, true);
         await s.checkRows(rel, side.file, [
           { column: key, where: "k IS NULL OR k = ''", reason: () => "the key is empty" },
-          { column: side.amount, where: "amount IS NULL", reason: (v) => `the amount must be an integer number of fen from 0 to ${MAX_AMOUNT}, got ${excerpt(v)}` },
+          { column: side.amount, where: "amount IS NULL", reason: (v) => `the amount must be an integer number of fen from 0 to ${MAX_AMOUNT}, got ${v}` },
         ]);
         await s.checkUnique(rel, side.file, key);
         throw new Error(`${side.file.label}: a rule is broken but no row was found breaking it`);
@@ -327,7 +328,7 @@ export class ReconEngine {
         const table = await s.load(file, cols, (c) => `${c("saler_id")} AS saler_id, ${amountSql(c(amount), MAX_AMOUNT, 13)} AS amount, ${key ? c(key) : "NULL::VARCHAR"} AS k`);
         await s.checkRows(`(SELECT rowid + 1 AS ord, * FROM ${table})`, file, [
           { column: "saler_id", where: "saler_id IS NULL OR saler_id = ''", reason: () => "saler_id is empty" },
-          { column: amount, where: "amount IS NULL", reason: (v) => `the amount must be an integer number of fen from 0 to ${MAX_AMOUNT}, got ${excerpt(v)}` },
+          { column: amount, where: "amount IS NULL", reason: (v) => `the amount must be an integer number of fen from 0 to ${MAX_AMOUNT}, got ${v}` },
           ...(key ? [{ column: key, where: "k IS NULL OR k = ''", reason: () => `${key} is empty` }] : []),
         ]);
         if (key) await s.checkUnique(`(SELECT rowid + 1 AS ord, k FROM ${table})`, file, key);
@@ -339,7 +340,7 @@ export class ReconEngine {
       const b = await s.load(balances, bcols, (c) => `${c("saler_id")} AS saler_id, ${amountSql(c("balance"), INT64_MAX, 19)} AS balance`);
       await s.checkRows(`(SELECT rowid + 1 AS ord, * FROM ${b})`, balances, [
         { column: "saler_id", where: "saler_id IS NULL OR saler_id = ''", reason: () => "saler_id is empty" },
-        { column: "balance", where: "balance IS NULL", reason: (v) => `the balance must be an integer number of fen from 0 to ${INT64_MAX}, got ${excerpt(v)}` },
+        { column: "balance", where: "balance IS NULL", reason: (v) => `the balance must be an integer number of fen from 0 to ${INT64_MAX}, got ${v}` },
       ]);
       await s.checkUnique(`(SELECT rowid + 1 AS ord, saler_id AS k FROM ${b})`, balances, "saler_id");
       await s.run(

@@ -34,11 +34,15 @@ export function encodingOf(field: string, name: string): Encoding {
   throw invalidField(field, `must be UTF-8 (the default), GB18030 or GBK, got ${excerpt(name)}`);
 }
 
-/** At most EXCERPT_CHARS characters of a value, quoted, with control characters escaped. */
-export function excerpt(value: string): string {
+/**
+ * At most EXCERPT_CHARS characters of a value, quoted, with control characters escaped; a longer
+ * value says how long it is (in bytes when `bytes`, its length in the file, is given).
+ */
+export function excerpt(value: string, bytes?: number): string {
   const chars = [...value.slice(0, EXCERPT_CHARS * 2)];
-  const cut = chars.length > EXCERPT_CHARS || value.length > EXCERPT_CHARS * 2;
-  return JSON.stringify(chars.slice(0, EXCERPT_CHARS).join("")) + (cut ? ` (${value.length} characters, first ${EXCERPT_CHARS} shown)` : "");
+  const cut = chars.length > EXCERPT_CHARS || value.length > EXCERPT_CHARS * 2 || (bytes !== undefined && bytes > Buffer.byteLength(value));
+  const size = bytes !== undefined ? `${bytes} bytes` : `${value.length} characters`;
+  return JSON.stringify(chars.slice(0, EXCERPT_CHARS).join("")) + (cut ? ` (${size}, first ${EXCERPT_CHARS} characters shown)` : "");
 }
 
 /** A file handed in broke a rule: INVALID_ARGUMENT naming the file, line and column. */
@@ -203,8 +207,10 @@ export interface ScannedRecord {
   ordinal: number;
   /** The physical line the record starts on. */
   line: number;
-  /** Field values (each cut to a few hundred characters: enough to show). */
+  /** Field values (each cut to a few hundred bytes: enough to show). */
   fields: string[];
+  /** Each field's length in bytes, uncut. */
+  lengths: number[];
   /** How the record ended: "\n", "\r\n", or "" at the end of the file. */
   end: string;
   /** A quoting error in the record, with the line it was found on. */
@@ -225,6 +231,7 @@ export async function scanRecords(path: string, visit: (r: ScannedRecord) => boo
     let line = 1;
     let ordinal = 0;
     let fields: string[] = [];
+    let lengths: number[] = [];
     let field: number[] = [];
     let fieldLen = 0;
     let inQuotes = false;
@@ -238,6 +245,7 @@ export async function scanRecords(path: string, visit: (r: ScannedRecord) => boo
     let stop = false;
     const endField = () => {
       fields.push(Buffer.from(field).toString("utf8"));
+      lengths.push(fieldLen);
       field = [];
       fieldLen = 0;
       quoted = false;
@@ -245,11 +253,12 @@ export async function scanRecords(path: string, visit: (r: ScannedRecord) => boo
     };
     const endRecord = (end: string) => {
       endField();
-      const r: ScannedRecord = { ordinal, line: recordLine, fields, end };
+      const r: ScannedRecord = { ordinal, line: recordLine, fields, lengths, end };
       if (error) r.error = error;
       if (visit(r) === false) stop = true;
       ordinal++;
       fields = [];
+      lengths = [];
       error = undefined;
       start = true;
     };

@@ -191,10 +191,10 @@ function pick(columns: Columns): (name: string) => string {
 }
 
 /** The SQL of a checked amount: the value when it is an integer in [0, max], else NULL. */
-function amountSql(text: string, max: bigint, digits: number): string {
-  const t = `trim(${text}, ' \t')`;
-  const type = digits <= 18 ? "BIGINT" : "HUGEINT";
-  return `CASE WHEN length(${t}) BETWEEN 1 AND ${digits} AND ltrim(${t}, '0123456789') = '' AND TRY_CAST(${t} AS ${type}) <= ${max} THEN CAST(${t} AS BIGINT) END`;
+function amountSql(text: string, max: bigint): string {
+  // Digits only; a value as long as the maximum is compared with it as text (same length).
+  const m = max.toString();
+  return `CASE WHEN length(${text}) BETWEEN 1 AND ${m.length} AND ltrim(${text}, '0123456789') = '' AND (length(${text}) < ${m.length} OR ${text} <= '${m}') THEN CAST(${text} AS BIGINT) END`;
 }
 
 function toBig(v: unknown): bigint {
@@ -242,39 +242,36 @@ export class ReconEngine {
       );
       const [m, p] = sides as [(typeof sides)[number], (typeof sides)[number]];
       const checked = (side: typeof m, numbered: boolean) =>
-        `(SELECT ${numbered ? "row_number() OVER () AS ord, " : ""}${side.c(key)} AS k, ${amountSql(side.c(side.amount), MAX_AMOUNT, 13)} AS amount FROM ${side.read})`;
+        `(SELECT ${numbered ? "row_number() OVER () AS ord, " : ""}${side.c(key)} AS k, ${amountSql(side.c(side.amount), MAX_AMOUNT)} AS amount FROM ${side.read})`;
       // One pass over both files: every key with its count and amount on each side; from that,
       // whether any row breaks a rule, and the count and total of every diff type.
       const [stats] = await s.reading([merchant, payment], () =>
         s.rows(
           `WITH g AS (
-             SELECT k, count(*) FILTER (WHERE s = 0) AS mc, count(*) FILTER (WHERE s = 1) AS pc,
-                    any_value(amount) FILTER (WHERE s = 0) AS ma, any_value(amount) FILTER (WHERE s = 1) AS pa,
-                    bool_or(amount IS NULL) FILTER (WHERE s = 0) AS mbad, bool_or(amount IS NULL) FILTER (WHERE s = 1) AS pbad
+             SELECT k, count(*) AS n, sum(s) AS pc, count(amount) AS valid,
+                    sum(amount * s) AS pa, sum(amount * (1 - s)) AS ma
              FROM (SELECT 0 AS s, k, amount FROM ${checked(m, false)} UNION ALL SELECT 1, k, amount FROM ${checked(p, false)})
              GROUP BY k)
-           SELECT sum(mc) AS merchant_rows, sum(pc) AS payment_rows,
-                  bool_or(mc > 1 OR coalesce(mbad, false) OR ((k IS NULL OR k = '') AND mc > 0)) AS m_bad,
-                  bool_or(pc > 1 OR coalesce(pbad, false) OR ((k IS NULL OR k = '') AND pc > 0)) AS p_bad,
-                  count(*) FILTER (WHERE mc > 0 AND pc > 0 AND ma = pa) AS f000_count,
-                  CAST(sum(CAST(pa AS HUGEINT)) FILTER (WHERE mc > 0 AND pc > 0 AND ma = pa) AS VARCHAR) AS f000_amount,
-                  count(*) FILTER (WHERE mc = 0) AS f113_count, CAST(sum(CAST(pa AS HUGEINT)) FILTER (WHERE mc = 0) AS VARCHAR) AS f113_amount,
-                  count(*) FILTER (WHERE pc = 0) AS f114_count, CAST(sum(CAST(ma AS HUGEINT)) FILTER (WHERE pc = 0) AS VARCHAR) AS f114_amount,
-                  count(*) FILTER (WHERE mc > 0 AND pc > 0 AND ma <> pa) AS f115_count,
-                  CAST(sum(CAST(pa AS HUGEINT)) FILTER (WHERE mc > 0 AND pc > 0 AND ma <> pa) AS VARCHAR) AS f115_amount
+           SELECT sum(n - pc) AS merchant_rows, sum(pc) AS payment_rows,
+                  bool_or(n - pc > 1 OR pc > 1 OR valid < n OR k IS NULL OR k = '') AS bad,
+                  count(*) FILTER (WHERE n = 2 AND ma = pa) AS f000_count, CAST(sum(pa) FILTER (WHERE n = 2 AND ma = pa) AS VARCHAR) AS f000_amount,
+                  count(*) FILTER (WHERE pc = n) AS f113_count, CAST(sum(pa) FILTER (WHERE pc = n) AS VARCHAR) AS f113_amount,
+                  count(*) FILTER (WHERE pc = 0) AS f114_count, CAST(sum(ma) FILTER (WHERE pc = 0) AS VARCHAR) AS f114_amount,
+                  count(*) FILTER (WHERE n = 2 AND ma <> pa) AS f115_count, CAST(sum(pa) FILTER (WHERE n = 2 AND ma <> pa) AS VARCHAR) AS f115_amount
            FROM g`,
         ),
       );
-      for (const [side, bad] of [[m, stats!.m_bad], [p, stats!.p_bad]] as const) {
-        if (bad !== true) continue;
-        // Find and name the first offence, reading the file again with record numbers.
-        const rel = checked(side, true);
-        await s.checkRows(rel, side.file, [
-          { column: key, where: "k IS NULL OR k = ''", reason: () => "the key is empty" },
-          { column: side.amount, where: "amount IS NULL", reason: (v) => `the amount must be an integer number of fen from 0 to ${MAX_AMOUNT}, got ${v}` },
-        ]);
-        await s.checkUnique(rel, side.file, key);
-        throw new Error(`${side.file.label}: a rule is broken but no row was found breaking it`);
+      if (stats!.bad === true) {
+        // Find and name the first offence, reading the files again with record numbers.
+        for (const side of [m, p]) {
+          const rel = checked(side, true);
+          await s.checkRows(rel, side.file, [
+            { column: key, where: "k IS NULL OR k = ''", reason: () => "the key is empty" },
+            { column: side.amount, where: "amount IS NULL", reason: (v) => `the amount must be an integer number of fen from 0 to ${MAX_AMOUNT}, got ${v}` },
+          ]);
+          await s.checkUnique(rel, side.file, key);
+        }
+        throw new Error(`${merchant.label}, ${payment.label}: a rule is broken but no row was found breaking it`);
       }
       const t: DiffTotals = {
         merchantRows: toBig(stats!.merchant_rows),
@@ -296,8 +293,8 @@ export class ReconEngine {
       }
       const rows = t.f000Count + t.f113Count + t.f114Count + t.f115Count;
       const wide = (side: typeof m) =>
-        `(SELECT ${side.c(key)} AS k, CAST(trim(${side.c(side.amount)}, ' \t') AS BIGINT) AS amount, ${["request_id", "response_id", "saler_id", "request_time", "response_time"].map((n) => `${side.c(n)} AS ${n}`).join(", ")} FROM ${side.read})`;
-      const f = (name: string) => `coalesce(nullif(p.${name}, ''), nullif(m.${name}, ''))`;
+        `(SELECT ${side.c(key)} AS k, CAST(${side.c(side.amount)} AS BIGINT) AS amount, ${["request_id", "response_id", "saler_id", "request_time", "response_time"].map((n) => `${side.c(n)} AS ${n}`).join(", ")} FROM ${side.read})`;
+      const f = (name: string) => `coalesce(p.${name}, m.${name})`;
       await s.reading([merchant, payment], () =>
         s.copy(
           `SELECT ${f("request_id")}, ${f("response_id")}, coalesce(p.amount, m.amount),
@@ -325,7 +322,7 @@ export class ReconEngine {
         const cols = await columnsOf(file, [["saler_id"], [...AMOUNT_COLUMNS]]);
         const amount = AMOUNT_COLUMNS.find((a) => cols.at(a) >= 0)!;
         const key = ["response_id", "request_id"].find((k) => cols.at(k) >= 0);
-        const table = await s.load(file, cols, (c) => `${c("saler_id")} AS saler_id, ${amountSql(c(amount), MAX_AMOUNT, 13)} AS amount, ${key ? c(key) : "NULL::VARCHAR"} AS k`);
+        const table = await s.load(file, cols, (c) => `${c("saler_id")} AS saler_id, ${amountSql(c(amount), MAX_AMOUNT)} AS amount, ${key ? c(key) : "NULL::VARCHAR"} AS k`);
         await s.checkRows(`(SELECT rowid + 1 AS ord, * FROM ${table})`, file, [
           { column: "saler_id", where: "saler_id IS NULL OR saler_id = ''", reason: () => "saler_id is empty" },
           { column: amount, where: "amount IS NULL", reason: (v) => `the amount must be an integer number of fen from 0 to ${MAX_AMOUNT}, got ${v}` },
@@ -337,7 +334,7 @@ export class ReconEngine {
       const p = await orders(payments);
       const w = await orders(withdrawals);
       const bcols = await columnsOf(balances, [["saler_id"], ["balance"]]);
-      const b = await s.load(balances, bcols, (c) => `${c("saler_id")} AS saler_id, ${amountSql(c("balance"), INT64_MAX, 19)} AS balance`);
+      const b = await s.load(balances, bcols, (c) => `${c("saler_id")} AS saler_id, ${amountSql(c("balance"), INT64_MAX)} AS balance`);
       await s.checkRows(`(SELECT rowid + 1 AS ord, * FROM ${b})`, balances, [
         { column: "saler_id", where: "saler_id IS NULL OR saler_id = ''", reason: () => "saler_id is empty" },
         { column: "balance", where: "balance IS NULL", reason: (v) => `the balance must be an integer number of fen from 0 to ${INT64_MAX}, got ${v}` },

@@ -13,7 +13,6 @@
  * and aggregates spill to a directory under the reconciliation directory beyond it.
  */
 import { open } from "node:fs/promises";
-import { availableParallelism } from "node:os";
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { diagnose, excerpt, headerOf, recordsAt, refuseFile } from "./inputFiles.js";
@@ -206,16 +205,15 @@ export class ReconEngine {
 
   constructor(private readonly options: EngineOptions) {}
 
-  static defaultThreads(): number {
-    return availableParallelism();
-  }
-
   private async session<T>(work: (s: Session) => Promise<T>): Promise<T> {
     this.instance ??= DuckDBInstance.create(":memory:", {
       memory_limit: this.options.memoryLimit,
       threads: String(this.options.threads),
       temp_directory: this.options.spillDir,
       preserve_insertion_order: "true",
+    }).catch((err: unknown) => {
+      this.instance = undefined; // the next run tries again
+      throw err;
     });
     const db = await (await this.instance).connect();
     const s = new Session(db);

@@ -109,23 +109,17 @@ async function lineAtOffset(source: Source, offset: number): Promise<number> {
   return line;
 }
 
-export interface CopiedFile {
-  /** The first line, decoded (BOM and line end removed); undefined for an empty file. */
-  firstLine: string | undefined;
-}
-
 /**
  * Copies a file handed in to `target` (UTF-8), refusing overlong lines and text invalid in its
  * encoding, naming the line. Linear in the file's size; memory is one chunk plus one line.
  */
-export async function copyChecked(source: Source, target: string, encoding: Encoding, label: string): Promise<CopiedFile> {
+export async function copyChecked(source: Source, target: string, encoding: Encoding, label: string): Promise<void> {
   const out = await open(target, "wx");
   try {
     const decoder = encoding === "gb18030" ? new TextDecoder("gb18030", { fatal: true }) : undefined;
     const buf = Buffer.allocUnsafe(CHUNK);
     let carry = Buffer.alloc(0);
     let consumed = 0; // source offset of carry[0]
-    let firstLine: string | undefined;
     const tooLong = async (offset: number) => refuseFile(label, await lineAtOffset(source, offset), undefined, `the line is longer than ${LINE_LIMIT_BYTES} bytes`);
     const badText = async (region: Buffer, regionOffset: number) => {
       // Find the first line of the region that does not decode, to name it.
@@ -152,11 +146,9 @@ export async function copyChecked(source: Source, target: string, encoding: Enco
         } catch {
           throw await badText(region, regionOffset);
         }
-        if (firstLine === undefined) firstLine = text;
         bytes = Buffer.from(text, "utf8");
       } else {
         if (!isUtf8(region)) throw await badText(region, regionOffset);
-        if (firstLine === undefined) firstLine = region.toString("utf8");
         bytes = region;
       }
       if (bytes.length > 0) await out.write(bytes);
@@ -176,17 +168,12 @@ export async function copyChecked(source: Source, target: string, encoding: Enco
         pos = nl + 1;
       }
       if (data.length - complete > LINE_LIMIT_BYTES) throw await tooLong(consumed + complete);
-      await emit(Buffer.from(data.subarray(0, complete)), consumed, false);
+      // Written before the next read reuses the buffer; only the partial line is kept, copied.
+      await emit(data.subarray(0, complete), consumed, false);
       carry = Buffer.from(data.subarray(complete));
       consumed += complete;
     }
     await emit(carry, consumed, true);
-    if (firstLine !== undefined) {
-      const nl = firstLine.indexOf("\n");
-      firstLine = (nl === -1 ? firstLine : firstLine.slice(0, nl)).replace(/\r$/, "").replace(/^\ufeff/, "");
-      if (firstLine === "" && nl === -1) firstLine = undefined;
-    }
-    return { firstLine };
   } finally {
     await out.close();
   }

@@ -255,8 +255,9 @@ describe("hostile files handed in [embedded]", () => {
     ]);
   });
 
-  it("leaves no descriptor, file or directory behind after 50 refused runs of each kind", async () => {
-    await writeFile(join(p.reconDir, "dup_big.csv"), "response_id,total_fee\n" + Array.from({ length: 50_000 }, (_, i) => `k${i % 49_999},1`).join("\n") + "\n");
+  it("leaves no descriptor, file or directory behind after 50 refused runs of each kind", async function () {
+    this.timeout(900_000); // 500 runs: a budget for a busy machine, not a speed check
+    await writeFile(join(p.reconDir, "dup_big.csv"), "response_id,total_fee\n" + Array.from({ length: 5_000 }, (_, i) => `k${i % 4_999},1`).join("\n") + "\n");
     await writeFile(join(p.reconDir, "bad_utf8.csv"), Buffer.concat([Buffer.from("response_id,total_fee\n"), Buffer.from([0xc3, 0x28, 0x2c, 0x31, 0x0a])]));
     await mkdir(join(p.reconDir, "some_dir"), { recursive: true });
     execFileSync("mkfifo", [join(p.reconDir, "some_fifo")]);

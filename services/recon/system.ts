@@ -12,6 +12,9 @@ import { grpcChannelCredentials } from "../shared/tls.js";
 import { BusinessClock } from "../shared/time.js";
 import type { ReconConfig } from "./config.js";
 import { Reconciler } from "./reconciler.js";
+import { ReconEngine } from "./engine.js";
+import { join } from "node:path";
+import { availableParallelism } from "node:os";
 import { RunStore } from "./runs.js";
 import { createReconService } from "./service.js";
 import { reconApiDocument } from "./apiDocs.js";
@@ -57,7 +60,11 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
   });
   const clock = new BusinessClock(config.timeZone);
   const runs = new RunStore(config.reconDir);
-  const reconciler = new Reconciler({ merchant: merchant.client, payment: payment.client, runs, clock, inputDir: config.inputDir });
+  // The engine's spill files live in a directory of the reconciliation directory, apart from the runs.
+  const spillDir = join(config.reconDir, ".spill");
+  await mkdir(spillDir, { recursive: true });
+  const engine = new ReconEngine({ memoryLimit: config.memoryLimit ?? "512MB", threads: config.threads ?? availableParallelism(), spillDir });
+  const reconciler = new Reconciler({ merchant: merchant.client, payment: payment.client, runs, clock, inputDir: config.inputDir, engine });
   const base = createReconService({ reconciler, runs, merchant: merchant.client, clock, cutoffLagSeconds: config.cutoffLagSeconds });
   /** A run method counted and logged with its figures. */
   const observed = <Req, Res extends { run?: unknown }>(
@@ -127,6 +134,7 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
     metrics,
     async close() {
       await server.close();
+      engine.close();
       merchant.close();
       payment.close();
       for (const u of upstreams) u.close();

@@ -14,6 +14,7 @@ import { createServer, type AddressInfo, type Server } from "node:net";
 import { readPaymentConfig } from "../services/payment/config.js";
 import { readMerchantConfig } from "../services/merchant/config.js";
 import { readReconConfig } from "../services/recon/config.js";
+import { availableParallelism } from "node:os";
 import { REPO_ROOT } from "./contract/clients.js";
 
 type Reader = (env: EnvReader) => unknown;
@@ -100,6 +101,9 @@ const READERS: { name: string; read: Reader; bad: [string, string][] }[] = [
       ["MERCHANT_ADDRESS", "merchant 50052"],
       ["PAYMENT_ADDRESS", "payment:50051/x"],
       ["RECON_CUTOFF_LAG_SECONDS", "-5"],
+      ["RECON_MEMORY_LIMIT", "lots"],
+      ["RECON_MEMORY_LIMIT", "1MB"],
+      ["RECON_THREADS", "0"],
     ],
   },
 ];
@@ -161,6 +165,9 @@ describe("configuration", () => {
       expect(c.paymentAddress).to.equal("127.0.0.1:50051");
       expect(c.reconDir).to.equal("data/reconciliation");
       expect(c.inputDir).to.equal("data/reconciliation");
+      expect(c.memoryLimit).to.equal("512MB");
+      expect(c.threads).to.equal(availableParallelism());
+      expect(readReconConfig(new EnvReader({ RECON_MEMORY_LIMIT: "2GiB", RECON_THREADS: "1" }))).to.include({ memoryLimit: "2GiB", threads: 1 });
     });
   });
 

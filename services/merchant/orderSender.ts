@@ -249,7 +249,7 @@ export class OrderSender {
   private async ask(order: MerchantOrder, closeBefore: string): Promise<"SUCCESS" | "FAIL" | "OPEN"> {
     const request = { requestId: order.requestId, orderType: order.orderType === "PAYMENT" ? OrderType.PAYMENT : OrderType.WITHDRAWAL };
     const call = { timeoutMs: this.options.callTimeoutMs };
-    let found: { closed: boolean; closeTime: string; order: { case: undefined; value?: undefined } | { case: "payment" | "withdrawal"; value: Answer } };
+    let found: { closed: boolean; closeTime: string; order: { case: undefined; value?: undefined } | { case: "payment" | "withdrawal" | "refund"; value: Answer } };
     try {
       found = order.requestTime <= closeBefore ? await this.payment.closeOrder(request, call) : await this.payment.queryOrder(request, call);
     } catch {

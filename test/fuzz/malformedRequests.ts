@@ -131,6 +131,11 @@ function tables(clock: BusinessClock, rng: Rng): Record<string, MethodTable> {
       invalid: { request_id: [...BAD_ORDER_ID, REMOVE], order_type: BAD_ENUM },
       strict: ["request_id"],
     },
+    "payment.v1.PaymentService/CloseOrder": {
+      base: () => ({ request_id: orderIdentity(clock, rng).request_id, order_type: "ORDER_TYPE_PAYMENT" }),
+      invalid: { request_id: [...BAD_ORDER_ID, REMOVE], order_type: ["ORDER_TYPE_UNSPECIFIED", 0, REMOVE, ...BAD_ENUM] },
+      strict: ["request_id"],
+    },
     "payment.v1.PaymentService/GetBalance": { base: () => ({ saler_id: "fuzz1" }), invalid: { saler_id: [...BAD_SALER, REMOVE] }, strict: ["saler_id"] },
     "payment.v1.PaymentService/ListAccounts": {
       base: () => ({ page_size: 10, page_token: "fuzz1" }),

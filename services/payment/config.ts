@@ -4,6 +4,7 @@ import { ConfigError } from "../shared/errors.js";
 import type { DatabaseConfig } from "../shared/database.js";
 import { readOperatorToken } from "../shared/authentication.js";
 import { readCallLimits, type CallLimits } from "../shared/callPolicy.js";
+import { readServing, type ServingConfig } from "../shared/serving.js";
 import { parseMerchantKeys } from "../shared/signing.js";
 import { readServerTls, type ServerTls } from "../shared/tls.js";
 
@@ -43,6 +44,8 @@ export interface PaymentConfig {
   operatorToken?: string | undefined;
   tls?: ServerTls | undefined;
   callLimits?: CallLimits | undefined;
+  /** LOG_CALLS and CORS_ALLOWED_ORIGINS (serving.ts). */
+  serving?: ServingConfig | undefined;
 }
 
 export function mysqlDatabaseUrl(env: EnvReader, own: string, database: string): string | undefined {
@@ -87,6 +90,7 @@ export function readPaymentConfig(env = new EnvReader()): PaymentConfig {
     operatorToken: readOperatorToken(env),
     tls: readServerTls(env, "PAYMENT"),
     callLimits: readCallLimits(env),
+    serving: readServing(env),
   };
 }
 

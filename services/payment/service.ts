@@ -23,6 +23,7 @@ import { invalidField } from "../shared/errors.js";
 import { OrderIdSequence } from "../shared/ids.js";
 import type { BusinessClock } from "../shared/time.js";
 import type { Logger } from "../shared/logger.js";
+import type { OutageLog } from "../shared/readiness.js";
 import {
   optionalBusinessTime,
   pageSize,
@@ -71,6 +72,10 @@ export interface PaymentDeps {
   exportBatchSize: number;
   /** How far ahead of this system's clock a request_time may lie (clock skew); 300 when absent. */
   requestTimeMaxAheadSeconds?: number | undefined;
+  /** Logs the credit buffer's write failures once per outage (else one warning per payment). */
+  bufferOutage?: OutageLog | undefined;
+  /** Told of every order recorded (not of replayed answers): metrics. */
+  onRecorded?: ((orderType: "PAYMENT" | "WITHDRAWAL", responseCode: string) => void) | undefined;
 }
 
 function payResponse(o: PaymentOrder): PayResponse {
@@ -382,10 +387,13 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
           continue; // the response_id clashed with another instance's: take another
         }
         // Committed: from here the credit is owed whatever happens to the buffer.
+        deps.onRecorded?.("PAYMENT", order.responseCode);
         try {
           await creditWrites.submit({ salerId: order.salerId, amount: order.totalFee });
+          deps.bufferOutage?.succeeded();
         } catch (err) {
-          logger.warn({ err, requestId: order.requestId }, "credit buffer unavailable; settlement will sweep the orders table");
+          if (deps.bufferOutage) deps.bufferOutage.failed(err, { requestId: order.requestId });
+          else logger.warn({ err, requestId: order.requestId }, "credit buffer unavailable; settlement will sweep the orders table");
           settlement.requestSweep();
         }
         // Only once this request won its request_id: a refused body must not leave an account
@@ -421,6 +429,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
           if (attempt >= ID_ATTEMPTS) throw outcome.failed;
           continue; // the response_id clashed with another instance's: take another
         }
+        deps.onRecorded?.("WITHDRAWAL", outcome.responseCode);
         return withdrawResponse(outcome);
       }
     },

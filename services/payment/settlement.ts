@@ -45,6 +45,14 @@ export interface SettlementFaults {
   afterCommit?: () => Promise<void>;
 }
 
+/** Told of every run and of every committed chunk (metrics, logs). */
+export interface SettlementObserver {
+  /** A run ended; `result` is undefined when it failed with `err`. */
+  finished(result: SettlementResult | undefined, err: unknown, durationMs: number): void;
+  /** A chunk's settlement committed at `finishedTime` (business time); awaited before the run goes on. */
+  committed(settlementId: bigint, finishedTime: string): Promise<void>;
+}
+
 export interface SettlementOptions {
   /** Accounts per transaction. */
   chunkSize: number;
@@ -52,6 +60,7 @@ export interface SettlementOptions {
   sweepEvery: number;
   leaseMs: number;
   faults?: SettlementFaults;
+  observer?: SettlementObserver | undefined;
 }
 
 export class Settlement {
@@ -74,6 +83,18 @@ export class Settlement {
   }
 
   async run(request: { fullSweep?: boolean } = {}): Promise<SettlementResult> {
+    const started = Date.now();
+    try {
+      const result = await this.runOnce(request);
+      this.options.observer?.finished(result, undefined, result.durationMs);
+      return result;
+    } catch (err) {
+      this.options.observer?.finished(undefined, err, Date.now() - started);
+      throw err;
+    }
+  }
+
+  private async runOnce(request: { fullSweep?: boolean }): Promise<SettlementResult> {
     const started = Date.now();
     const lease = await this.buffer.acquireLease(this.options.leaseMs);
     if (!lease) {
@@ -184,9 +205,11 @@ export class Settlement {
 
   private async settleChunk(chunk: string[]): Promise<Map<string, { amount: bigint; count: bigint }>> {
     const now = this.clock.current();
-    return inTransaction(this.db, async (trx) => {
+    let committedId = 0n;
+    const committed = await inTransaction(this.db, async (trx) => {
       const [id] = (await trx("settlements").insert({ started_time: now })) as number[];
       const settlementId = BigInt(id!);
+      committedId = settlementId;
       const stamped = await trx("payment_orders")
         .whereIn("saler_id", chunk)
         .whereNull("settlement_id")
@@ -215,6 +238,8 @@ export class Settlement {
       await this.options.faults?.beforeCommit?.(trx, chunk);
       return sums;
     });
+    if (committed.size > 0) await this.options.observer?.committed(committedId, this.clock.current());
+    return committed;
   }
 
   /** One upsert for the whole chunk, rows in saler_id order so concurrent settlers lock alike. */

@@ -13,16 +13,29 @@ import type { AddressInfo } from "node:net";
 import { setMaxListeners } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createConnectRouter, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, createContextValues, type ServiceImpl } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { HealthImplementation } from "grpc-health-check";
 import { addGrpcService } from "./grpc.js";
 import type { CallGuard } from "./authentication.js";
-import { applyCallPolicy, DEFAULT_CALL_LIMITS, REQUEST_ID_HEADER, requestIdFrom, type CallLimits } from "./callPolicy.js";
+import {
+  applyCallPolicy,
+  DEFAULT_CALL_LIMITS,
+  PEER_KEY,
+  REQUEST_ID_HEADER,
+  requestIdFrom,
+  type CallLimits,
+  type CallObserver,
+} from "./callPolicy.js";
+import type { ServiceMetrics } from "./metrics.js";
+import { callLogObserver, DEFAULT_SERVING, type ServingConfig } from "./serving.js";
+import { Readiness, type DependencyCheck } from "./readiness.js";
+import { corsRoute, isPreflight, refusePreflight } from "./cors.js";
 import { grpcServerCredentials, type ServerTls } from "./tls.js";
 import { addReflectionService } from "./reflection.js";
 import { checkedGatewayHandler } from "./gatewayRequests.js";
 import type { ListenConfig } from "./config.js";
+import { ConfigError } from "./errors.js";
 import type { Logger } from "./logger.js";
 
 export interface ServiceBinding {
@@ -57,6 +70,12 @@ export interface ServeOptions {
   limits?: CallLimits | undefined;
   /** Certificate and key: gRPC and the HTTP gateway serve TLS. */
   tls?: ServerTls | undefined;
+  /** The service's metrics: calls are counted and GET /metrics serves them on the HTTP port. */
+  metrics?: ServiceMetrics | undefined;
+  /** Call log level and CORS; DEFAULT_SERVING when absent. */
+  serving?: ServingConfig | undefined;
+  /** What the service needs to do its work: GET /readyz and the gRPC health status follow them. */
+  dependencies?: DependencyCheck[] | undefined;
 }
 
 export interface RunningServer {
@@ -72,6 +91,18 @@ export interface RunningServer {
 /** Snake_case names out, every field emitted, and an unknown field in a request refused. */
 export const JSON_OPTIONS = { useProtoFieldName: true, alwaysEmitImplicit: true, ignoreUnknownFields: false } as const;
 
+/**
+ * A port that cannot be bound, as a configuration error naming the variable that sets it (start-up
+ * then stops with that message and exit code 2); other failures unchanged.
+ */
+function bindError(err: unknown, variable: string, hostVariable: string, host: string, port: number): unknown {
+  const text = `${(err as { code?: string }).code ?? ""} ${err instanceof Error ? err.message : String(err)}`;
+  if (/EADDRINUSE/.test(text)) return new ConfigError(variable, `port ${port} on ${host} is already in use; stop what holds it or choose another port`);
+  if (/EACCES/.test(text)) return new ConfigError(variable, `port ${port} on ${host} needs privileges this process does not have; choose a port above 1023`);
+  if (/EADDRNOTAVAIL/.test(text)) return new ConfigError(hostVariable, `${host} is not an address of this machine`);
+  return err;
+}
+
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const { listen, logger } = options;
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
@@ -81,8 +112,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const onError = (err: unknown, method: string) => logger.error({ err, method }, "handler failed");
 
   const limits = options.limits ?? DEFAULT_CALL_LIMITS;
+  const serving = options.serving ?? DEFAULT_SERVING;
+  const observers: CallObserver[] = [];
+  if (options.metrics) observers.push(options.metrics.calls);
+  const callLog = callLogObserver(logger, serving.logCalls);
+  if (callLog) observers.push(callLog);
   // Both transports serve the same handlers, each wrapped once in the call policy.
-  const bindings = options.services.map((b) => ({ service: b.service, impl: applyCallPolicy(b, logger, limits) }));
+  const bindings = options.services.map((b) => ({ service: b.service, impl: applyCallPolicy(b, logger, limits, observers) }));
 
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": maxMessageBytes,
@@ -94,10 +130,20 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     health.setStatus(service.typeName, "SERVING");
   }
   health.addToServer(grpcServer);
+  const readiness = new Readiness(options.name, options.dependencies ?? [], logger, {
+    intervalMs: serving.readinessIntervalMs,
+    timeoutMs: 2000,
+  });
+  let stopped = false;
+  readiness.onChange((ready) => {
+    if (stopped) return;
+    for (const { service } of bindings) health.setStatus(service.typeName, ready ? "SERVING" : "NOT_SERVING");
+  });
   addReflectionService(grpcServer, options.services.map((b) => b.service));
+  const variable = (kind: "GRPC" | "HTTP") => `${options.name.toUpperCase()}_${kind}_PORT`;
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(`${listen.host}:${listen.grpcPort}`, grpcServerCredentials(options.tls), (err, port) =>
-      err ? reject(err) : resolve(port),
+      err ? reject(bindError(err, variable("GRPC"), `${options.name.toUpperCase()}_HOST`, listen.host, listen.grpcPort)) : resolve(port),
     ),
   );
 
@@ -124,13 +170,14 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       res.end();
       return;
     }
-    handler(universalRequestFromNodeRequest(req, res, undefined, undefined))
+    const peer = createContextValues().set(PEER_KEY, `${req.socket.remoteAddress ?? ""}:${req.socket.remotePort ?? ""}`);
+    handler(universalRequestFromNodeRequest(req, res, undefined, peer))
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((err: unknown) => {
         if (ConnectError.from(err).code !== Code.Aborted) logger.error({ err, method: handler.method.name }, "gateway handler failed");
       });
   };
-  const routes = options.httpRoutes ?? [];
+  const routes = [corsRoute(serving.corsAllowedOrigins), readiness.route(), ...(options.metrics ? [options.metrics.route()] : []), ...(options.httpRoutes ?? [])];
   // Responses under way. Once draining starts each one ends its keep-alive connection when sent,
   // so an idle client connection does not hold the server open for the whole grace period.
   const inFlight = new Set<http.ServerResponse>();
@@ -149,6 +196,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       return;
     }
     for (const route of routes) if (route(req, res)) return;
+    if (isPreflight(req)) return refusePreflight(res);
     // Every gateway answer carries a request id, also a refusal before any handler runs
     // (undecodable JSON, an oversized body); the handler's call policy reuses it.
     const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER] as string | undefined);
@@ -169,12 +217,18 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   };
   const httpServer = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, onRequest) : http.createServer(onRequest);
   httpServer.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once("error", reject);
-    httpServer.listen(listen.httpPort, listen.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once("error", reject);
+      httpServer.listen(listen.httpPort, listen.host, () => resolve());
+    });
+  } catch (err) {
+    grpcServer.forceShutdown();
+    throw bindError(err, variable("HTTP"), `${options.name.toUpperCase()}_HOST`, listen.host, listen.httpPort);
+  }
   const httpPort = (httpServer.address() as AddressInfo).port;
   const hostForUrl = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
+  readiness.start();
 
   let closing: Promise<void> | undefined;
   return {
@@ -185,6 +239,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     httpUrl: `${options.tls ? "https" : "http"}://${hostForUrl}:${httpPort}`,
     close(graceMs = limits.shutdownGraceMs ?? 10_000) {
       closing ??= (async () => {
+        stopped = true;
+        readiness.stop();
         for (const { service } of options.services) health.setStatus(service.typeName, "NOT_SERVING");
         const grpcDone = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
         draining = true;

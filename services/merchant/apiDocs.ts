@@ -11,6 +11,8 @@ import {
   SimulateRequestSchema,
   SimulateResponseSchema,
   WithdrawRequestSchema,
+  RefundRequestSchema,
+  RefundResponseSchema,
   WithdrawResponseSchema,
 } from "../../gen/merchant/v1/merchant_pb.js";
 import { jsonExample, openApiDocument, type OpenApiDocument } from "../shared/openapi.js";
@@ -41,6 +43,24 @@ export function merchantApiDocument(): OpenApiDocument {
           },
         }),
         invalid: { request: { saler_id: "saler1", total_fee: "0" }, message: "total_fee: must be a positive integer number of fen, got 0" },
+      },
+      "merchant.v1.MerchantService/Refund": {
+        request: jsonExample(RefundRequestSchema, { paymentRequestId: "20190829171520123456", refundFee: 40n }),
+        response: jsonExample(RefundResponseSchema, {
+          order: {
+            requestId: "20190829171720223344",
+            orderType: OrderType.REFUND,
+            salerId: "saler1",
+            amount: 40n,
+            requestTime: "2019-08-29 17:17:20",
+            state: "SUCCESS",
+            responseId: "20190829171720000003",
+            responseTime: "2019-08-29 17:17:20",
+            responseCode: "SUCCESS",
+            responseMsg: "OK",
+            paymentRequestId: "20190829171520123456",
+          },
+        }),
       },
       "merchant.v1.MerchantService/Withdraw": {
         request: jsonExample(WithdrawRequestSchema, { salerId: "saler1", withdrawMoney: 10n }),

@@ -52,6 +52,8 @@ export interface SendOptions {
   /** Amount the merchant records instead of the one sent (TAMPERED_AMOUNT). */
   tamperedAmount?: bigint;
   simulationId?: string;
+  /** A refund: the payment it refunds (its request_id here, its response_id at the payment system). */
+  refundOf?: { requestId: string; responseId: string };
 }
 
 export interface ResolveResult {
@@ -71,6 +73,12 @@ export interface SenderFaults {
 
 /** An order stored this long ago may have been closed by a resolver: read it again before sending. */
 const REREAD_AFTER_SECONDS = 2;
+
+const PAYMENT_ORDER_TYPE: Record<OrderTypeName, OrderType> = {
+  PAYMENT: OrderType.PAYMENT,
+  WITHDRAWAL: OrderType.WITHDRAWAL,
+  REFUND: OrderType.REFUND,
+};
 
 type Answer = { responseId: string; responseTime: string; responseCode: string; responseMsg: string };
 
@@ -145,6 +153,7 @@ export class OrderSender {
         responseCode: "",
         responseMsg: "",
         fault: opts.fault ?? null,
+        paymentRequestId: opts.refundOf?.requestId ?? null,
       };
       const failed = await this.orderInserts.submit({ order, now: requestTime, simulationId: opts.simulationId });
       if (failed === undefined) return order;
@@ -173,16 +182,13 @@ export class OrderSender {
     let answer: { responseId: string; responseTime: string; responseCode: string; responseMsg: string };
     try {
       const call = { timeoutMs: this.options.callTimeoutMs };
-      answer =
-        type === "PAYMENT"
-          ? await this.payment.pay(
-              { requestTime: order.requestTime, requestId: order.requestId, salerId, totalFee: amount },
-              call,
-            )
-          : await this.payment.withdraw(
-              { requestTime: order.requestTime, requestId: order.requestId, salerId, withdrawMoney: amount },
-              call,
-            );
+      const { requestTime, requestId } = order;
+      if (type === "PAYMENT") answer = await this.payment.pay({ requestTime, requestId, salerId, totalFee: amount }, call);
+      else if (type === "WITHDRAWAL") answer = await this.payment.withdraw({ requestTime, requestId, salerId, withdrawMoney: amount }, call);
+      else {
+        const paymentResponseId = opts.refundOf?.responseId ?? "";
+        answer = await this.payment.refund({ requestTime, requestId, salerId, paymentResponseId, refundFee: amount }, call);
+      }
     } catch (err) {
       const e = ConnectError.from(err);
       const now = this.clock.current();
@@ -247,9 +253,9 @@ export class OrderSender {
   }
 
   private async ask(order: MerchantOrder, closeBefore: string): Promise<"SUCCESS" | "FAIL" | "OPEN"> {
-    const request = { requestId: order.requestId, orderType: order.orderType === "PAYMENT" ? OrderType.PAYMENT : OrderType.WITHDRAWAL };
+    const request = { requestId: order.requestId, orderType: PAYMENT_ORDER_TYPE[order.orderType] };
     const call = { timeoutMs: this.options.callTimeoutMs };
-    let found: { closed: boolean; closeTime: string; order: { case: undefined; value?: undefined } | { case: "payment" | "withdrawal"; value: Answer } };
+    let found: { closed: boolean; closeTime: string; order: { case: undefined; value?: undefined } | { case: "payment" | "withdrawal" | "refund"; value: Answer } };
     try {
       found = order.requestTime <= closeBefore ? await this.payment.closeOrder(request, call) : await this.payment.queryOrder(request, call);
     } catch {

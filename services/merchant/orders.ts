@@ -3,7 +3,8 @@ import type { Knex } from "knex";
 import { sqlInt, toFen } from "../shared/database.js";
 import { writeWithRetry } from "../shared/contention.js";
 
-export type OrderTypeName = "PAYMENT" | "WITHDRAWAL";
+export type OrderTypeName = "PAYMENT" | "WITHDRAWAL" | "REFUND";
+export const ORDER_TYPES: readonly OrderTypeName[] = ["PAYMENT", "WITHDRAWAL", "REFUND"];
 export type OrderState = "INIT" | "SUCCESS" | "FAIL" | "UNKNOWN";
 export const ORDER_STATES: readonly OrderState[] = ["INIT", "SUCCESS", "FAIL", "UNKNOWN"];
 
@@ -20,6 +21,8 @@ export interface MerchantOrder {
   responseCode: string;
   responseMsg: string;
   fault?: string | null;
+  /** A refund: the request_id of the payment it refunds. */
+  paymentRequestId?: string | null;
 }
 
 interface Row {
@@ -35,6 +38,7 @@ interface Row {
   response_code: string | null;
   response_msg: string | null;
   fault: string | null;
+  payment_request_id?: string | null;
 }
 
 function fromRow(r: Row): MerchantOrder {
@@ -51,6 +55,7 @@ function fromRow(r: Row): MerchantOrder {
     responseCode: r.response_code ?? "",
     responseMsg: r.response_msg ?? "",
     fault: r.fault,
+    paymentRequestId: r.payment_request_id ?? null,
   };
 }
 
@@ -67,6 +72,7 @@ function orderRow(o: MerchantOrder, now: string, simulationId?: string) {
     response_code: o.responseCode === "" ? null : o.responseCode,
     response_msg: o.responseMsg === "" ? null : o.responseMsg,
     fault: o.fault ?? null,
+    ...(o.paymentRequestId ? { payment_request_id: o.paymentRequestId } : {}),
     simulation_id: simulationId ?? null,
     updated_time: now,
   };
@@ -160,5 +166,38 @@ export async function openOrders(db: Knex, initBefore: string, afterId: bigint, 
     .andWhere((w) => w.where({ state: "UNKNOWN" }).orWhere((i) => i.where({ state: "INIT" }).andWhere("request_time", "<=", initBefore)))
     .orderBy("id")
     .limit(limit)) as Row[];
+  return rows.map(fromRow);
+}
+
+export interface RefundTotals {
+  /** Successful refunds. */
+  refunded: bigint;
+  /** Refunds sent or about to be, without an answer yet (INIT, UNKNOWN). */
+  inFlight: bigint;
+}
+
+/** Refund sums of each of these payments (absent: none). */
+export async function refundTotals(db: Knex, paymentRequestIds: readonly string[]): Promise<Map<string, RefundTotals>> {
+  const totals = new Map<string, RefundTotals>();
+  if (paymentRequestIds.length === 0) return totals;
+  const rows = (await db("merchant_orders")
+    .select("payment_request_id", "state")
+    .sum({ s: "amount" })
+    .where({ order_type: "REFUND" })
+    .whereIn("payment_request_id", [...paymentRequestIds])
+    .whereIn("state", ["SUCCESS", "INIT", "UNKNOWN"])
+    .groupBy("payment_request_id", "state")) as { payment_request_id: string; state: OrderState; s: unknown }[];
+  for (const r of rows) {
+    const t = totals.get(r.payment_request_id) ?? { refunded: 0n, inFlight: 0n };
+    if (r.state === "SUCCESS") t.refunded += toFen(r.s);
+    else t.inFlight += toFen(r.s);
+    totals.set(r.payment_request_id, t);
+  }
+  return totals;
+}
+
+/** The refunds of one payment, oldest first. */
+export async function refundsOf(db: Knex, paymentRequestId: string): Promise<MerchantOrder[]> {
+  const rows = (await db("merchant_orders").select("*").where({ order_type: "REFUND", payment_request_id: paymentRequestId }).orderBy("id")) as Row[];
   return rows.map(fromRow);
 }

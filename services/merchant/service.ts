@@ -13,7 +13,17 @@ import { invalidField } from "../shared/errors.js";
 import { optionalBusinessTime, pageSize, requireAmount, requireOrderId, requireSalerId } from "../shared/validation.js";
 import { exportOrders } from "./exports.js";
 import type { OrderSender } from "./orderSender.js";
-import { listOrders, ORDER_STATES, type MerchantOrder, type OrderState, type OrderTypeName } from "./orders.js";
+import {
+  findOrder,
+  listOrders,
+  ORDER_STATES,
+  refundsOf,
+  refundTotals,
+  type MerchantOrder,
+  type OrderState,
+  type OrderTypeName,
+  type RefundTotals,
+} from "./orders.js";
 import { runSimulation } from "./simulation.js";
 
 export interface MerchantDeps {
@@ -24,10 +34,19 @@ export interface MerchantDeps {
   resolveInitAfterSeconds: number;
 }
 
-export function toOrderMessage(o: MerchantOrder): Order {
+const ORDER_TYPE: Record<OrderTypeName, OrderType> = {
+  PAYMENT: OrderType.PAYMENT,
+  WITHDRAWAL: OrderType.WITHDRAWAL,
+  REFUND: OrderType.REFUND,
+};
+
+/** An order as the API shows it; a payment with its refund sums when they are given. */
+export function toOrderMessage(o: MerchantOrder, refunds?: RefundTotals): Order {
+  const refunded = refunds?.refunded ?? 0n;
+  const refundable = o.orderType === "PAYMENT" && o.state === "SUCCESS" ? o.amount - refunded - (refunds?.inFlight ?? 0n) : 0n;
   return create(OrderSchema, {
     requestId: o.requestId,
-    orderType: o.orderType === "PAYMENT" ? OrderType.PAYMENT : OrderType.WITHDRAWAL,
+    orderType: ORDER_TYPE[o.orderType],
     salerId: o.salerId,
     amount: o.amount,
     requestTime: o.requestTime,
@@ -36,14 +55,27 @@ export function toOrderMessage(o: MerchantOrder): Order {
     responseTime: o.responseTime,
     responseCode: o.responseCode,
     responseMsg: o.responseMsg,
+    paymentRequestId: o.paymentRequestId ?? "",
+    refunded,
+    refundable: refundable > 0n ? refundable : 0n,
   });
+}
+
+/** Orders with the refund sums of the payments among them. */
+async function withRefunds(db: Database, orders: readonly MerchantOrder[]): Promise<Order[]> {
+  const totals = await refundTotals(
+    db.knex,
+    orders.filter((o) => o.orderType === "PAYMENT").map((o) => o.requestId),
+  );
+  return orders.map((o) => toOrderMessage(o, totals.get(o.requestId)));
 }
 
 function typeName(field: string, t: OrderType, allowUnspecified: boolean): OrderTypeName | undefined {
   if (t === OrderType.PAYMENT) return "PAYMENT";
   if (t === OrderType.WITHDRAWAL) return "WITHDRAWAL";
+  if (t === OrderType.REFUND) return "REFUND";
   if (t === OrderType.UNSPECIFIED && allowUnspecified) return undefined;
-  throw invalidField(field, "must be ORDER_TYPE_PAYMENT or ORDER_TYPE_WITHDRAWAL");
+  throw invalidField(field, "must be ORDER_TYPE_PAYMENT, ORDER_TYPE_WITHDRAWAL or ORDER_TYPE_REFUND");
 }
 
 const MAX_SIMULATION = 1_000_000;
@@ -63,11 +95,34 @@ export function createMerchantService(deps: MerchantDeps): ServiceImpl<typeof Me
       return { order: toOrderMessage(await sender.send("WITHDRAWAL", req.salerId, req.withdrawMoney)) };
     },
 
+    async refund(req) {
+      requireOrderId("payment_request_id", req.paymentRequestId);
+      requireAmount("refund_fee", req.refundFee);
+      const payment = await findOrder(db.knex, req.paymentRequestId);
+      if (!payment || payment.orderType !== "PAYMENT") {
+        throw new ConnectError(`payment_request_id: no payment ${req.paymentRequestId}`, Code.NotFound);
+      }
+      if (payment.state !== "SUCCESS") {
+        throw new ConnectError(`payment_request_id: payment ${req.paymentRequestId} is ${payment.state}; only a successful payment can be refunded`, Code.FailedPrecondition);
+      }
+      // What the merchant already refunded or is refunding; the payment system decides for good.
+      const totals = (await refundTotals(db.knex, [payment.requestId])).get(payment.requestId);
+      const left = payment.amount - (totals?.refunded ?? 0n) - (totals?.inFlight ?? 0n);
+      if (req.refundFee > left) {
+        throw new ConnectError(`refund_fee: ${req.refundFee} fen is more than the ${left > 0n ? left : 0n} fen refundable of payment ${payment.requestId}`, Code.FailedPrecondition);
+      }
+      const order = await sender.send("REFUND", payment.salerId, req.refundFee, { refundOf: { requestId: payment.requestId, responseId: payment.responseId } });
+      return { order: toOrderMessage(order) };
+    },
+
     async getOrder(req) {
       requireOrderId("request_id", req.requestId);
       const order = await sender.find(req.requestId);
       if (!order) throw new ConnectError(`request_id: no order ${req.requestId}`, Code.NotFound);
-      return { order: toOrderMessage(order) };
+      if (order.orderType !== "PAYMENT") return { order: toOrderMessage(order) };
+      const refunds = await refundsOf(db.knex, order.requestId);
+      const [shown] = await withRefunds(db, [order]);
+      return { order: shown!, refunds: refunds.map((r) => toOrderMessage(r)) };
     },
 
     async listOrders(req) {
@@ -87,7 +142,7 @@ export function createMerchantService(deps: MerchantDeps): ServiceImpl<typeof Me
       });
       const page = rows.slice(0, limit);
       return {
-        orders: page.map(toOrderMessage),
+        orders: await withRefunds(db, page),
         nextPageToken: rows.length > limit ? String(page[page.length - 1]!.id) : "",
       };
     },
@@ -99,6 +154,7 @@ export function createMerchantService(deps: MerchantDeps): ServiceImpl<typeof Me
 
     async simulate(req) {
       const orderType = typeName("order_type", req.orderType, true) ?? "PAYMENT";
+      if (orderType === "REFUND") throw invalidField("order_type", "must be ORDER_TYPE_PAYMENT or ORDER_TYPE_WITHDRAWAL");
       if (req.count < 1 || req.count > MAX_SIMULATION) throw invalidField("count", `must be between 1 and ${MAX_SIMULATION}`);
       if (req.concurrency < 0 || req.concurrency > 1024) throw invalidField("concurrency", "must be between 0 and 1024");
       if (req.accounts < 0 || req.accounts > 100_000) throw invalidField("accounts", "must be between 0 and 100000");
@@ -137,7 +193,7 @@ export function createMerchantService(deps: MerchantDeps): ServiceImpl<typeof Me
       });
       return {
         ...report,
-        orderType: orderType === "PAYMENT" ? OrderType.PAYMENT : OrderType.WITHDRAWAL,
+        orderType: ORDER_TYPE[orderType],
         elapsedMs: BigInt(report.elapsedMs),
       };
     },

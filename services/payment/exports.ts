@@ -14,8 +14,12 @@ export function exportOrders(
   cutoffTime: string,
   batchSize: number,
 ): AsyncGenerator<ExportRow[]> {
-  const table = type === OrderType.WITHDRAWAL ? "withdrawal_orders" : "payment_orders";
-  const amount = type === OrderType.WITHDRAWAL ? "withdraw_money" : "total_fee";
+  const { table, amount } =
+    type === OrderType.WITHDRAWAL
+      ? { table: "withdrawal_orders", amount: "withdraw_money" }
+      : type === OrderType.REFUND
+        ? { table: "refund_orders", amount: "refund_fee" }
+        : { table: "payment_orders", amount: "total_fee" };
   const orders = () =>
     knex(table)
       .select("request_id", "response_id", "saler_id", { amount }, "request_time", "response_time")
@@ -41,7 +45,7 @@ async function sums(q: Knex.QueryBuilder): Promise<Map<string, bigint>> {
  * Every account's balance as of the cut-off, read from one consistent snapshot:
  * settled balance − credits settled for payments answered after the cut-off
  * + pending credits for payments answered at or before it
- * + withdrawals answered after it.
+ * + withdrawals and refunds answered after it.
  * That is the balance a settlement of everything up to the cut-off would show, had nothing
  * happened since, so payments still flowing and credits still buffered never make it differ
  * from the merchant's records of the same period.
@@ -57,6 +61,7 @@ export async function* exportBalances(db: Database, cutoffTime: string, batchSiz
       let pendingUpTo = pendingAll;
       let settledAfter = new Map<string, bigint>();
       let withdrawnAfter = new Map<string, bigint>();
+      let refundedAfter = new Map<string, bigint>();
       if (last !== undefined) {
         pendingUpTo = await sums(
           trx("payment_orders")
@@ -82,6 +87,14 @@ export async function* exportBalances(db: Database, cutoffTime: string, batchSiz
             .andWhere("response_id", ">", last)
             .groupBy("saler_id"),
         );
+        refundedAfter = await sums(
+          trx("refund_orders")
+            .select("saler_id")
+            .sum({ s: "refund_fee" })
+            .where({ response_code: "SUCCESS" })
+            .andWhere("response_id", ">", last)
+            .groupBy("saler_id"),
+        );
       }
       const accounts = (await trx("accounts").select("saler_id", "balance").orderBy("saler_id")) as { saler_id: string; balance: unknown }[];
       return accounts.map((a): BalanceRow => {
@@ -89,7 +102,7 @@ export async function* exportBalances(db: Database, cutoffTime: string, batchSiz
         const id = a.saler_id;
         return {
           salerId: id,
-          balance: settled - (settledAfter.get(id) ?? 0n) + (pendingUpTo.get(id) ?? 0n) + (withdrawnAfter.get(id) ?? 0n),
+          balance: settled - (settledAfter.get(id) ?? 0n) + (pendingUpTo.get(id) ?? 0n) + (withdrawnAfter.get(id) ?? 0n) + (refundedAfter.get(id) ?? 0n),
           settledBalance: settled,
           pending: pendingAll.get(id) ?? 0n,
         };

@@ -6,11 +6,14 @@ import {
   OrderType,
   PaymentService,
   PayResponseSchema,
+  RefundResponseSchema,
   WithdrawResponseSchema,
   CloseOrderResponseSchema,
   type CloseOrderResponse,
   type PayRequest,
   type PayResponse,
+  type RefundRequest,
+  type RefundResponse,
   type WithdrawRequest,
   type WithdrawResponse,
 } from "../../gen/payment/v1/payment_pb.js";
@@ -52,6 +55,7 @@ import {
 import type { Settlement } from "./settlement.js";
 import { CeilingGuard } from "./ceiling.js";
 import { exportBalances, exportOrders } from "./exports.js";
+import { findRefund, insertClosedRefund, MSG_REFUND_CLOSED, recordRefund, type RefundOrder } from "./refunds.js";
 
 export const MSG_OK = "OK";
 /** The seed's answer to a withdrawal the balance does not cover, an account that does not exist included. */
@@ -99,6 +103,20 @@ function withdrawResponse(o: WithdrawalOrder): WithdrawResponse {
   });
 }
 
+function refundResponse(o: RefundOrder): RefundResponse {
+  return create(RefundResponseSchema, {
+    responseTime: o.responseTime,
+    requestTime: o.requestTime,
+    requestId: o.requestId,
+    salerId: o.salerId,
+    paymentResponseId: o.paymentResponseId,
+    refundFee: o.refundFee,
+    responseId: o.responseId,
+    responseCode: o.responseCode,
+    responseMsg: o.responseMsg,
+  });
+}
+
 function conflict(requestId: string): ConnectError {
   return new ConnectError(
     `request_id: ${requestId} was already used for a request with a different body`,
@@ -136,6 +154,14 @@ export function validateWithdraw(req: WithdrawRequest): void {
   requireRequestId("request_id", req.requestId, req.requestTime);
   requireSalerId("saler_id", req.salerId);
   requireAmount("withdraw_money", req.withdrawMoney);
+}
+
+export function validateRefund(req: RefundRequest): void {
+  requireBusinessTime("request_time", req.requestTime);
+  requireRequestId("request_id", req.requestId, req.requestTime);
+  requireSalerId("saler_id", req.salerId);
+  requireOrderId("payment_response_id", req.paymentResponseId);
+  requireAmount("refund_fee", req.refundFee);
 }
 
 export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof PaymentService> {
@@ -191,8 +217,36 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
     return withdrawResponse(existing);
   }
 
+  function replayRefund(existing: RefundOrder, req: RefundRequest): RefundResponse {
+    if (existing.responseCode === CLOSED) {
+      return refundResponse({
+        ...existing,
+        requestTime: req.requestTime,
+        salerId: req.salerId,
+        paymentResponseId: req.paymentResponseId,
+        refundFee: req.refundFee,
+        responseCode: "FAIL",
+        responseMsg: MSG_REFUND_CLOSED,
+      });
+    }
+    if (
+      existing.requestTime !== req.requestTime ||
+      existing.salerId !== req.salerId ||
+      existing.paymentResponseId !== req.paymentResponseId ||
+      existing.refundFee !== req.refundFee
+    ) {
+      throw conflict(req.requestId);
+    }
+    return refundResponse(existing);
+  }
+
   /** What a request_id already holds, for CloseOrder: the close, the order, or nothing yet. */
   async function closeOutcome(type: OrderType, requestId: string): Promise<CloseOrderResponse | undefined> {
+    if (type === OrderType.REFUND) {
+      const r = await findRefund(db.knex, requestId);
+      if (!r) return undefined;
+      return create(CloseOrderResponseSchema, r.responseCode === CLOSED ? { closed: true, closeTime: r.responseTime } : { order: { case: "refund", value: refundResponse(r) } });
+    }
     if (type === OrderType.PAYMENT) {
       const p = await findPayment(db.knex, requestId);
       if (!p) return undefined;
@@ -380,32 +434,67 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
       }
     },
 
+    async refund(req, ctx) {
+      validateRefund(req);
+      requireCurrentRequestTime(req.requestTime);
+      for (let attempt = 1; ; attempt++) {
+        const now = clock.current();
+        const order: RefundOrder = {
+          requestId: req.requestId,
+          requestTime: req.requestTime,
+          salerId: req.salerId,
+          paymentResponseId: req.paymentResponseId,
+          refundFee: req.refundFee,
+          responseId: responseId(now),
+          responseTime: now,
+          responseCode: "SUCCESS",
+          responseMsg: MSG_OK,
+        };
+        abandonedByCaller(ctx.signal);
+        try {
+          // A request_id seen before fails as a duplicate (its transaction rolls back) and the
+          // stored answer is replayed.
+          return refundResponse(await inTransaction(db, (trx) => recordRefund(trx, order)));
+        } catch (err) {
+          if (!isDuplicateKeyError(err)) throw err;
+          const existing = await findRefund(db.knex, req.requestId);
+          if (existing) return replayRefund(existing, req);
+          if (attempt >= ID_ATTEMPTS) throw err;
+        }
+      }
+    },
+
     async queryOrder(req) {
       requireOrderId("request_id", req.requestId);
       let closed: { closeTime: string; orderType: OrderType } | undefined;
-      if (req.orderType !== OrderType.WITHDRAWAL) {
+      if (req.orderType === OrderType.UNSPECIFIED || req.orderType === OrderType.PAYMENT) {
         const p = await findPayment(db.knex, req.requestId);
         if (p?.responseCode === CLOSED) closed = { closeTime: p.responseTime, orderType: OrderType.PAYMENT };
         else if (p) return { found: true, orderType: OrderType.PAYMENT, order: { case: "payment", value: payResponse(p) } };
       }
-      if (req.orderType !== OrderType.PAYMENT) {
+      if (req.orderType === OrderType.UNSPECIFIED || req.orderType === OrderType.WITHDRAWAL) {
         const w = await findWithdrawal(db.knex, req.requestId);
         if (w?.responseCode === CLOSED) closed ??= { closeTime: w.responseTime, orderType: OrderType.WITHDRAWAL };
         else if (w) return { found: true, orderType: OrderType.WITHDRAWAL, order: { case: "withdrawal", value: withdrawResponse(w) } };
+      }
+      if (req.orderType === OrderType.UNSPECIFIED || req.orderType === OrderType.REFUND) {
+        const r = await findRefund(db.knex, req.requestId);
+        if (r?.responseCode === CLOSED) closed ??= { closeTime: r.responseTime, orderType: OrderType.REFUND };
+        else if (r) return { found: true, orderType: OrderType.REFUND, order: { case: "refund", value: refundResponse(r) } };
       }
       return closed ? { found: false, closed: true, ...closed } : { found: false };
     },
 
     async closeOrder(req) {
       requireOrderId("request_id", req.requestId);
-      if (req.orderType !== OrderType.PAYMENT && req.orderType !== OrderType.WITHDRAWAL) {
-        throw invalidField("order_type", "must be ORDER_TYPE_PAYMENT or ORDER_TYPE_WITHDRAWAL");
+      if (req.orderType !== OrderType.PAYMENT && req.orderType !== OrderType.WITHDRAWAL && req.orderType !== OrderType.REFUND) {
+        throw invalidField("order_type", "must be ORDER_TYPE_PAYMENT, ORDER_TYPE_WITHDRAWAL or ORDER_TYPE_REFUND");
       }
-      const table = req.orderType === OrderType.PAYMENT ? "payment_orders" : "withdrawal_orders";
       for (let attempt = 1; ; attempt++) {
         const now = clock.current();
         try {
-          await insertClosed(db.knex, table, req.requestId, responseId(now), now);
+          if (req.orderType === OrderType.REFUND) await insertClosedRefund(db.knex, req.requestId, responseId(now), now);
+          else await insertClosed(db.knex, req.orderType === OrderType.PAYMENT ? "payment_orders" : "withdrawal_orders", req.requestId, responseId(now), now);
           logger.info({ requestId: req.requestId, orderType: OrderType[req.orderType] }, "request closed");
           return { closed: true, closeTime: now };
         } catch (err) {
@@ -449,7 +538,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
     },
 
     async *exportOrders(req, ctx) {
-      if (req.orderType === OrderType.UNSPECIFIED) throw invalidField("order_type", "must be ORDER_TYPE_PAYMENT or ORDER_TYPE_WITHDRAWAL");
+      if (req.orderType === OrderType.UNSPECIFIED) throw invalidField("order_type", "must be ORDER_TYPE_PAYMENT, ORDER_TYPE_WITHDRAWAL or ORDER_TYPE_REFUND");
       optionalBusinessTime("cutoff_time", req.cutoffTime);
       const key = req.key === OrderKey.REQUEST_ID ? "request_id" : "response_id";
       for await (const orders of exportOrders(db.knex, req.orderType, key, req.cutoffTime, deps.exportBatchSize)) {

@@ -19,7 +19,7 @@ import { PaymentMetrics } from "./metrics.js";
 import { databaseCheck, OutageLog } from "../shared/readiness.js";
 
 /** The calls a merchant signs when merchant keys are configured. */
-export const MERCHANT_CALLS = ["Pay", "Withdraw", "QueryOrder", "CloseOrder"] as const;
+export const MERCHANT_CALLS = ["Pay", "Withdraw", "Refund", "QueryOrder", "CloseOrder"] as const;
 /** The calls that need the operator token when one is configured. */
 export const PAYMENT_OPERATOR_CALLS = ["Settle"] as const;
 

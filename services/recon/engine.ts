@@ -51,7 +51,7 @@ export interface EngineOptions {
   spillDir: string;
 }
 
-export const AMOUNT_COLUMNS = ["total_fee", "withdraw_money", "amount"] as const;
+export const AMOUNT_COLUMNS = ["total_fee", "withdraw_money", "refund_fee", "amount"] as const;
 
 /** The diff file: the seed's columns first, then the rest. */
 export function diffFileHeader(amountColumn: string): string[] {
@@ -310,11 +310,18 @@ export class ReconEngine {
   }
 
   /**
-   * Audits per account: the merchant's payments minus its withdrawals against the balances. Order
+   * Audits per account: the merchant's payments minus its withdrawals and refunds against the
+   * balances (without a refunds file there are none). Order
    * files need saler_id and an amount; when they have a response_id (or request_id) column, its
    * values must be unique. Writes audit.csv in saler_id order.
    */
-  async audit(payments: RunInput, withdrawals: RunInput, balances: RunInput, out: string): Promise<{ totals: AuditTotals; rows: bigint[] }> {
+  async audit(
+    payments: RunInput,
+    withdrawals: RunInput,
+    refunds: RunInput | undefined,
+    balances: RunInput,
+    out: string,
+  ): Promise<{ totals: AuditTotals; rows: bigint[] }> {
     return this.session(async (s) => {
       const orders = async (file: RunInput) => {
         const cols = await columnsOf(file, [["saler_id"], [...AMOUNT_COLUMNS]]);
@@ -331,6 +338,7 @@ export class ReconEngine {
       };
       const p = await orders(payments);
       const w = await orders(withdrawals);
+      const r = refunds ? await orders(refunds) : undefined;
       const bcols = await columnsOf(balances, [["saler_id"], ["balance"]]);
       const b = await s.load(balances, bcols, (c) => `${c("saler_id")} AS saler_id, ${amountSql(c("balance"), INT64_MAX)} AS balance`);
       await s.checkRows(`(SELECT rowid + 1 AS ord, * FROM ${b})`, balances, [
@@ -343,7 +351,8 @@ export class ReconEngine {
          WITH sums AS (
            SELECT saler_id, sum(amount) AS total FROM (
              SELECT saler_id, CAST(amount AS HUGEINT) AS amount FROM ${p}
-             UNION ALL SELECT saler_id, -CAST(amount AS HUGEINT) FROM ${w}) GROUP BY saler_id)
+             UNION ALL SELECT saler_id, -CAST(amount AS HUGEINT) FROM ${w}${r ? `
+             UNION ALL SELECT saler_id, -CAST(amount AS HUGEINT) FROM ${r}` : ""}) GROUP BY saler_id)
          SELECT coalesce(s.saler_id, b.saler_id) AS saler_id, coalesce(b.balance, 0) AS balance,
                 coalesce(s.total, 0) AS audit_amount, s.saler_id IS NOT NULL AS in_merchant, b.saler_id IS NOT NULL AS in_payment
          FROM sums s FULL OUTER JOIN ${b} b ON s.saler_id = b.saler_id`,
@@ -353,7 +362,8 @@ export class ReconEngine {
           `SELECT count(*) AS accounts, count(*) FILTER (WHERE balance = audit_amount) AS success,
                   count(*) FILTER (WHERE NOT in_payment) AS merchant_only, count(*) FILTER (WHERE NOT in_merchant) AS payment_only,
                   CAST(max(audit_amount) AS VARCHAR) AS hi, CAST(min(audit_amount) AS VARCHAR) AS lo,
-                  (SELECT count(*) FROM ${p}) AS p, (SELECT count(*) FROM ${w}) AS w, (SELECT count(*) FROM ${b}) AS b
+                  (SELECT count(*) FROM ${p}) AS p, (SELECT count(*) FROM ${w}) AS w, (SELECT count(*) FROM ${b}) AS b,
+                  ${r ? `(SELECT count(*) FROM ${r})` : "0"} AS r
            FROM a`,
         );
         const hi = toBig(summary!.hi);
@@ -376,7 +386,7 @@ export class ReconEngine {
           out,
           totals.accounts,
         );
-        return { totals, rows: [toBig(summary!.p), toBig(summary!.w), toBig(summary!.b)] };
+        return { totals, rows: [toBig(summary!.p), toBig(summary!.w), toBig(summary!.b), toBig(summary!.r)] };
       } finally {
         await s.run("DROP TABLE IF EXISTS a").catch(() => {});
       }

@@ -59,7 +59,7 @@ export class ReconMetrics {
     const figures: Record<string, unknown> = {};
     if (run.kind === RunKind.RECONCILIATION) {
       for (const d of run.diffs) {
-        const orderType = d.orderType === OrderType.WITHDRAWAL ? "WITHDRAWAL" : "PAYMENT";
+        const orderType = d.orderType === OrderType.WITHDRAWAL ? "WITHDRAWAL" : d.orderType === OrderType.REFUND ? "REFUND" : "PAYMENT";
         const counts = { F000: d.f000Count, F113: d.f113Count, F114: d.f114Count, F115: d.f115Count };
         for (const [diffType, n] of Object.entries(counts)) this.diffRows.inc({ order_type: orderType, diff_type: diffType }, Number(n));
         figures[orderType] = {

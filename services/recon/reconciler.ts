@@ -45,7 +45,30 @@ export interface ReconcilerDeps {
 const KINDS = [
   { type: OrderType.PAYMENT, name: "payments", amount: "total_fee", diff: "payment_diff.csv" },
   { type: OrderType.WITHDRAWAL, name: "withdrawals", amount: "withdraw_money", diff: "withdrawal_diff.csv" },
+  { type: OrderType.REFUND, name: "refunds", amount: "refund_fee", diff: "refund_diff.csv" },
 ] as const;
+
+const MERCHANT_TYPE: Record<OrderType, MerchantOrderType> = {
+  [OrderType.UNSPECIFIED]: MerchantOrderType.UNSPECIFIED,
+  [OrderType.PAYMENT]: MerchantOrderType.PAYMENT,
+  [OrderType.WITHDRAWAL]: MerchantOrderType.WITHDRAWAL,
+  [OrderType.REFUND]: MerchantOrderType.REFUND,
+};
+
+const PAYMENT_TYPE: Record<OrderType, PaymentOrderType> = {
+  [OrderType.UNSPECIFIED]: PaymentOrderType.UNSPECIFIED,
+  [OrderType.PAYMENT]: PaymentOrderType.PAYMENT,
+  [OrderType.WITHDRAWAL]: PaymentOrderType.WITHDRAWAL,
+  [OrderType.REFUND]: PaymentOrderType.REFUND,
+};
+
+/** The diff file of each order type. */
+export const DIFF_FILES: Record<OrderType, string> = {
+  [OrderType.UNSPECIFIED]: "payment_diff.csv",
+  [OrderType.PAYMENT]: "payment_diff.csv",
+  [OrderType.WITHDRAWAL]: "withdrawal_diff.csv",
+  [OrderType.REFUND]: "refund_diff.csv",
+};
 
 async function* rowsOf(stream: AsyncIterable<{ orders: ExportRow[] }>): AsyncGenerator<ExportRow[]> {
   for await (const message of stream) yield message.orders;
@@ -97,7 +120,7 @@ export class Reconciler {
             kind.amount,
             rowsOf(
               this.deps.merchant.exportOrders({
-                orderType: kind.type === OrderType.PAYMENT ? MerchantOrderType.PAYMENT : MerchantOrderType.WITHDRAWAL,
+                orderType: MERCHANT_TYPE[kind.type],
                 key: column === "request_id" ? MerchantOrderKey.REQUEST_ID : MerchantOrderKey.RESPONSE_ID,
                 cutoffTime,
               }),
@@ -108,7 +131,7 @@ export class Reconciler {
             kind.amount,
             rowsOf(
               this.deps.payment.exportOrders({
-                orderType: kind.type === OrderType.PAYMENT ? PaymentOrderType.PAYMENT : PaymentOrderType.WITHDRAWAL,
+                orderType: PAYMENT_TYPE[kind.type],
                 key: column === "request_id" ? PaymentOrderKey.REQUEST_ID : PaymentOrderKey.RESPONSE_ID,
                 cutoffTime,
               }),
@@ -133,7 +156,7 @@ export class Reconciler {
   }
 
   async reconcileFiles(orderType: OrderType, key: OrderKey, merchant: CsvSource | undefined, payment: CsvSource | undefined): Promise<Run> {
-    if (orderType === OrderType.UNSPECIFIED) throw invalidField("order_type", "must be ORDER_TYPE_PAYMENT or ORDER_TYPE_WITHDRAWAL");
+    if (orderType === OrderType.UNSPECIFIED) throw invalidField("order_type", "must be ORDER_TYPE_PAYMENT, ORDER_TYPE_WITHDRAWAL or ORDER_TYPE_REFUND");
     checkSource("merchant", merchant);
     checkSource("payment", payment);
     const started = performance.now();
@@ -158,22 +181,33 @@ export class Reconciler {
     return this.discardOnFailure(run, async () => {
       const payments = join(run.directory, "merchant_payments.csv");
       const withdrawals = join(run.directory, "merchant_withdrawals.csv");
+      const refunds = join(run.directory, "merchant_refunds.csv");
       const balances = join(run.directory, "payment_balances.csv");
       await Promise.all([
         writeOrderFile(payments, "total_fee", rowsOf(this.deps.merchant.exportOrders({ orderType: MerchantOrderType.PAYMENT, cutoffTime }))),
         writeOrderFile(withdrawals, "withdraw_money", rowsOf(this.deps.merchant.exportOrders({ orderType: MerchantOrderType.WITHDRAWAL, cutoffTime }))),
+        writeOrderFile(refunds, "refund_fee", rowsOf(this.deps.merchant.exportOrders({ orderType: MerchantOrderType.REFUND, cutoffTime }))),
         this.writeBalances(balances, cutoffTime),
       ]);
-      const inputs = [
-        { path: payments, label: "merchant_payments.csv" },
-        { path: withdrawals, label: "merchant_withdrawals.csv" },
-        { path: balances, label: "payment_balances.csv" },
-      ] as const;
-      return this.finish(await this.audit(run, ...inputs), started);
+      return this.finish(
+        await this.audit(
+          run,
+          { path: payments, label: "merchant_payments.csv" },
+          { path: withdrawals, label: "merchant_withdrawals.csv" },
+          { path: refunds, label: "merchant_refunds.csv" },
+          { path: balances, label: "payment_balances.csv" },
+        ),
+        started,
+      );
     });
   }
 
-  async auditFiles(payments: CsvSource | undefined, withdrawals: CsvSource | undefined, balances: CsvSource | undefined): Promise<Run> {
+  async auditFiles(
+    payments: CsvSource | undefined,
+    withdrawals: CsvSource | undefined,
+    balances: CsvSource | undefined,
+    refunds?: CsvSource | undefined,
+  ): Promise<Run> {
     checkSource("merchant_payments", payments);
     checkSource("merchant_withdrawals", withdrawals);
     checkSource("balances", balances);
@@ -182,16 +216,21 @@ export class Reconciler {
     return this.discardOnFailure(run, async () => {
       const p = await this.materialize(run, "merchant_payments", "merchant_payments.csv", payments!);
       const w = await this.materialize(run, "merchant_withdrawals", "merchant_withdrawals.csv", withdrawals!);
+      const r = refunds?.source.case === undefined ? undefined : await this.materialize(run, "merchant_refunds", "merchant_refunds.csv", refunds);
       const b = await this.materialize(run, "balances", "payment_balances.csv", balances!);
-      return this.finish(await this.audit(run, p, w, b), started);
+      return this.finish(await this.audit(run, p, w, r, b), started);
     });
   }
 
-  private async audit(run: Run, payments: RunInput, withdrawals: RunInput, balances: RunInput): Promise<Run> {
+  private async audit(run: Run, payments: RunInput, withdrawals: RunInput, refunds: RunInput | undefined, balances: RunInput): Promise<Run> {
     const auditPath = join(run.directory, "audit.csv");
-    const { totals, rows } = await this.deps.engine.audit(payments, withdrawals, balances, auditPath);
-    const names = ["merchant_payments.csv", "merchant_withdrawals.csv", "payment_balances.csv"];
-    [payments, withdrawals, balances].forEach((f, i) => run.files.push(file(names[i]!, f.path, rows[i]!)));
+    const { totals, rows } = await this.deps.engine.audit(payments, withdrawals, refunds, balances, auditPath);
+    run.files.push(
+      file("merchant_payments.csv", payments.path, rows[0]!),
+      file("merchant_withdrawals.csv", withdrawals.path, rows[1]!),
+      ...(refunds ? [file("merchant_refunds.csv", refunds.path, rows[3]!)] : []),
+      file("payment_balances.csv", balances.path, rows[2]!),
+    );
     run.audit = create(AuditSummarySchema, totals);
     run.files.push(file("audit.csv", auditPath, totals.accounts));
     run.balanced = totals.fail === 0n;

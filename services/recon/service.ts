@@ -7,7 +7,7 @@ import { invalidField } from "../shared/errors.js";
 import type { BusinessClock } from "../shared/time.js";
 import { optionalBusinessTime, pageSize } from "../shared/validation.js";
 import { readCsvFile } from "./csv.js";
-import type { Reconciler } from "./reconciler.js";
+import { DIFF_FILES, type Reconciler } from "./reconciler.js";
 import { isRunId, type RunStore } from "./runs.js";
 
 export interface ReconDeps {
@@ -70,7 +70,7 @@ export function createReconService(deps: ReconDeps): ServiceImpl<typeof ReconSer
     },
 
     async auditFiles(req) {
-      return { run: await reconciler.auditFiles(req.merchantPayments, req.merchantWithdrawals, req.balances) };
+      return { run: await reconciler.auditFiles(req.merchantPayments, req.merchantWithdrawals, req.balances, req.merchantRefunds) };
     },
 
     async listRuns(req) {
@@ -90,7 +90,7 @@ export function createReconService(deps: ReconDeps): ServiceImpl<typeof ReconSer
       if (req.diffType !== "" && !DIFF_TYPES.includes(req.diffType)) throw invalidField("diff_type", `must be one of ${DIFF_TYPES.join(", ")} or empty`);
       for (const summary of run.diffs) {
         if (req.orderType !== OrderType.UNSPECIFIED && summary.orderType !== req.orderType) continue;
-        const name = summary.orderType === OrderType.WITHDRAWAL ? "withdrawal_diff.csv" : "payment_diff.csv";
+        const name = DIFF_FILES[summary.orderType];
         const path = join(run.directory, name);
         let cols: Map<string, number> | undefined;
         let out: DiffRow[] = [];
@@ -102,7 +102,7 @@ export function createReconService(deps: ReconDeps): ServiceImpl<typeof ReconSer
             }
             const at = (c: string) => r[cols!.get(c) ?? -1] ?? "";
             if (req.diffType !== "" && at("diff_type") !== req.diffType) continue;
-            const amountColumn = cols.has("total_fee") ? "total_fee" : "withdraw_money";
+            const amountColumn = cols.has("total_fee") ? "total_fee" : cols.has("refund_fee") ? "refund_fee" : "withdraw_money";
             out.push({
               $typeName: "recon.v1.DiffRow",
               orderType: summary.orderType,

@@ -131,6 +131,17 @@ function tables(clock: BusinessClock, rng: Rng): Record<string, MethodTable> {
       invalid: { request_id: [...BAD_ORDER_ID, REMOVE], order_type: BAD_ENUM },
       strict: ["request_id"],
     },
+    "payment.v1.PaymentService/Refund": {
+      base: () => ({ ...orderIdentity(clock, rng), saler_id: "fuzz1", payment_response_id: orderIdentity(clock, rng).request_id, refund_fee: "100" }),
+      invalid: {
+        request_time: [...BAD_TIME, REMOVE, "9999-12-31 23:59:59", "1999-12-31 23:59:59"],
+        request_id: [...BAD_ORDER_ID, REMOVE],
+        saler_id: [...BAD_SALER, REMOVE],
+        payment_response_id: [...BAD_ORDER_ID, REMOVE],
+        refund_fee: BAD_AMOUNT,
+      },
+      strict: ["request_time", "request_id", "saler_id", "payment_response_id"],
+    },
     "payment.v1.PaymentService/CloseOrder": {
       base: () => ({ request_id: orderIdentity(clock, rng).request_id, order_type: "ORDER_TYPE_PAYMENT" }),
       invalid: { request_id: [...BAD_ORDER_ID, REMOVE], order_type: ["ORDER_TYPE_UNSPECIFIED", 0, REMOVE, ...BAD_ENUM] },
@@ -159,6 +170,11 @@ function tables(clock: BusinessClock, rng: Rng): Record<string, MethodTable> {
       base: () => ({ saler_id: "fuzz1", withdraw_money: "100" }),
       invalid: { saler_id: [...BAD_SALER, REMOVE], withdraw_money: BAD_AMOUNT },
       strict: ["saler_id"],
+    },
+    "merchant.v1.MerchantService/Refund": {
+      base: () => ({ payment_request_id: orderIdentity(clock, rng).request_id, refund_fee: "100" }),
+      invalid: { payment_request_id: [...BAD_ORDER_ID, REMOVE], refund_fee: BAD_AMOUNT },
+      strict: ["payment_request_id"],
     },
     "merchant.v1.MerchantService/GetOrder": { base: () => ({ request_id: orderIdentity(clock, rng).request_id }), invalid: { request_id: [...BAD_ORDER_ID, REMOVE] }, strict: ["request_id"] },
     "merchant.v1.MerchantService/ListOrders": {

@@ -26,6 +26,7 @@ const impl: ServiceImpl<typeof PaymentService> = {
   withdraw: unused,
   queryOrder: unused,
   closeOrder: unused,
+  refund: unused,
   exportOrders: unused,
   async settle() {
     return never();

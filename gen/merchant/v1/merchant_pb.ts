@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file merchant/v1/merchant.proto.
  */
 export const file_merchant_v1_merchant: GenFile = /*@__PURE__*/
-  fileDesc("ChptZXJjaGFudC92MS9tZXJjaGFudC5wcm90bxILbWVyY2hhbnQudjEi5wEKBU9yZGVyEhIKCnJlcXVlc3RfaWQYASABKAkSKgoKb3JkZXJfdHlwZRgCIAEoDjIWLm1lcmNoYW50LnYxLk9yZGVyVHlwZRIQCghzYWxlcl9pZBgDIAEoCRIOCgZhbW91bnQYBCABKAMSFAoMcmVxdWVzdF90aW1lGAUgASgJEg0KBXN0YXRlGAYgASgJEhMKC3Jlc3BvbnNlX2lkGAcgASgJEhUKDXJlc3BvbnNlX3RpbWUYCCABKAkSFQoNcmVzcG9uc2VfY29kZRgJIAEoCRIUCgxyZXNwb25zZV9tc2cYCiABKAkiMQoKUGF5UmVxdWVzdBIQCghzYWxlcl9pZBgBIAEoCRIRCgl0b3RhbF9mZWUYAiABKAMiMAoLUGF5UmVzcG9uc2USIQoFb3JkZXIYASABKAsyEi5tZXJjaGFudC52MS5PcmRlciI7Cg9XaXRoZHJhd1JlcXVlc3QSEAoIc2FsZXJfaWQYASABKAkSFgoOd2l0aGRyYXdfbW9uZXkYAiABKAMiNQoQV2l0aGRyYXdSZXNwb25zZRIhCgVvcmRlchgBIAEoCzISLm1lcmNoYW50LnYxLk9yZGVyIiUKD0dldE9yZGVyUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJIjUKEEdldE9yZGVyUmVzcG9uc2USIQoFb3JkZXIYASABKAsyEi5tZXJjaGFudC52MS5PcmRlciKHAQoRTGlzdE9yZGVyc1JlcXVlc3QSKgoKb3JkZXJfdHlwZRgBIAEoDjIWLm1lcmNoYW50LnYxLk9yZGVyVHlwZRINCgVzdGF0ZRgCIAEoCRIQCghzYWxlcl9pZBgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJRChJMaXN0T3JkZXJzUmVzcG9uc2USIgoGb3JkZXJzGAEgAygLMhIubWVyY2hhbnQudjEuT3JkZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIj4KG1Jlc29sdmVVbmtub3duT3JkZXJzUmVxdWVzdBIfChdpbml0X29sZGVyX3RoYW5fc2Vjb25kcxgBIAEoBSJqChxSZXNvbHZlVW5rbm93bk9yZGVyc1Jlc3BvbnNlEhAKCGV4YW1pbmVkGAEgASgFEhEKCXN1Y2NlZWRlZBgCIAEoBRIOCgZmYWlsZWQYAyABKAUSFQoNc3RpbGxfdW5rbm93bhgEIAEoBSJbChBTaW11bGF0aW9uRmF1bHRzEhYKDmxvc3RfcmVzcG9uc2VzGAEgASgFEhgKEHRhbXBlcmVkX2Ftb3VudHMYAiABKAUSFQoNbWVyY2hhbnRfb25seRgDIAEoBSLwAQoPU2ltdWxhdGVSZXF1ZXN0EioKCm9yZGVyX3R5cGUYASABKA4yFi5tZXJjaGFudC52MS5PcmRlclR5cGUSDQoFY291bnQYAiABKAUSEwoLY29uY3VycmVuY3kYAyABKAUSEAoIYWNjb3VudHMYBCABKAUSFgoOYWNjb3VudF9wcmVmaXgYBSABKAkSEgoKbWluX2Ftb3VudBgGIAEoAxISCgptYXhfYW1vdW50GAcgASgDEgwKBHNlZWQYCCABKAMSLQoGZmF1bHRzGAkgASgLMh0ubWVyY2hhbnQudjEuU2ltdWxhdGlvbkZhdWx0cyKlAQoNSW5qZWN0ZWRGYXVsdBIMCgRraW5kGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSEwoLcmVzcG9uc2VfaWQYAyABKAkSEAoIc2FsZXJfaWQYBCABKAkSFwoPbWVyY2hhbnRfYW1vdW50GAUgASgDEhYKDnBheW1lbnRfYW1vdW50GAYgASgDEhoKEmV4cGVjdGVkX2RpZmZfdHlwZRgHIAEoCSK8AgoQU2ltdWxhdGVSZXNwb25zZRIVCg1zaW11bGF0aW9uX2lkGAEgASgJEioKCm9yZGVyX3R5cGUYAiABKA4yFi5tZXJjaGFudC52MS5PcmRlclR5cGUSEQoJcmVxdWVzdGVkGAMgASgFEhEKCXN1Y2NlZWRlZBgEIAEoBRIOCgZmYWlsZWQYBSABKAUSDwoHdW5rbm93bhgGIAEoBRIYChBhbW91bnRfc3VjY2VlZGVkGAcgASgDEhIKCmVsYXBzZWRfbXMYCCABKAMSEgoKdGhyb3VnaHB1dBgJIAEoARIWCg5sYXRlbmN5X3A1MF9tcxgKIAEoARIWCg5sYXRlbmN5X3A5OV9tcxgLIAEoARIsCghpbmplY3RlZBgMIAMoCzIaLm1lcmNoYW50LnYxLkluamVjdGVkRmF1bHQiegoTRXhwb3J0T3JkZXJzUmVxdWVzdBIqCgpvcmRlcl90eXBlGAEgASgOMhYubWVyY2hhbnQudjEuT3JkZXJUeXBlEiIKA2tleRgCIAEoDjIVLm1lcmNoYW50LnYxLk9yZGVyS2V5EhMKC2N1dG9mZl90aW1lGAMgASgJIocBCg1FeHBvcnRlZE9yZGVyEhIKCnJlcXVlc3RfaWQYASABKAkSEwoLcmVzcG9uc2VfaWQYAiABKAkSEAoIc2FsZXJfaWQYAyABKAkSDgoGYW1vdW50GAQgASgDEhQKDHJlcXVlc3RfdGltZRgFIAEoCRIVCg1yZXNwb25zZV90aW1lGAYgASgJIkIKFEV4cG9ydE9yZGVyc1Jlc3BvbnNlEioKBm9yZGVycxgBIAMoCzIaLm1lcmNoYW50LnYxLkV4cG9ydGVkT3JkZXIqWgoJT3JkZXJUeXBlEhoKFk9SREVSX1RZUEVfVU5TUEVDSUZJRUQQABIWChJPUkRFUl9UWVBFX1BBWU1FTlQQARIZChVPUkRFUl9UWVBFX1dJVEhEUkFXQUwQAipaCghPcmRlcktleRIZChVPUkRFUl9LRVlfVU5TUEVDSUZJRUQQABIZChVPUkRFUl9LRVlfUkVTUE9OU0VfSUQQARIYChRPUkRFUl9LRVlfUkVRVUVTVF9JRBACMrkECg9NZXJjaGFudFNlcnZpY2USOAoDUGF5EhcubWVyY2hhbnQudjEuUGF5UmVxdWVzdBoYLm1lcmNoYW50LnYxLlBheVJlc3BvbnNlEkcKCFdpdGhkcmF3EhwubWVyY2hhbnQudjEuV2l0aGRyYXdSZXF1ZXN0Gh0ubWVyY2hhbnQudjEuV2l0aGRyYXdSZXNwb25zZRJHCghHZXRPcmRlchIcLm1lcmNoYW50LnYxLkdldE9yZGVyUmVxdWVzdBodLm1lcmNoYW50LnYxLkdldE9yZGVyUmVzcG9uc2USTQoKTGlzdE9yZGVycxIeLm1lcmNoYW50LnYxLkxpc3RPcmRlcnNSZXF1ZXN0Gh8ubWVyY2hhbnQudjEuTGlzdE9yZGVyc1Jlc3BvbnNlEmsKFFJlc29sdmVVbmtub3duT3JkZXJzEigubWVyY2hhbnQudjEuUmVzb2x2ZVVua25vd25PcmRlcnNSZXF1ZXN0GikubWVyY2hhbnQudjEuUmVzb2x2ZVVua25vd25PcmRlcnNSZXNwb25zZRJHCghTaW11bGF0ZRIcLm1lcmNoYW50LnYxLlNpbXVsYXRlUmVxdWVzdBodLm1lcmNoYW50LnYxLlNpbXVsYXRlUmVzcG9uc2USVQoMRXhwb3J0T3JkZXJzEiAubWVyY2hhbnQudjEuRXhwb3J0T3JkZXJzUmVxdWVzdBohLm1lcmNoYW50LnYxLkV4cG9ydE9yZGVyc1Jlc3BvbnNlMAFiBnByb3RvMw");
+  fileDesc("ChptZXJjaGFudC92MS9tZXJjaGFudC5wcm90bxILbWVyY2hhbnQudjEiqQIKBU9yZGVyEhIKCnJlcXVlc3RfaWQYASABKAkSKgoKb3JkZXJfdHlwZRgCIAEoDjIWLm1lcmNoYW50LnYxLk9yZGVyVHlwZRIQCghzYWxlcl9pZBgDIAEoCRIOCgZhbW91bnQYBCABKAMSFAoMcmVxdWVzdF90aW1lGAUgASgJEg0KBXN0YXRlGAYgASgJEhMKC3Jlc3BvbnNlX2lkGAcgASgJEhUKDXJlc3BvbnNlX3RpbWUYCCABKAkSFQoNcmVzcG9uc2VfY29kZRgJIAEoCRIUCgxyZXNwb25zZV9tc2cYCiABKAkSGgoScGF5bWVudF9yZXF1ZXN0X2lkGAsgASgJEhAKCHJlZnVuZGVkGAwgASgDEhIKCnJlZnVuZGFibGUYDSABKAMiMQoKUGF5UmVxdWVzdBIQCghzYWxlcl9pZBgBIAEoCRIRCgl0b3RhbF9mZWUYAiABKAMiMAoLUGF5UmVzcG9uc2USIQoFb3JkZXIYASABKAsyEi5tZXJjaGFudC52MS5PcmRlciI7Cg9XaXRoZHJhd1JlcXVlc3QSEAoIc2FsZXJfaWQYASABKAkSFgoOd2l0aGRyYXdfbW9uZXkYAiABKAMiNQoQV2l0aGRyYXdSZXNwb25zZRIhCgVvcmRlchgBIAEoCzISLm1lcmNoYW50LnYxLk9yZGVyIj8KDVJlZnVuZFJlcXVlc3QSGgoScGF5bWVudF9yZXF1ZXN0X2lkGAEgASgJEhIKCnJlZnVuZF9mZWUYAiABKAMiMwoOUmVmdW5kUmVzcG9uc2USIQoFb3JkZXIYASABKAsyEi5tZXJjaGFudC52MS5PcmRlciIlCg9HZXRPcmRlclJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCSJaChBHZXRPcmRlclJlc3BvbnNlEiEKBW9yZGVyGAEgASgLMhIubWVyY2hhbnQudjEuT3JkZXISIwoHcmVmdW5kcxgCIAMoCzISLm1lcmNoYW50LnYxLk9yZGVyIocBChFMaXN0T3JkZXJzUmVxdWVzdBIqCgpvcmRlcl90eXBlGAEgASgOMhYubWVyY2hhbnQudjEuT3JkZXJUeXBlEg0KBXN0YXRlGAIgASgJEhAKCHNhbGVyX2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIlEKEkxpc3RPcmRlcnNSZXNwb25zZRIiCgZvcmRlcnMYASADKAsyEi5tZXJjaGFudC52MS5PcmRlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPgobUmVzb2x2ZVVua25vd25PcmRlcnNSZXF1ZXN0Eh8KF2luaXRfb2xkZXJfdGhhbl9zZWNvbmRzGAEgASgFImoKHFJlc29sdmVVbmtub3duT3JkZXJzUmVzcG9uc2USEAoIZXhhbWluZWQYASABKAUSEQoJc3VjY2VlZGVkGAIgASgFEg4KBmZhaWxlZBgDIAEoBRIVCg1zdGlsbF91bmtub3duGAQgASgFIlsKEFNpbXVsYXRpb25GYXVsdHMSFgoObG9zdF9yZXNwb25zZXMYASABKAUSGAoQdGFtcGVyZWRfYW1vdW50cxgCIAEoBRIVCg1tZXJjaGFudF9vbmx5GAMgASgFIvABCg9TaW11bGF0ZVJlcXVlc3QSKgoKb3JkZXJfdHlwZRgBIAEoDjIWLm1lcmNoYW50LnYxLk9yZGVyVHlwZRINCgVjb3VudBgCIAEoBRITCgtjb25jdXJyZW5jeRgDIAEoBRIQCghhY2NvdW50cxgEIAEoBRIWCg5hY2NvdW50X3ByZWZpeBgFIAEoCRISCgptaW5fYW1vdW50GAYgASgDEhIKCm1heF9hbW91bnQYByABKAMSDAoEc2VlZBgIIAEoAxItCgZmYXVsdHMYCSABKAsyHS5tZXJjaGFudC52MS5TaW11bGF0aW9uRmF1bHRzIqUBCg1JbmplY3RlZEZhdWx0EgwKBGtpbmQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRITCgtyZXNwb25zZV9pZBgDIAEoCRIQCghzYWxlcl9pZBgEIAEoCRIXCg9tZXJjaGFudF9hbW91bnQYBSABKAMSFgoOcGF5bWVudF9hbW91bnQYBiABKAMSGgoSZXhwZWN0ZWRfZGlmZl90eXBlGAcgASgJIrwCChBTaW11bGF0ZVJlc3BvbnNlEhUKDXNpbXVsYXRpb25faWQYASABKAkSKgoKb3JkZXJfdHlwZRgCIAEoDjIWLm1lcmNoYW50LnYxLk9yZGVyVHlwZRIRCglyZXF1ZXN0ZWQYAyABKAUSEQoJc3VjY2VlZGVkGAQgASgFEg4KBmZhaWxlZBgFIAEoBRIPCgd1bmtub3duGAYgASgFEhgKEGFtb3VudF9zdWNjZWVkZWQYByABKAMSEgoKZWxhcHNlZF9tcxgIIAEoAxISCgp0aHJvdWdocHV0GAkgASgBEhYKDmxhdGVuY3lfcDUwX21zGAogASgBEhYKDmxhdGVuY3lfcDk5X21zGAsgASgBEiwKCGluamVjdGVkGAwgAygLMhoubWVyY2hhbnQudjEuSW5qZWN0ZWRGYXVsdCJ6ChNFeHBvcnRPcmRlcnNSZXF1ZXN0EioKCm9yZGVyX3R5cGUYASABKA4yFi5tZXJjaGFudC52MS5PcmRlclR5cGUSIgoDa2V5GAIgASgOMhUubWVyY2hhbnQudjEuT3JkZXJLZXkSEwoLY3V0b2ZmX3RpbWUYAyABKAkihwEKDUV4cG9ydGVkT3JkZXISEgoKcmVxdWVzdF9pZBgBIAEoCRITCgtyZXNwb25zZV9pZBgCIAEoCRIQCghzYWxlcl9pZBgDIAEoCRIOCgZhbW91bnQYBCABKAMSFAoMcmVxdWVzdF90aW1lGAUgASgJEhUKDXJlc3BvbnNlX3RpbWUYBiABKAkiQgoURXhwb3J0T3JkZXJzUmVzcG9uc2USKgoGb3JkZXJzGAEgAygLMhoubWVyY2hhbnQudjEuRXhwb3J0ZWRPcmRlcipxCglPcmRlclR5cGUSGgoWT1JERVJfVFlQRV9VTlNQRUNJRklFRBAAEhYKEk9SREVSX1RZUEVfUEFZTUVOVBABEhkKFU9SREVSX1RZUEVfV0lUSERSQVdBTBACEhUKEU9SREVSX1RZUEVfUkVGVU5EEAMqWgoIT3JkZXJLZXkSGQoVT1JERVJfS0VZX1VOU1BFQ0lGSUVEEAASGQoVT1JERVJfS0VZX1JFU1BPTlNFX0lEEAESGAoUT1JERVJfS0VZX1JFUVVFU1RfSUQQAjL8BAoPTWVyY2hhbnRTZXJ2aWNlEjgKA1BheRIXLm1lcmNoYW50LnYxLlBheVJlcXVlc3QaGC5tZXJjaGFudC52MS5QYXlSZXNwb25zZRJHCghXaXRoZHJhdxIcLm1lcmNoYW50LnYxLldpdGhkcmF3UmVxdWVzdBodLm1lcmNoYW50LnYxLldpdGhkcmF3UmVzcG9uc2USQQoGUmVmdW5kEhoubWVyY2hhbnQudjEuUmVmdW5kUmVxdWVzdBobLm1lcmNoYW50LnYxLlJlZnVuZFJlc3BvbnNlEkcKCEdldE9yZGVyEhwubWVyY2hhbnQudjEuR2V0T3JkZXJSZXF1ZXN0Gh0ubWVyY2hhbnQudjEuR2V0T3JkZXJSZXNwb25zZRJNCgpMaXN0T3JkZXJzEh4ubWVyY2hhbnQudjEuTGlzdE9yZGVyc1JlcXVlc3QaHy5tZXJjaGFudC52MS5MaXN0T3JkZXJzUmVzcG9uc2USawoUUmVzb2x2ZVVua25vd25PcmRlcnMSKC5tZXJjaGFudC52MS5SZXNvbHZlVW5rbm93bk9yZGVyc1JlcXVlc3QaKS5tZXJjaGFudC52MS5SZXNvbHZlVW5rbm93bk9yZGVyc1Jlc3BvbnNlEkcKCFNpbXVsYXRlEhwubWVyY2hhbnQudjEuU2ltdWxhdGVSZXF1ZXN0Gh0ubWVyY2hhbnQudjEuU2ltdWxhdGVSZXNwb25zZRJVCgxFeHBvcnRPcmRlcnMSIC5tZXJjaGFudC52MS5FeHBvcnRPcmRlcnNSZXF1ZXN0GiEubWVyY2hhbnQudjEuRXhwb3J0T3JkZXJzUmVzcG9uc2UwAWIGcHJvdG8z");
 
 /**
  * Order is one request the merchant sent, with the payment system's answer.
@@ -34,7 +34,7 @@ export type Order = Message<"merchant.v1.Order"> & {
   salerId: string;
 
   /**
-   * total_fee of a payment, withdraw_money of a withdrawal, in fen.
+   * total_fee of a payment, withdraw_money of a withdrawal, refund_fee of a refund, in fen.
    *
    * @generated from field: int64 amount = 4;
    */
@@ -71,6 +71,28 @@ export type Order = Message<"merchant.v1.Order"> & {
    * @generated from field: string response_msg = 10;
    */
   responseMsg: string;
+
+  /**
+   * A refund: the request_id of the payment it refunds.
+   *
+   * @generated from field: string payment_request_id = 11;
+   */
+  paymentRequestId: string;
+
+  /**
+   * A payment: the sum of its successful refunds, in fen.
+   *
+   * @generated from field: int64 refunded = 12;
+   */
+  refunded: bigint;
+
+  /**
+   * A successful payment: what may still be refunded, in fen (amount less its successful refunds
+   * and less refunds still waiting for an answer).
+   *
+   * @generated from field: int64 refundable = 13;
+   */
+  refundable: bigint;
 };
 
 /**
@@ -165,6 +187,49 @@ export const WithdrawResponseSchema: GenMessage<WithdrawResponse> = /*@__PURE__*
   messageDesc(file_merchant_v1_merchant, 4);
 
 /**
+ * @generated from message merchant.v1.RefundRequest
+ */
+export type RefundRequest = Message<"merchant.v1.RefundRequest"> & {
+  /**
+   * The request_id of the merchant's successful payment to refund.
+   *
+   * @generated from field: string payment_request_id = 1;
+   */
+  paymentRequestId: string;
+
+  /**
+   * Amount in fen, 1..10^12, at most what is refundable of the payment.
+   *
+   * @generated from field: int64 refund_fee = 2;
+   */
+  refundFee: bigint;
+};
+
+/**
+ * Describes the message merchant.v1.RefundRequest.
+ * Use `create(RefundRequestSchema)` to create a new message.
+ */
+export const RefundRequestSchema: GenMessage<RefundRequest> = /*@__PURE__*/
+  messageDesc(file_merchant_v1_merchant, 5);
+
+/**
+ * @generated from message merchant.v1.RefundResponse
+ */
+export type RefundResponse = Message<"merchant.v1.RefundResponse"> & {
+  /**
+   * @generated from field: merchant.v1.Order order = 1;
+   */
+  order?: Order | undefined;
+};
+
+/**
+ * Describes the message merchant.v1.RefundResponse.
+ * Use `create(RefundResponseSchema)` to create a new message.
+ */
+export const RefundResponseSchema: GenMessage<RefundResponse> = /*@__PURE__*/
+  messageDesc(file_merchant_v1_merchant, 6);
+
+/**
  * @generated from message merchant.v1.GetOrderRequest
  */
 export type GetOrderRequest = Message<"merchant.v1.GetOrderRequest"> & {
@@ -179,7 +244,7 @@ export type GetOrderRequest = Message<"merchant.v1.GetOrderRequest"> & {
  * Use `create(GetOrderRequestSchema)` to create a new message.
  */
 export const GetOrderRequestSchema: GenMessage<GetOrderRequest> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 5);
+  messageDesc(file_merchant_v1_merchant, 7);
 
 /**
  * @generated from message merchant.v1.GetOrderResponse
@@ -189,6 +254,13 @@ export type GetOrderResponse = Message<"merchant.v1.GetOrderResponse"> & {
    * @generated from field: merchant.v1.Order order = 1;
    */
   order?: Order | undefined;
+
+  /**
+   * A payment's refunds, oldest first.
+   *
+   * @generated from field: repeated merchant.v1.Order refunds = 2;
+   */
+  refunds: Order[];
 };
 
 /**
@@ -196,7 +268,7 @@ export type GetOrderResponse = Message<"merchant.v1.GetOrderResponse"> & {
  * Use `create(GetOrderResponseSchema)` to create a new message.
  */
 export const GetOrderResponseSchema: GenMessage<GetOrderResponse> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 6);
+  messageDesc(file_merchant_v1_merchant, 8);
 
 /**
  * @generated from message merchant.v1.ListOrdersRequest
@@ -243,7 +315,7 @@ export type ListOrdersRequest = Message<"merchant.v1.ListOrdersRequest"> & {
  * Use `create(ListOrdersRequestSchema)` to create a new message.
  */
 export const ListOrdersRequestSchema: GenMessage<ListOrdersRequest> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 7);
+  messageDesc(file_merchant_v1_merchant, 9);
 
 /**
  * @generated from message merchant.v1.ListOrdersResponse
@@ -265,7 +337,7 @@ export type ListOrdersResponse = Message<"merchant.v1.ListOrdersResponse"> & {
  * Use `create(ListOrdersResponseSchema)` to create a new message.
  */
 export const ListOrdersResponseSchema: GenMessage<ListOrdersResponse> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 8);
+  messageDesc(file_merchant_v1_merchant, 10);
 
 /**
  * @generated from message merchant.v1.ResolveUnknownOrdersRequest
@@ -284,7 +356,7 @@ export type ResolveUnknownOrdersRequest = Message<"merchant.v1.ResolveUnknownOrd
  * Use `create(ResolveUnknownOrdersRequestSchema)` to create a new message.
  */
 export const ResolveUnknownOrdersRequestSchema: GenMessage<ResolveUnknownOrdersRequest> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 9);
+  messageDesc(file_merchant_v1_merchant, 11);
 
 /**
  * @generated from message merchant.v1.ResolveUnknownOrdersResponse
@@ -324,7 +396,7 @@ export type ResolveUnknownOrdersResponse = Message<"merchant.v1.ResolveUnknownOr
  * Use `create(ResolveUnknownOrdersResponseSchema)` to create a new message.
  */
 export const ResolveUnknownOrdersResponseSchema: GenMessage<ResolveUnknownOrdersResponse> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 10);
+  messageDesc(file_merchant_v1_merchant, 12);
 
 /**
  * SimulationFaults are deliberate defects, off by default, each a count of orders to affect.
@@ -360,7 +432,7 @@ export type SimulationFaults = Message<"merchant.v1.SimulationFaults"> & {
  * Use `create(SimulationFaultsSchema)` to create a new message.
  */
 export const SimulationFaultsSchema: GenMessage<SimulationFaults> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 11);
+  messageDesc(file_merchant_v1_merchant, 13);
 
 /**
  * @generated from message merchant.v1.SimulateRequest
@@ -431,7 +503,7 @@ export type SimulateRequest = Message<"merchant.v1.SimulateRequest"> & {
  * Use `create(SimulateRequestSchema)` to create a new message.
  */
 export const SimulateRequestSchema: GenMessage<SimulateRequest> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 12);
+  messageDesc(file_merchant_v1_merchant, 14);
 
 /**
  * InjectedFault is the ground truth of one injected defect.
@@ -488,7 +560,7 @@ export type InjectedFault = Message<"merchant.v1.InjectedFault"> & {
  * Use `create(InjectedFaultSchema)` to create a new message.
  */
 export const InjectedFaultSchema: GenMessage<InjectedFault> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 13);
+  messageDesc(file_merchant_v1_merchant, 15);
 
 /**
  * @generated from message merchant.v1.SimulateResponse
@@ -566,7 +638,7 @@ export type SimulateResponse = Message<"merchant.v1.SimulateResponse"> & {
  * Use `create(SimulateResponseSchema)` to create a new message.
  */
 export const SimulateResponseSchema: GenMessage<SimulateResponse> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 14);
+  messageDesc(file_merchant_v1_merchant, 16);
 
 /**
  * @generated from message merchant.v1.ExportOrdersRequest
@@ -595,7 +667,7 @@ export type ExportOrdersRequest = Message<"merchant.v1.ExportOrdersRequest"> & {
  * Use `create(ExportOrdersRequestSchema)` to create a new message.
  */
 export const ExportOrdersRequestSchema: GenMessage<ExportOrdersRequest> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 15);
+  messageDesc(file_merchant_v1_merchant, 17);
 
 /**
  * ExportedOrder is one successful order as the merchant recorded it.
@@ -639,7 +711,7 @@ export type ExportedOrder = Message<"merchant.v1.ExportedOrder"> & {
  * Use `create(ExportedOrderSchema)` to create a new message.
  */
 export const ExportedOrderSchema: GenMessage<ExportedOrder> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 16);
+  messageDesc(file_merchant_v1_merchant, 18);
 
 /**
  * @generated from message merchant.v1.ExportOrdersResponse
@@ -658,10 +730,10 @@ export type ExportOrdersResponse = Message<"merchant.v1.ExportOrdersResponse"> &
  * Use `create(ExportOrdersResponseSchema)` to create a new message.
  */
 export const ExportOrdersResponseSchema: GenMessage<ExportOrdersResponse> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 17);
+  messageDesc(file_merchant_v1_merchant, 19);
 
 /**
- * OrderType tells payments from withdrawals.
+ * OrderType tells payments, withdrawals and refunds apart.
  *
  * @generated from enum merchant.v1.OrderType
  */
@@ -680,6 +752,11 @@ export enum OrderType {
    * @generated from enum value: ORDER_TYPE_WITHDRAWAL = 2;
    */
   WITHDRAWAL = 2,
+
+  /**
+   * @generated from enum value: ORDER_TYPE_REFUND = 3;
+   */
+  REFUND = 3,
 }
 
 /**
@@ -748,6 +825,17 @@ export const MerchantService: GenService<{
     methodKind: "unary";
     input: typeof WithdrawRequestSchema;
     output: typeof WithdrawResponseSchema;
+  },
+  /**
+   * Refund returns all or part of one of the merchant's successful payments (退款) and returns
+   * the stored refund order.
+   *
+   * @generated from rpc merchant.v1.MerchantService.Refund
+   */
+  refund: {
+    methodKind: "unary";
+    input: typeof RefundRequestSchema;
+    output: typeof RefundResponseSchema;
   },
   /**
    * GetOrder reads one order by request_id.

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file payment/v1/payment.proto.
  */
 export const file_payment_v1_payment: GenFile = /*@__PURE__*/
-  fileDesc("ChhwYXltZW50L3YxL3BheW1lbnQucHJvdG8SCnBheW1lbnQudjEiWwoKUGF5UmVxdWVzdBIUCgxyZXF1ZXN0X3RpbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIQCghzYWxlcl9pZBgDIAEoCRIRCgl0b3RhbF9mZWUYBCABKAMinwEKC1BheVJlc3BvbnNlEhUKDXJlc3BvbnNlX3RpbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRITCgtyZXNwb25zZV9pZBgDIAEoCRIQCghzYWxlcl9pZBgEIAEoCRIRCgl0b3RhbF9mZWUYBSABKAMSFQoNcmVzcG9uc2VfY29kZRgGIAEoCRIUCgxyZXNwb25zZV9tc2cYByABKAkiZQoPV2l0aGRyYXdSZXF1ZXN0EhQKDHJlcXVlc3RfdGltZRgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEhYKDndpdGhkcmF3X21vbmV5GAMgASgDEhAKCHNhbGVyX2lkGAQgASgJIr8BChBXaXRoZHJhd1Jlc3BvbnNlEhUKDXJlc3BvbnNlX3RpbWUYASABKAkSFAoMcmVxdWVzdF90aW1lGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSFgoOd2l0aGRyYXdfbW9uZXkYBCABKAMSEAoIc2FsZXJfaWQYBSABKAkSEwoLcmVzcG9uc2VfaWQYBiABKAkSFQoNcmVzcG9uc2VfY29kZRgHIAEoCRIUCgxyZXNwb25zZV9tc2cYCCABKAkiUgoRUXVlcnlPcmRlclJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIpCgpvcmRlcl90eXBlGAIgASgOMhUucGF5bWVudC52MS5PcmRlclR5cGUi2wEKElF1ZXJ5T3JkZXJSZXNwb25zZRINCgVmb3VuZBgBIAEoCBIpCgpvcmRlcl90eXBlGAIgASgOMhUucGF5bWVudC52MS5PcmRlclR5cGUSKgoHcGF5bWVudBgDIAEoCzIXLnBheW1lbnQudjEuUGF5UmVzcG9uc2VIABIyCgp3aXRoZHJhd2FsGAQgASgLMhwucGF5bWVudC52MS5XaXRoZHJhd1Jlc3BvbnNlSAASDgoGY2xvc2VkGAUgASgIEhIKCmNsb3NlX3RpbWUYBiABKAlCBwoFb3JkZXIiUgoRQ2xvc2VPcmRlclJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIpCgpvcmRlcl90eXBlGAIgASgOMhUucGF5bWVudC52MS5PcmRlclR5cGUioQEKEkNsb3NlT3JkZXJSZXNwb25zZRIOCgZjbG9zZWQYASABKAgSEgoKY2xvc2VfdGltZRgCIAEoCRIqCgdwYXltZW50GAMgASgLMhcucGF5bWVudC52MS5QYXlSZXNwb25zZUgAEjIKCndpdGhkcmF3YWwYBCABKAsyHC5wYXltZW50LnYxLldpdGhkcmF3UmVzcG9uc2VIAEIHCgVvcmRlciJUCgdBY2NvdW50EhAKCHNhbGVyX2lkGAEgASgJEg8KB2JhbGFuY2UYAiABKAMSDwoHcGVuZGluZxgDIAEoAxIVCg1wZW5kaW5nX2NvdW50GAQgASgDIiUKEUdldEJhbGFuY2VSZXF1ZXN0EhAKCHNhbGVyX2lkGAEgASgJIjoKEkdldEJhbGFuY2VSZXNwb25zZRIkCgdhY2NvdW50GAEgASgLMhMucGF5bWVudC52MS5BY2NvdW50IjwKE0xpc3RBY2NvdW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVgoUTGlzdEFjY291bnRzUmVzcG9uc2USJQoIYWNjb3VudHMYASADKAsyEy5wYXltZW50LnYxLkFjY291bnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiMKDVNldHRsZVJlcXVlc3QSEgoKZnVsbF9zd2VlcBgBIAEoCCKMAQoOU2V0dGxlUmVzcG9uc2USCwoDcmFuGAEgASgIEhgKEGFjY291bnRzX3NldHRsZWQYAiABKAUSFwoPY3JlZGl0c19hcHBsaWVkGAMgASgDEhYKDmFtb3VudF9zZXR0bGVkGAQgASgDEg0KBXN3ZXB0GAUgASgIEhMKC2R1cmF0aW9uX21zGAYgASgDIngKE0V4cG9ydE9yZGVyc1JlcXVlc3QSKQoKb3JkZXJfdHlwZRgBIAEoDjIVLnBheW1lbnQudjEuT3JkZXJUeXBlEiEKA2tleRgCIAEoDjIULnBheW1lbnQudjEuT3JkZXJLZXkSEwoLY3V0b2ZmX3RpbWUYAyABKAkihwEKDUV4cG9ydGVkT3JkZXISEgoKcmVxdWVzdF9pZBgBIAEoCRITCgtyZXNwb25zZV9pZBgCIAEoCRIQCghzYWxlcl9pZBgDIAEoCRIOCgZhbW91bnQYBCABKAMSFAoMcmVxdWVzdF90aW1lGAUgASgJEhUKDXJlc3BvbnNlX3RpbWUYBiABKAkiQQoURXhwb3J0T3JkZXJzUmVzcG9uc2USKQoGb3JkZXJzGAEgAygLMhkucGF5bWVudC52MS5FeHBvcnRlZE9yZGVyIiwKFUV4cG9ydEJhbGFuY2VzUmVxdWVzdBITCgtjdXRvZmZfdGltZRgBIAEoCSJdCg5BY2NvdW50QmFsYW5jZRIQCghzYWxlcl9pZBgBIAEoCRIPCgdiYWxhbmNlGAIgASgDEhcKD3NldHRsZWRfYmFsYW5jZRgDIAEoAxIPCgdwZW5kaW5nGAQgASgDIkYKFkV4cG9ydEJhbGFuY2VzUmVzcG9uc2USLAoIYmFsYW5jZXMYASADKAsyGi5wYXltZW50LnYxLkFjY291bnRCYWxhbmNlKloKCU9yZGVyVHlwZRIaChZPUkRFUl9UWVBFX1VOU1BFQ0lGSUVEEAASFgoST1JERVJfVFlQRV9QQVlNRU5UEAESGQoVT1JERVJfVFlQRV9XSVRIRFJBV0FMEAIqWgoIT3JkZXJLZXkSGQoVT1JERVJfS0VZX1VOU1BFQ0lGSUVEEAASGQoVT1JERVJfS0VZX1JFU1BPTlNFX0lEEAESGAoUT1JERVJfS0VZX1JFUVVFU1RfSUQQAjK6BQoOUGF5bWVudFNlcnZpY2USNgoDUGF5EhYucGF5bWVudC52MS5QYXlSZXF1ZXN0GhcucGF5bWVudC52MS5QYXlSZXNwb25zZRJFCghXaXRoZHJhdxIbLnBheW1lbnQudjEuV2l0aGRyYXdSZXF1ZXN0GhwucGF5bWVudC52MS5XaXRoZHJhd1Jlc3BvbnNlEksKClF1ZXJ5T3JkZXISHS5wYXltZW50LnYxLlF1ZXJ5T3JkZXJSZXF1ZXN0Gh4ucGF5bWVudC52MS5RdWVyeU9yZGVyUmVzcG9uc2USSwoKQ2xvc2VPcmRlchIdLnBheW1lbnQudjEuQ2xvc2VPcmRlclJlcXVlc3QaHi5wYXltZW50LnYxLkNsb3NlT3JkZXJSZXNwb25zZRJLCgpHZXRCYWxhbmNlEh0ucGF5bWVudC52MS5HZXRCYWxhbmNlUmVxdWVzdBoeLnBheW1lbnQudjEuR2V0QmFsYW5jZVJlc3BvbnNlElEKDExpc3RBY2NvdW50cxIfLnBheW1lbnQudjEuTGlzdEFjY291bnRzUmVxdWVzdBogLnBheW1lbnQudjEuTGlzdEFjY291bnRzUmVzcG9uc2USPwoGU2V0dGxlEhkucGF5bWVudC52MS5TZXR0bGVSZXF1ZXN0GhoucGF5bWVudC52MS5TZXR0bGVSZXNwb25zZRJTCgxFeHBvcnRPcmRlcnMSHy5wYXltZW50LnYxLkV4cG9ydE9yZGVyc1JlcXVlc3QaIC5wYXltZW50LnYxLkV4cG9ydE9yZGVyc1Jlc3BvbnNlMAESWQoORXhwb3J0QmFsYW5jZXMSIS5wYXltZW50LnYxLkV4cG9ydEJhbGFuY2VzUmVxdWVzdBoiLnBheW1lbnQudjEuRXhwb3J0QmFsYW5jZXNSZXNwb25zZTABYgZwcm90bzM");
+  fileDesc("ChhwYXltZW50L3YxL3BheW1lbnQucHJvdG8SCnBheW1lbnQudjEiWwoKUGF5UmVxdWVzdBIUCgxyZXF1ZXN0X3RpbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIQCghzYWxlcl9pZBgDIAEoCRIRCgl0b3RhbF9mZWUYBCABKAMinwEKC1BheVJlc3BvbnNlEhUKDXJlc3BvbnNlX3RpbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRITCgtyZXNwb25zZV9pZBgDIAEoCRIQCghzYWxlcl9pZBgEIAEoCRIRCgl0b3RhbF9mZWUYBSABKAMSFQoNcmVzcG9uc2VfY29kZRgGIAEoCRIUCgxyZXNwb25zZV9tc2cYByABKAkiZQoPV2l0aGRyYXdSZXF1ZXN0EhQKDHJlcXVlc3RfdGltZRgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEhYKDndpdGhkcmF3X21vbmV5GAMgASgDEhAKCHNhbGVyX2lkGAQgASgJIr8BChBXaXRoZHJhd1Jlc3BvbnNlEhUKDXJlc3BvbnNlX3RpbWUYASABKAkSFAoMcmVxdWVzdF90aW1lGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSFgoOd2l0aGRyYXdfbW9uZXkYBCABKAMSEAoIc2FsZXJfaWQYBSABKAkSEwoLcmVzcG9uc2VfaWQYBiABKAkSFQoNcmVzcG9uc2VfY29kZRgHIAEoCRIUCgxyZXNwb25zZV9tc2cYCCABKAkifAoNUmVmdW5kUmVxdWVzdBIUCgxyZXF1ZXN0X3RpbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIQCghzYWxlcl9pZBgDIAEoCRIbChNwYXltZW50X3Jlc3BvbnNlX2lkGAQgASgJEhIKCnJlZnVuZF9mZWUYBSABKAMi1gEKDlJlZnVuZFJlc3BvbnNlEhUKDXJlc3BvbnNlX3RpbWUYASABKAkSFAoMcmVxdWVzdF90aW1lGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSEAoIc2FsZXJfaWQYBCABKAkSGwoTcGF5bWVudF9yZXNwb25zZV9pZBgFIAEoCRISCgpyZWZ1bmRfZmVlGAYgASgDEhMKC3Jlc3BvbnNlX2lkGAcgASgJEhUKDXJlc3BvbnNlX2NvZGUYCCABKAkSFAoMcmVzcG9uc2VfbXNnGAkgASgJIlIKEVF1ZXJ5T3JkZXJSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSKQoKb3JkZXJfdHlwZRgCIAEoDjIVLnBheW1lbnQudjEuT3JkZXJUeXBlIokCChJRdWVyeU9yZGVyUmVzcG9uc2USDQoFZm91bmQYASABKAgSKQoKb3JkZXJfdHlwZRgCIAEoDjIVLnBheW1lbnQudjEuT3JkZXJUeXBlEioKB3BheW1lbnQYAyABKAsyFy5wYXltZW50LnYxLlBheVJlc3BvbnNlSAASMgoKd2l0aGRyYXdhbBgEIAEoCzIcLnBheW1lbnQudjEuV2l0aGRyYXdSZXNwb25zZUgAEiwKBnJlZnVuZBgHIAEoCzIaLnBheW1lbnQudjEuUmVmdW5kUmVzcG9uc2VIABIOCgZjbG9zZWQYBSABKAgSEgoKY2xvc2VfdGltZRgGIAEoCUIHCgVvcmRlciJSChFDbG9zZU9yZGVyUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEikKCm9yZGVyX3R5cGUYAiABKA4yFS5wYXltZW50LnYxLk9yZGVyVHlwZSLPAQoSQ2xvc2VPcmRlclJlc3BvbnNlEg4KBmNsb3NlZBgBIAEoCBISCgpjbG9zZV90aW1lGAIgASgJEioKB3BheW1lbnQYAyABKAsyFy5wYXltZW50LnYxLlBheVJlc3BvbnNlSAASMgoKd2l0aGRyYXdhbBgEIAEoCzIcLnBheW1lbnQudjEuV2l0aGRyYXdSZXNwb25zZUgAEiwKBnJlZnVuZBgFIAEoCzIaLnBheW1lbnQudjEuUmVmdW5kUmVzcG9uc2VIAEIHCgVvcmRlciJUCgdBY2NvdW50EhAKCHNhbGVyX2lkGAEgASgJEg8KB2JhbGFuY2UYAiABKAMSDwoHcGVuZGluZxgDIAEoAxIVCg1wZW5kaW5nX2NvdW50GAQgASgDIiUKEUdldEJhbGFuY2VSZXF1ZXN0EhAKCHNhbGVyX2lkGAEgASgJIjoKEkdldEJhbGFuY2VSZXNwb25zZRIkCgdhY2NvdW50GAEgASgLMhMucGF5bWVudC52MS5BY2NvdW50IjwKE0xpc3RBY2NvdW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVgoUTGlzdEFjY291bnRzUmVzcG9uc2USJQoIYWNjb3VudHMYASADKAsyEy5wYXltZW50LnYxLkFjY291bnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiMKDVNldHRsZVJlcXVlc3QSEgoKZnVsbF9zd2VlcBgBIAEoCCKMAQoOU2V0dGxlUmVzcG9uc2USCwoDcmFuGAEgASgIEhgKEGFjY291bnRzX3NldHRsZWQYAiABKAUSFwoPY3JlZGl0c19hcHBsaWVkGAMgASgDEhYKDmFtb3VudF9zZXR0bGVkGAQgASgDEg0KBXN3ZXB0GAUgASgIEhMKC2R1cmF0aW9uX21zGAYgASgDIngKE0V4cG9ydE9yZGVyc1JlcXVlc3QSKQoKb3JkZXJfdHlwZRgBIAEoDjIVLnBheW1lbnQudjEuT3JkZXJUeXBlEiEKA2tleRgCIAEoDjIULnBheW1lbnQudjEuT3JkZXJLZXkSEwoLY3V0b2ZmX3RpbWUYAyABKAkihwEKDUV4cG9ydGVkT3JkZXISEgoKcmVxdWVzdF9pZBgBIAEoCRITCgtyZXNwb25zZV9pZBgCIAEoCRIQCghzYWxlcl9pZBgDIAEoCRIOCgZhbW91bnQYBCABKAMSFAoMcmVxdWVzdF90aW1lGAUgASgJEhUKDXJlc3BvbnNlX3RpbWUYBiABKAkiQQoURXhwb3J0T3JkZXJzUmVzcG9uc2USKQoGb3JkZXJzGAEgAygLMhkucGF5bWVudC52MS5FeHBvcnRlZE9yZGVyIiwKFUV4cG9ydEJhbGFuY2VzUmVxdWVzdBITCgtjdXRvZmZfdGltZRgBIAEoCSJdCg5BY2NvdW50QmFsYW5jZRIQCghzYWxlcl9pZBgBIAEoCRIPCgdiYWxhbmNlGAIgASgDEhcKD3NldHRsZWRfYmFsYW5jZRgDIAEoAxIPCgdwZW5kaW5nGAQgASgDIkYKFkV4cG9ydEJhbGFuY2VzUmVzcG9uc2USLAoIYmFsYW5jZXMYASADKAsyGi5wYXltZW50LnYxLkFjY291bnRCYWxhbmNlKnEKCU9yZGVyVHlwZRIaChZPUkRFUl9UWVBFX1VOU1BFQ0lGSUVEEAASFgoST1JERVJfVFlQRV9QQVlNRU5UEAESGQoVT1JERVJfVFlQRV9XSVRIRFJBV0FMEAISFQoRT1JERVJfVFlQRV9SRUZVTkQQAypaCghPcmRlcktleRIZChVPUkRFUl9LRVlfVU5TUEVDSUZJRUQQABIZChVPUkRFUl9LRVlfUkVTUE9OU0VfSUQQARIYChRPUkRFUl9LRVlfUkVRVUVTVF9JRBACMvsFCg5QYXltZW50U2VydmljZRI2CgNQYXkSFi5wYXltZW50LnYxLlBheVJlcXVlc3QaFy5wYXltZW50LnYxLlBheVJlc3BvbnNlEkUKCFdpdGhkcmF3EhsucGF5bWVudC52MS5XaXRoZHJhd1JlcXVlc3QaHC5wYXltZW50LnYxLldpdGhkcmF3UmVzcG9uc2USPwoGUmVmdW5kEhkucGF5bWVudC52MS5SZWZ1bmRSZXF1ZXN0GhoucGF5bWVudC52MS5SZWZ1bmRSZXNwb25zZRJLCgpRdWVyeU9yZGVyEh0ucGF5bWVudC52MS5RdWVyeU9yZGVyUmVxdWVzdBoeLnBheW1lbnQudjEuUXVlcnlPcmRlclJlc3BvbnNlEksKCkNsb3NlT3JkZXISHS5wYXltZW50LnYxLkNsb3NlT3JkZXJSZXF1ZXN0Gh4ucGF5bWVudC52MS5DbG9zZU9yZGVyUmVzcG9uc2USSwoKR2V0QmFsYW5jZRIdLnBheW1lbnQudjEuR2V0QmFsYW5jZVJlcXVlc3QaHi5wYXltZW50LnYxLkdldEJhbGFuY2VSZXNwb25zZRJRCgxMaXN0QWNjb3VudHMSHy5wYXltZW50LnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaIC5wYXltZW50LnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlEj8KBlNldHRsZRIZLnBheW1lbnQudjEuU2V0dGxlUmVxdWVzdBoaLnBheW1lbnQudjEuU2V0dGxlUmVzcG9uc2USUwoMRXhwb3J0T3JkZXJzEh8ucGF5bWVudC52MS5FeHBvcnRPcmRlcnNSZXF1ZXN0GiAucGF5bWVudC52MS5FeHBvcnRPcmRlcnNSZXNwb25zZTABElkKDkV4cG9ydEJhbGFuY2VzEiEucGF5bWVudC52MS5FeHBvcnRCYWxhbmNlc1JlcXVlc3QaIi5wYXltZW50LnYxLkV4cG9ydEJhbGFuY2VzUmVzcG9uc2UwAWIGcHJvdG8z");
 
 /**
  * PayRequest is the seed's payment request message (支付请求报文).
@@ -204,6 +204,120 @@ export const WithdrawResponseSchema: GenMessage<WithdrawResponse> = /*@__PURE__*
   messageDesc(file_payment_v1_payment, 3);
 
 /**
+ * RefundRequest returns all or part of one successful payment (退款请求).
+ *
+ * @generated from message payment.v1.RefundRequest
+ */
+export type RefundRequest = Message<"payment.v1.RefundRequest"> & {
+  /**
+   * "yyyy-MM-dd HH:mm:ss".
+   *
+   * @generated from field: string request_time = 1;
+   */
+  requestTime: string;
+
+  /**
+   * The refund's own request id: 20 digits; the first 14 are request_time as yyyyMMddHHmmss.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+
+  /**
+   * The account that received the payment.
+   *
+   * @generated from field: string saler_id = 3;
+   */
+  salerId: string;
+
+  /**
+   * response_id of the payment to refund.
+   *
+   * @generated from field: string payment_response_id = 4;
+   */
+  paymentResponseId: string;
+
+  /**
+   * Amount in fen, 1..10^12, at most what is left of the payment after its earlier refunds.
+   *
+   * @generated from field: int64 refund_fee = 5;
+   */
+  refundFee: bigint;
+};
+
+/**
+ * Describes the message payment.v1.RefundRequest.
+ * Use `create(RefundRequestSchema)` to create a new message.
+ */
+export const RefundRequestSchema: GenMessage<RefundRequest> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 4);
+
+/**
+ * RefundResponse answers a refund.
+ *
+ * @generated from message payment.v1.RefundResponse
+ */
+export type RefundResponse = Message<"payment.v1.RefundResponse"> & {
+  /**
+   * @generated from field: string response_time = 1;
+   */
+  responseTime: string;
+
+  /**
+   * @generated from field: string request_time = 2;
+   */
+  requestTime: string;
+
+  /**
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
+
+  /**
+   * @generated from field: string saler_id = 4;
+   */
+  salerId: string;
+
+  /**
+   * @generated from field: string payment_response_id = 5;
+   */
+  paymentResponseId: string;
+
+  /**
+   * @generated from field: int64 refund_fee = 6;
+   */
+  refundFee: bigint;
+
+  /**
+   * 20 digits; the first 14 are response_time as yyyyMMddHHmmss.
+   *
+   * @generated from field: string response_id = 7;
+   */
+  responseId: string;
+
+  /**
+   * SUCCESS or FAIL.
+   *
+   * @generated from field: string response_code = 8;
+   */
+  responseCode: string;
+
+  /**
+   * Reason when FAIL, e.g. 账户余额不足，退款失败.
+   *
+   * @generated from field: string response_msg = 9;
+   */
+  responseMsg: string;
+};
+
+/**
+ * Describes the message payment.v1.RefundResponse.
+ * Use `create(RefundResponseSchema)` to create a new message.
+ */
+export const RefundResponseSchema: GenMessage<RefundResponse> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 5);
+
+/**
  * @generated from message payment.v1.QueryOrderRequest
  */
 export type QueryOrderRequest = Message<"payment.v1.QueryOrderRequest"> & {
@@ -225,7 +339,7 @@ export type QueryOrderRequest = Message<"payment.v1.QueryOrderRequest"> & {
  * Use `create(QueryOrderRequestSchema)` to create a new message.
  */
 export const QueryOrderRequestSchema: GenMessage<QueryOrderRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 4);
+  messageDesc(file_payment_v1_payment, 6);
 
 /**
  * @generated from message payment.v1.QueryOrderResponse
@@ -258,6 +372,12 @@ export type QueryOrderResponse = Message<"payment.v1.QueryOrderResponse"> & {
      */
     value: WithdrawResponse;
     case: "withdrawal";
+  } | {
+    /**
+     * @generated from field: payment.v1.RefundResponse refund = 7;
+     */
+    value: RefundResponse;
+    case: "refund";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -280,7 +400,7 @@ export type QueryOrderResponse = Message<"payment.v1.QueryOrderResponse"> & {
  * Use `create(QueryOrderResponseSchema)` to create a new message.
  */
 export const QueryOrderResponseSchema: GenMessage<QueryOrderResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 5);
+  messageDesc(file_payment_v1_payment, 7);
 
 /**
  * @generated from message payment.v1.CloseOrderRequest
@@ -294,7 +414,8 @@ export type CloseOrderRequest = Message<"payment.v1.CloseOrderRequest"> & {
   requestId: string;
 
   /**
-   * ORDER_TYPE_PAYMENT or ORDER_TYPE_WITHDRAWAL: the kind of request that is closed.
+   * ORDER_TYPE_PAYMENT, ORDER_TYPE_WITHDRAWAL or ORDER_TYPE_REFUND: the kind of request that is
+   * closed.
    *
    * @generated from field: payment.v1.OrderType order_type = 2;
    */
@@ -306,7 +427,7 @@ export type CloseOrderRequest = Message<"payment.v1.CloseOrderRequest"> & {
  * Use `create(CloseOrderRequestSchema)` to create a new message.
  */
 export const CloseOrderRequestSchema: GenMessage<CloseOrderRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 6);
+  messageDesc(file_payment_v1_payment, 8);
 
 /**
  * @generated from message payment.v1.CloseOrderResponse
@@ -342,6 +463,12 @@ export type CloseOrderResponse = Message<"payment.v1.CloseOrderResponse"> & {
      */
     value: WithdrawResponse;
     case: "withdrawal";
+  } | {
+    /**
+     * @generated from field: payment.v1.RefundResponse refund = 5;
+     */
+    value: RefundResponse;
+    case: "refund";
   } | { case: undefined; value?: undefined };
 };
 
@@ -350,7 +477,7 @@ export type CloseOrderResponse = Message<"payment.v1.CloseOrderResponse"> & {
  * Use `create(CloseOrderResponseSchema)` to create a new message.
  */
 export const CloseOrderResponseSchema: GenMessage<CloseOrderResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 7);
+  messageDesc(file_payment_v1_payment, 9);
 
 /**
  * Account is one receiving account.
@@ -390,7 +517,7 @@ export type Account = Message<"payment.v1.Account"> & {
  * Use `create(AccountSchema)` to create a new message.
  */
 export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 8);
+  messageDesc(file_payment_v1_payment, 10);
 
 /**
  * @generated from message payment.v1.GetBalanceRequest
@@ -407,7 +534,7 @@ export type GetBalanceRequest = Message<"payment.v1.GetBalanceRequest"> & {
  * Use `create(GetBalanceRequestSchema)` to create a new message.
  */
 export const GetBalanceRequestSchema: GenMessage<GetBalanceRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 9);
+  messageDesc(file_payment_v1_payment, 11);
 
 /**
  * @generated from message payment.v1.GetBalanceResponse
@@ -424,7 +551,7 @@ export type GetBalanceResponse = Message<"payment.v1.GetBalanceResponse"> & {
  * Use `create(GetBalanceResponseSchema)` to create a new message.
  */
 export const GetBalanceResponseSchema: GenMessage<GetBalanceResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 10);
+  messageDesc(file_payment_v1_payment, 12);
 
 /**
  * @generated from message payment.v1.ListAccountsRequest
@@ -450,7 +577,7 @@ export type ListAccountsRequest = Message<"payment.v1.ListAccountsRequest"> & {
  * Use `create(ListAccountsRequestSchema)` to create a new message.
  */
 export const ListAccountsRequestSchema: GenMessage<ListAccountsRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 11);
+  messageDesc(file_payment_v1_payment, 13);
 
 /**
  * @generated from message payment.v1.ListAccountsResponse
@@ -472,7 +599,7 @@ export type ListAccountsResponse = Message<"payment.v1.ListAccountsResponse"> & 
  * Use `create(ListAccountsResponseSchema)` to create a new message.
  */
 export const ListAccountsResponseSchema: GenMessage<ListAccountsResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 12);
+  messageDesc(file_payment_v1_payment, 14);
 
 /**
  * @generated from message payment.v1.SettleRequest
@@ -491,7 +618,7 @@ export type SettleRequest = Message<"payment.v1.SettleRequest"> & {
  * Use `create(SettleRequestSchema)` to create a new message.
  */
 export const SettleRequestSchema: GenMessage<SettleRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 13);
+  messageDesc(file_payment_v1_payment, 15);
 
 /**
  * @generated from message payment.v1.SettleResponse
@@ -541,7 +668,7 @@ export type SettleResponse = Message<"payment.v1.SettleResponse"> & {
  * Use `create(SettleResponseSchema)` to create a new message.
  */
 export const SettleResponseSchema: GenMessage<SettleResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 14);
+  messageDesc(file_payment_v1_payment, 16);
 
 /**
  * @generated from message payment.v1.ExportOrdersRequest
@@ -570,7 +697,7 @@ export type ExportOrdersRequest = Message<"payment.v1.ExportOrdersRequest"> & {
  * Use `create(ExportOrdersRequestSchema)` to create a new message.
  */
 export const ExportOrdersRequestSchema: GenMessage<ExportOrdersRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 15);
+  messageDesc(file_payment_v1_payment, 17);
 
 /**
  * ExportedOrder is one successful order as the payment system recorded it.
@@ -594,7 +721,7 @@ export type ExportedOrder = Message<"payment.v1.ExportedOrder"> & {
   salerId: string;
 
   /**
-   * total_fee of a payment, withdraw_money of a withdrawal, in fen.
+   * total_fee of a payment, withdraw_money of a withdrawal, refund_fee of a refund, in fen.
    *
    * @generated from field: int64 amount = 4;
    */
@@ -616,7 +743,7 @@ export type ExportedOrder = Message<"payment.v1.ExportedOrder"> & {
  * Use `create(ExportedOrderSchema)` to create a new message.
  */
 export const ExportedOrderSchema: GenMessage<ExportedOrder> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 16);
+  messageDesc(file_payment_v1_payment, 18);
 
 /**
  * @generated from message payment.v1.ExportOrdersResponse
@@ -635,7 +762,7 @@ export type ExportOrdersResponse = Message<"payment.v1.ExportOrdersResponse"> & 
  * Use `create(ExportOrdersResponseSchema)` to create a new message.
  */
 export const ExportOrdersResponseSchema: GenMessage<ExportOrdersResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 17);
+  messageDesc(file_payment_v1_payment, 19);
 
 /**
  * @generated from message payment.v1.ExportBalancesRequest
@@ -655,7 +782,7 @@ export type ExportBalancesRequest = Message<"payment.v1.ExportBalancesRequest"> 
  * Use `create(ExportBalancesRequestSchema)` to create a new message.
  */
 export const ExportBalancesRequestSchema: GenMessage<ExportBalancesRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 18);
+  messageDesc(file_payment_v1_payment, 20);
 
 /**
  * AccountBalance is one account's balance as of the cut-off.
@@ -695,7 +822,7 @@ export type AccountBalance = Message<"payment.v1.AccountBalance"> & {
  * Use `create(AccountBalanceSchema)` to create a new message.
  */
 export const AccountBalanceSchema: GenMessage<AccountBalance> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 19);
+  messageDesc(file_payment_v1_payment, 21);
 
 /**
  * @generated from message payment.v1.ExportBalancesResponse
@@ -712,10 +839,10 @@ export type ExportBalancesResponse = Message<"payment.v1.ExportBalancesResponse"
  * Use `create(ExportBalancesResponseSchema)` to create a new message.
  */
 export const ExportBalancesResponseSchema: GenMessage<ExportBalancesResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 20);
+  messageDesc(file_payment_v1_payment, 22);
 
 /**
- * OrderType tells payments from withdrawals.
+ * OrderType tells payments, withdrawals and refunds apart.
  *
  * @generated from enum payment.v1.OrderType
  */
@@ -734,6 +861,11 @@ export enum OrderType {
    * @generated from enum value: ORDER_TYPE_WITHDRAWAL = 2;
    */
   WITHDRAWAL = 2,
+
+  /**
+   * @generated from enum value: ORDER_TYPE_REFUND = 3;
+   */
+  REFUND = 3,
 }
 
 /**
@@ -802,6 +934,17 @@ export const PaymentService: GenService<{
     methodKind: "unary";
     input: typeof WithdrawRequestSchema;
     output: typeof WithdrawResponseSchema;
+  },
+  /**
+   * Refund returns all or part of one successful payment of saler_id from its settled balance
+   * (退款). Refunds of one payment never add up to more than it. Idempotent by request_id.
+   *
+   * @generated from rpc payment.v1.PaymentService.Refund
+   */
+  refund: {
+    methodKind: "unary";
+    input: typeof RefundRequestSchema;
+    output: typeof RefundResponseSchema;
   },
   /**
    * QueryOrder returns the stored response of an earlier Pay or Withdraw with that request_id.

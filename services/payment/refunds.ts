@@ -1,0 +1,142 @@
+/**
+ * Refunds (退款): all or part of one successful payment goes back out of the account's settled
+ * balance.
+ *
+ * Invariant: the successful refunds of a payment never add up to more than its total_fee, and a
+ * balance never goes below zero. One transaction records the refund order, raises the payment's
+ * `refunded` sum only if the refund still fits in what is left of it (one conditional UPDATE of
+ * the payment row), and debits the balance only if it covers the refund (one conditional UPDATE
+ * of the account row). Either condition failing turns the refund into a recorded FAIL that moved
+ * no money. The row locks are taken payment row first, account row second, as settlement takes
+ * them, so concurrent refunds, withdrawals and settlements on any number of instances serialize
+ * on those rows instead of overshooting them.
+ */
+import type { Knex } from "knex";
+import { sqlInt, toFen } from "../shared/database.js";
+import { writeWithRetry } from "../shared/contention.js";
+import { debit } from "./orders.js";
+
+export const MSG_REFUND_INSUFFICIENT_BALANCE = "账户余额不足，退款失败";
+export const MSG_REFUND_NO_PAYMENT = "原支付订单不存在，退款失败";
+export const MSG_REFUND_OTHER_ACCOUNT = "原支付订单不属于该账户，退款失败";
+export const MSG_REFUND_EXCEEDS_PAYMENT = "退款金额超过原支付订单可退金额，退款失败";
+export const MSG_REFUND_CLOSED = "订单已关闭，退款失败";
+
+export interface RefundOrder {
+  requestId: string;
+  requestTime: string;
+  salerId: string;
+  paymentResponseId: string;
+  refundFee: bigint;
+  responseId: string;
+  responseTime: string;
+  responseCode: string;
+  responseMsg: string;
+}
+
+interface RefundRow {
+  request_id: string;
+  request_time: string;
+  saler_id: string;
+  payment_response_id: string;
+  refund_fee: unknown;
+  response_id: string;
+  response_time: string;
+  response_code: string;
+  response_msg: string;
+}
+
+function refundRow(o: RefundOrder) {
+  return {
+    request_id: o.requestId,
+    request_time: o.requestTime,
+    saler_id: o.salerId,
+    payment_response_id: o.paymentResponseId,
+    refund_fee: o.refundFee,
+    response_id: o.responseId,
+    response_time: o.responseTime,
+    response_code: o.responseCode,
+    response_msg: o.responseMsg,
+  };
+}
+
+export async function insertRefund(db: Knex, o: RefundOrder): Promise<void> {
+  await writeWithRetry(db, () => db("refund_orders").insert(refundRow(o)));
+}
+
+export async function findRefund(db: Knex, requestId: string): Promise<RefundOrder | undefined> {
+  const row = (await db("refund_orders").where({ request_id: requestId }).first()) as RefundRow | undefined;
+  if (!row) return undefined;
+  return {
+    requestId: row.request_id,
+    requestTime: row.request_time,
+    salerId: row.saler_id,
+    paymentResponseId: row.payment_response_id,
+    refundFee: toFen(row.refund_fee),
+    responseId: row.response_id,
+    responseTime: row.response_time,
+    responseCode: row.response_code,
+    responseMsg: row.response_msg,
+  };
+}
+
+/** A refund closed by CloseOrder: a refund row with response_code CLOSED, no account, no amount. */
+export async function insertClosedRefund(db: Knex, requestId: string, responseId: string, now: string): Promise<void> {
+  await insertRefund(db, {
+    requestId,
+    requestTime: "",
+    salerId: "",
+    paymentResponseId: "",
+    refundFee: 0n,
+    responseId,
+    responseTime: now,
+    responseCode: "CLOSED",
+    responseMsg: "closed",
+  });
+}
+
+/** Why a refund that does not fit in its payment is refused. */
+async function whyNotRefundable(trx: Knex.Transaction, o: RefundOrder): Promise<string> {
+  const payment = (await trx("payment_orders")
+    .where({ response_id: o.paymentResponseId })
+    .first("saler_id", "response_code")) as { saler_id: string; response_code: string } | undefined;
+  if (!payment || payment.response_code !== "SUCCESS") return MSG_REFUND_NO_PAYMENT;
+  if (payment.saler_id !== o.salerId) return MSG_REFUND_OTHER_ACCOUNT;
+  return MSG_REFUND_EXCEEDS_PAYMENT;
+}
+
+/**
+ * Records one refund and, when it fits in its payment and the balance covers it, moves the
+ * money, all in the caller's transaction. Answers the order as recorded: SUCCESS, or FAIL with
+ * its reason. A duplicate request_id fails the insert (nothing else happened).
+ */
+export async function recordRefund(trx: Knex.Transaction, o: RefundOrder): Promise<RefundOrder> {
+  const order = { ...o };
+  await insertRefund(trx, order);
+  const fee = sqlInt(order.refundFee);
+  const fits = await trx("payment_orders")
+    .where({ response_id: order.paymentResponseId, saler_id: order.salerId, response_code: "SUCCESS" })
+    .andWhere(trx.raw("total_fee - refunded >= ?", [fee]))
+    .update({ refunded: trx.raw("refunded + ?", [fee]) });
+  let reason: string | undefined;
+  if (fits !== 1) reason = await whyNotRefundable(trx, order);
+  else if (!(await debit(trx, order.salerId, order.refundFee, order.responseTime))) {
+    // The payment row is locked by this transaction: handing the amount back is exact.
+    await trx("payment_orders").where({ response_id: order.paymentResponseId }).update({ refunded: trx.raw("refunded - ?", [fee]) });
+    reason = MSG_REFUND_INSUFFICIENT_BALANCE;
+  }
+  if (reason !== undefined) {
+    order.responseCode = "FAIL";
+    order.responseMsg = reason;
+    await trx("refund_orders").where({ request_id: order.requestId }).update({ response_code: "FAIL", response_msg: reason });
+  }
+  return order;
+}
+
+/** What is left to refund of a payment: total_fee less its successful refunds. */
+export async function refundable(db: Knex, paymentResponseId: string): Promise<{ totalFee: bigint; refunded: bigint } | undefined> {
+  const row = (await db("payment_orders").where({ response_id: paymentResponseId, response_code: "SUCCESS" }).first("total_fee", "refunded")) as
+    | { total_fee: unknown; refunded: unknown }
+    | undefined;
+  return row ? { totalFee: toFen(row.total_fee), refunded: toFen(row.refunded) } : undefined;
+}

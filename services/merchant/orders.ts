@@ -179,14 +179,18 @@ export interface RefundTotals {
 /** Refund sums of each of these payments (absent: none). */
 export async function refundTotals(db: Knex, paymentRequestIds: readonly string[]): Promise<Map<string, RefundTotals>> {
   const totals = new Map<string, RefundTotals>();
-  if (paymentRequestIds.length === 0) return totals;
-  const rows = (await db("merchant_orders")
-    .select("payment_request_id", "state")
-    .sum({ s: "amount" })
-    .where({ order_type: "REFUND" })
-    .whereIn("payment_request_id", [...paymentRequestIds])
-    .whereIn("state", ["SUCCESS", "INIT", "UNKNOWN"])
-    .groupBy("payment_request_id", "state")) as { payment_request_id: string; state: OrderState; s: unknown }[];
+  const rows: { payment_request_id: string; state: OrderState; s: unknown }[] = [];
+  for (let i = 0; i < paymentRequestIds.length; i += 500) {
+    rows.push(
+      ...((await db("merchant_orders")
+        .select("payment_request_id", "state")
+        .sum({ s: "amount" })
+        .where({ order_type: "REFUND" })
+        .whereIn("payment_request_id", paymentRequestIds.slice(i, i + 500))
+        .whereIn("state", ["SUCCESS", "INIT", "UNKNOWN"])
+        .groupBy("payment_request_id", "state")) as typeof rows),
+    );
+  }
   for (const r of rows) {
     const t = totals.get(r.payment_request_id) ?? { refunded: 0n, inFlight: 0n };
     if (r.state === "SUCCESS") t.refunded += toFen(r.s);
@@ -200,4 +204,33 @@ export async function refundTotals(db: Knex, paymentRequestIds: readonly string[
 export async function refundsOf(db: Knex, paymentRequestId: string): Promise<MerchantOrder[]> {
   const rows = (await db("merchant_orders").select("*").where({ order_type: "REFUND", payment_request_id: paymentRequestId }).orderBy("id")) as Row[];
   return rows.map(fromRow);
+}
+
+/**
+ * The successful payments of the accounts prefix1..prefixN that are not injected faults, in
+ * order of storage, each with what is left of it to refund (its amount less its refunds that
+ * succeeded or still wait for an answer).
+ */
+export async function refundablePayments(
+  db: Knex,
+  prefix: string,
+  accounts: number,
+): Promise<{ requestId: string; responseId: string; salerId: string; left: bigint }[]> {
+  const names = Array.from({ length: accounts }, (_, i) => `${prefix}${i + 1}`);
+  const out: { requestId: string; responseId: string; salerId: string; left: bigint }[] = [];
+  for (let i = 0; i < names.length; i += 500) {
+    const rows = (await db("merchant_orders")
+      .select("request_id", "response_id", "saler_id", "amount")
+      .where({ order_type: "PAYMENT", state: "SUCCESS" })
+      .whereNull("fault")
+      .whereIn("saler_id", names.slice(i, i + 500))
+      .orderBy("id")) as { request_id: string; response_id: string; saler_id: string; amount: unknown }[];
+    const totals = await refundTotals(db, rows.map((r) => r.request_id));
+    for (const r of rows) {
+      const t = totals.get(r.request_id);
+      const left = toFen(r.amount) - (t?.refunded ?? 0n) - (t?.inFlight ?? 0n);
+      if (left > 0n) out.push({ requestId: r.request_id, responseId: r.response_id, salerId: r.saler_id, left });
+    }
+  }
+  return out;
 }

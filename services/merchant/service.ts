@@ -17,6 +17,7 @@ import {
   findOrder,
   listOrders,
   ORDER_STATES,
+  refundablePayments,
   refundsOf,
   refundTotals,
   type MerchantOrder,
@@ -24,7 +25,7 @@ import {
   type OrderTypeName,
   type RefundTotals,
 } from "./orders.js";
-import { runSimulation } from "./simulation.js";
+import { runSimulation, type RefundablePayment } from "./simulation.js";
 
 export interface MerchantDeps {
   db: Database;
@@ -154,7 +155,6 @@ export function createMerchantService(deps: MerchantDeps): ServiceImpl<typeof Me
 
     async simulate(req) {
       const orderType = typeName("order_type", req.orderType, true) ?? "PAYMENT";
-      if (orderType === "REFUND") throw invalidField("order_type", "must be ORDER_TYPE_PAYMENT or ORDER_TYPE_WITHDRAWAL");
       if (req.count < 1 || req.count > MAX_SIMULATION) throw invalidField("count", `must be between 1 and ${MAX_SIMULATION}`);
       if (req.concurrency < 0 || req.concurrency > 1024) throw invalidField("concurrency", "must be between 0 and 1024");
       if (req.accounts < 0 || req.accounts > 100_000) throw invalidField("accounts", "must be between 0 and 100000");
@@ -180,7 +180,15 @@ export function createMerchantService(deps: MerchantDeps): ServiceImpl<typeof Me
       if (faults.lostResponses + faults.tamperedAmounts + faults.merchantOnly > req.count) {
         throw invalidField("faults", "more faults than requests");
       }
+      let refundable: RefundablePayment[] | undefined;
+      if (orderType === "REFUND") {
+        refundable = await refundablePayments(db.knex, prefix, req.accounts || 10);
+        if (refundable.length === 0) {
+          throw new ConnectError(`order_type: the accounts ${prefix}1..${prefix}${req.accounts || 10} have no successful payment left to refund`, Code.FailedPrecondition);
+        }
+      }
       const report = await runSimulation(sender, {
+        ...(refundable ? { refundable } : {}),
         orderType,
         count: req.count,
         concurrency: req.concurrency || 16,
@@ -193,6 +201,7 @@ export function createMerchantService(deps: MerchantDeps): ServiceImpl<typeof Me
       });
       return {
         ...report,
+        injected: report.injected.map((f) => ({ ...f, orderType: ORDER_TYPE[f.orderType] })),
         orderType: ORDER_TYPE[orderType],
         elapsedMs: BigInt(report.elapsedMs),
       };

@@ -1,6 +1,6 @@
 /**
- * Concurrent simulation: N payments or withdrawals over a set of accounts with amounts from a
- * range, reproducible from a seed, optionally with injected faults whose ground truth is
+ * Concurrent simulation: N payments, withdrawals or refunds over a set of accounts with amounts
+ * from a range, reproducible from a seed (and, for refunds, the payments there are to refund), optionally with injected faults whose ground truth is
  * reported so that a reconciliation run can be checked against it.
  */
 import { randomUUID } from "node:crypto";
@@ -17,10 +17,21 @@ export interface SimulationPlan {
   maxAmount: bigint;
   seed: bigint;
   faults: { lostResponses: number; tamperedAmounts: number; merchantOnly: number };
+  /** Refunds: the successful payments they may refund, in a fixed order. */
+  refundable?: readonly RefundablePayment[];
+}
+
+export interface RefundablePayment {
+  requestId: string;
+  responseId: string;
+  salerId: string;
+  /** What is left of it to refund. */
+  left: bigint;
 }
 
 export interface InjectedFault {
   kind: Fault;
+  orderType: OrderTypeName;
   requestId: string;
   responseId: string;
   salerId: string;
@@ -96,9 +107,20 @@ export async function runSimulation(sender: OrderSender, plan: SimulationPlan, o
   // Decide everything up front from the seed, so concurrency cannot change what is sent.
   const accountOf = new Uint32Array(plan.count);
   const amounts: bigint[] = new Array(plan.count);
+  const refundOf: (RefundablePayment | undefined)[] = new Array(plan.count);
+  const left = new Map(plan.refundable?.map((p) => [p, p.left]));
   for (let i = 0; i < plan.count; i++) {
     accountOf[i] = 1 + rng.below(plan.accounts);
     amounts[i] = rng.between(plan.minAmount, plan.maxAmount);
+    if (plan.refundable && plan.refundable.length > 0) {
+      // A refund of a payment the seed picks, for no more than the plan left of it (when it left
+      // nothing, the amount stands and the payment system refuses it).
+      const payment = plan.refundable[rng.below(plan.refundable.length)]!;
+      const remaining = left.get(payment)!;
+      if (remaining > 0n && amounts[i]! > remaining) amounts[i] = remaining;
+      left.set(payment, remaining > amounts[i]! ? remaining - amounts[i]! : 0n);
+      refundOf[i] = payment;
+    }
   }
   const faultOf = new Map<number, Fault>();
   const pick = (kind: Fault, n: number) => {
@@ -137,12 +159,15 @@ export async function runSimulation(sender: OrderSender, plan: SimulationPlan, o
     for (;;) {
       const i = next++;
       if (i >= plan.count) return;
-      const salerId = `${plan.accountPrefix}${accountOf[i]}`;
+      const refund = refundOf[i];
+      const salerId = refund ? refund.salerId : `${plan.accountPrefix}${accountOf[i]}`;
       const amount = amounts[i]!;
       const fault = faultOf.get(i);
+      const orderType = plan.orderType;
       const t0 = performance.now();
       const order = await sender.send(plan.orderType, salerId, amount, {
         simulationId,
+        ...(refund ? { refundOf: { requestId: refund.requestId, responseId: refund.responseId } } : {}),
         ...(fault ? { fault } : {}),
         ...(fault === "TAMPERED_AMOUNT" ? { tamperedAmount: amount + tamperBy.get(i)! } : {}),
       });
@@ -152,16 +177,16 @@ export async function runSimulation(sender: OrderSender, plan: SimulationPlan, o
         report.unknown++;
         if (order.responseCode === "SUCCESS") {
           report.amountSucceeded += amount;
-          report.injected.push({ kind: fault, requestId: order.requestId, responseId: order.responseId, salerId, merchantAmount: 0n, paymentAmount: amount, expectedDiffType: "F113" });
+          report.injected.push({ kind: fault, orderType, requestId: order.requestId, responseId: order.responseId, salerId, merchantAmount: 0n, paymentAmount: amount, expectedDiffType: "F113" });
         }
       } else if (order.state === "SUCCESS") {
         report.succeeded++;
         if (fault === "MERCHANT_ONLY") {
-          report.injected.push({ kind: fault, requestId: order.requestId, responseId: order.responseId, salerId, merchantAmount: amount, paymentAmount: 0n, expectedDiffType: "F114" });
+          report.injected.push({ kind: fault, orderType, requestId: order.requestId, responseId: order.responseId, salerId, merchantAmount: amount, paymentAmount: 0n, expectedDiffType: "F114" });
         } else {
           report.amountSucceeded += amount;
           if (fault === "TAMPERED_AMOUNT") {
-            report.injected.push({ kind: fault, requestId: order.requestId, responseId: order.responseId, salerId, merchantAmount: order.amount, paymentAmount: amount, expectedDiffType: "F115" });
+            report.injected.push({ kind: fault, orderType, requestId: order.requestId, responseId: order.responseId, salerId, merchantAmount: order.amount, paymentAmount: amount, expectedDiffType: "F115" });
           }
         }
       } else if (order.state === "FAIL") report.failed++;

@@ -6,7 +6,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
-import { OrderType, type DiffRow } from "../../gen/recon/v1/recon_pb.js";
+import { OrderKey, OrderType, type DiffRow } from "../../gen/recon/v1/recon_pb.js";
+import { OrderType as MerchantOrderType } from "../../gen/merchant/v1/merchant_pb.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
 
 for (const backend of backends()) {
@@ -107,6 +108,37 @@ for (const backend of backends()) {
         ["rr-c", 900n, "FAIL", 1_000n],
         ["rr-d", 800n, "FAIL", 700n],
       ]);
+    });
+
+    it("a simulated day of refunds with injected refund faults: reconciliation finds exactly them", async () => {
+      const payments = await p.merchantClient.simulate({ count: 200, concurrency: 16, accounts: 5, accountPrefix: "rsim", minAmount: 100n, maxAmount: 1_000n, seed: 7n });
+      expect(payments.succeeded).to.equal(200);
+      await p.paymentClient.settle({ fullSweep: true });
+      const refunds = await p.merchantClient.simulate({
+        orderType: MerchantOrderType.REFUND,
+        count: 80,
+        concurrency: 16,
+        accounts: 5,
+        accountPrefix: "rsim",
+        minAmount: 1n,
+        maxAmount: 600n,
+        seed: 11n,
+        faults: { lostResponses: 2, tamperedAmounts: 1, merchantOnly: 1 },
+      });
+      expect(refunds.orderType).to.equal(MerchantOrderType.REFUND);
+      expect(refunds.succeeded).to.be.greaterThan(40);
+      expect(refunds.injected.every((f) => f.orderType === MerchantOrderType.REFUND)).to.equal(true);
+      const expected = refunds.injected.map((f) => [f.expectedDiffType, f.requestId]);
+      expect(expected.filter(([t]) => t === "F114")).to.have.length(1);
+      expect(expected.filter(([t]) => t === "F115")).to.have.length(1);
+
+      const { run } = await p.reconClient.reconcile({ key: OrderKey.REQUEST_ID });
+      for (const d of run!.diffs.filter((x) => x.orderType !== OrderType.REFUND)) expect(d.f113Count + d.f114Count + d.f115Count).to.equal(0n);
+      const found = (await diffRows(run!.runId)).filter((r) => r.diffType !== "F000").map((r) => [r.diffType, r.requestId]);
+      expect(found).to.have.deep.members(expected);
+      // The refunds the merchant recorded never exceed their payments at the payment system.
+      const [over] = (await p.payment.db.knex("payment_orders").whereRaw("refunded > total_fee").count({ n: "*" })) as { n: unknown }[];
+      expect(Number(over!.n)).to.equal(0);
     });
 
     it("audits files handed in with a refunds file, and the seed's audit example without one gives the seed's answer", async () => {

@@ -78,7 +78,8 @@ const isObject = (v: JsonValue): v is { [k: string]: JsonValue } => v !== null &
  */
 export function integerNotationProblem(schema: DescMessage, json: JsonValue, path = "", depth = 0): string | undefined {
   if (depth > 64 || !isObject(json)) return undefined;
-  if (isWrapperDesc(schema)) return undefined; // wrappers are read by checkValue, as their scalar
+  // Wrappers (Int64Value…) are checked as their scalar where a field holds one; the other
+  // well-known types with a JSON form of their own have no integer written as text.
   if (hasCustomJsonRepresentation(schema)) return undefined;
   for (const [key, value] of Object.entries(json)) {
     const field = schema.fields.find((f) => f.name === key || f.jsonName === key);
@@ -200,7 +201,7 @@ async function* replay(read: ReadBody): AsyncGenerator<Uint8Array> {
   if (read.rest) for (let step = await read.rest.next(); !step.done; step = await read.rest.next()) yield step.value;
 }
 
-// eslint-disable-next-line require-yield
+/** A body whose reading fails with the refusal, which the protocol handler answers. */
 async function* refused(problem: string): AsyncGenerator<Uint8Array> {
   throw new ConnectError(problem, Code.InvalidArgument);
 }

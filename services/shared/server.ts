@@ -2,10 +2,10 @@
  * Serves one or more protobuf-es services twice from the same handler objects: gRPC on an
  * HTTP/2 port with @grpc/grpc-js (plus the standard grpc.health.v1 service), and the Connect
  * protocol (JSON and binary, plus gRPC-Web) on an HTTP/1.1 port with connect-node, whose JSON
- * uses the contracts' snake_case field names, and whose request messages are first checked to
- * decode as strictly as on the gRPC port (gatewayRequests.ts). Both run every call through the same call policy
- * (callPolicy.ts: request id, guard, deadline, errors without internals) and, when configured,
- * TLS (tls.ts).
+ * uses the contracts' snake_case field names and whose request messages are first checked to
+ * decode as strictly as on the gRPC port (gatewayRequests.ts). Both run every call through the
+ * same call policy (callPolicy.ts: request id, guard, deadline, errors without internals) and,
+ * when configured, TLS (tls.ts).
  */
 import * as http from "node:http";
 import * as https from "node:https";
@@ -84,7 +84,7 @@ export interface RunningServer {
   httpUrl: string;
   grpcPort: number;
   httpPort: number;
-  /** Stops accepting calls, lets in-flight calls finish (up to graceMs, else the limits' shutdown grace), then closes. */
+  /** Stops accepting calls, lets in-flight calls finish (up to graceMs, by default the limits' shutdown grace), then closes. */
   close(graceMs?: number): Promise<void>;
 }
 

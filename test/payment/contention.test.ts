@@ -43,10 +43,17 @@ async function waitFor(what: string, check: () => Promise<boolean>, ms = 60_000)
 function orderRow(req: { requestId: string; requestTime: string; salerId: string; totalFee: bigint }, responseId: string) {
   return [req.requestId, req.requestTime, req.salerId, String(req.totalFee), responseId, req.requestTime, "SUCCESS", "OK"];
 }
-/** Transactions of this connection's database waiting for a lock (the server is shared). */
-const LOCK_WAITS_HERE =
-  "SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id " +
-  "WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()";
+/**
+ * Inserts into the orders table of this connection's database under way in other sessions: while
+ * this session holds a row they need, they are waiting for it (the server is shared, so only
+ * this database counts).
+ */
+async function ordersInsertsUnderWay(conn: mysql.Connection): Promise<number> {
+  const [rows] = (await conn.query(
+    "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE 'insert into `payment_orders`%'",
+  )) as unknown as [{ n: number }[]];
+  return Number(rows[0]!.n);
+}
 const INSERT_ORDER =
   "INSERT INTO payment_orders (request_id, request_time, saler_id, total_fee, response_id, response_time, response_code, response_msg) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 
@@ -82,10 +89,9 @@ for (const backend of backends().filter((b) => b.mysqlUrl !== undefined)) {
         // Two calls in one turn of the event loop: one batch, [y, x]. y is inserted, x waits for
         // this session's uncommitted x.
         const answers = Promise.allSettled([service.pay(create(PayRequestSchema, y), ctx), service.pay(create(PayRequestSchema, x), ctx)]);
-        await waitFor("the batch to wait for the lock on x", async () => {
-          const [rows] = (await admin.query(LOCK_WAITS_HERE)) as unknown as [{ n: number }[]];
-          return Number(rows[0]!.n) > 0;
-        });
+        await waitFor("the batch to wait for the lock on x", async () => (await ordersInsertsUnderWay(admin)) > 0);
+        // The insert of y takes no time; the statement is now waiting for x.
+        await new Promise((r) => setTimeout(r, 200));
         // Now this session wants y, which the batch holds: a deadlock, and the batch is the victim.
         await admin.query(INSERT_ORDER, orderRow(y, "19700101000000000002"));
         expect(await deadlocksSoFar(admin), "a deadlock happened").to.be.greaterThan(before);
@@ -112,13 +118,6 @@ for (const backend of backends().filter((b) => b.mysqlUrl !== undefined)) {
           instances.push({ system, client: createGrpcClient(PaymentService, system.server.grpcAddress) });
         }
         admin = await mysql.createConnection(store.mysqlUrl!);
-        // Inserts into the orders table that are under way while this session holds the row.
-        const lockWaits = async () => {
-          const [rows] = (await admin.query(
-            "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE 'insert into `payment_orders`%'",
-          )) as unknown as [{ n: number }[]];
-          return Number(rows[0]!.n);
-        };
         {
           const round = 0;
           const req = payRequest("same", 500n + BigInt(round));
@@ -129,7 +128,7 @@ for (const backend of backends().filter((b) => b.mysqlUrl !== undefined)) {
           await admin.query(INSERT_ORDER, orderRow(req, `1970010100000000${String(round).padStart(4, "0")}`));
           const before = await deadlocksSoFar(admin);
           const calls = Promise.allSettled(instances.map((i) => i.client.client.pay(req)));
-          await waitFor("both instances to wait for the lock", async () => (await lockWaits()) >= 2);
+          await waitFor("both instances to wait for the lock", async () => (await ordersInsertsUnderWay(admin)) >= 2);
           await admin.query("ROLLBACK");
           const answers = await calls;
           await waitFor("the deadlock to be counted", async () => (await deadlocksSoFar(admin)) > before, 5000).catch(() => {});

@@ -24,7 +24,7 @@ import type { Knex } from "knex";
 import { toFen, inTransaction, sqlInt, type Database } from "../shared/database.js";
 import type { BusinessClock } from "../shared/time.js";
 import type { Logger } from "../shared/logger.js";
-import type { CreditBuffer } from "./creditBuffer.js";
+import type { CreditBuffer, SettlementLease } from "./creditBuffer.js";
 
 export interface SettlementResult {
   ran: boolean;
@@ -129,7 +129,7 @@ export class Settlement {
       let creditsApplied = 0n;
       let amountSettled = 0n;
       for (const chunk of chunks) {
-        const { sums, skipped } = await this.settleIsolated(chunk);
+        const { sums, skipped } = await this.settleIsolated(chunk, lease);
         await this.options.faults?.afterCommit?.();
         await this.buffer.finishDrain(
           new Map([...sums].map(([a, s]) => [a, s.amount])),
@@ -172,7 +172,10 @@ export class Settlement {
    * Settles a chunk in one transaction; when that fails, each of its accounts in a transaction
    * of its own. Answers what was settled and which accounts failed alone (logged, left pending).
    */
-  private async settleIsolated(chunk: string[]): Promise<{ sums: Map<string, { amount: bigint; count: bigint }>; skipped: Set<string> }> {
+  private async settleIsolated(
+    chunk: string[],
+    lease: SettlementLease,
+  ): Promise<{ sums: Map<string, { amount: bigint; count: bigint }>; skipped: Set<string> }> {
     const failed = new Map<string, unknown>();
     const sums = new Map<string, { amount: bigint; count: bigint }>();
     try {
@@ -187,6 +190,9 @@ export class Settlement {
           } catch (alone) {
             failed.set(salerId, alone);
           }
+          // One transaction per account takes longer than one per chunk: keep the lease (the
+          // run's loop notices a lost one after the chunk).
+          await lease.renew();
         }
       }
     }

@@ -2,10 +2,12 @@
  * Lock contention never reaches a caller as a failure: deadlocks are provoked on purpose on
  * MariaDB (another session that locks the rows a batch needs, in the opposite order; two
  * instances inserting the same request_ids in opposite orders) and every caller still gets
- * SUCCESS or the stored answer. On SQLite, a second connection holding the file's write lock
- * makes a write meet SQLITE_BUSY, which is retried the same way.
+ * SUCCESS or the stored answer. On SQLite, another process holding the file's write lock past
+ * the busy wait makes a payment or merchant write meet SQLITE_BUSY, which is retried the same way.
  */
+import { spawn } from "node:child_process";
 import { expect } from "chai";
+import type { Knex } from "knex";
 import mysql from "mysql2/promise";
 import Database from "better-sqlite3";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
@@ -21,7 +23,7 @@ import { openDatabase, type Database as Db } from "../../services/shared/databas
 import { retryOnContention } from "../../services/shared/contention.js";
 import { toClientError } from "../../services/shared/errors.js";
 import { BusinessClock } from "../../services/shared/time.js";
-import { backends, deleteRedisKeys, freshStore, paymentConfig, silentLogger, uniqueName, type Store } from "../harness.js";
+import { backends, deleteRedisKeys, freshStore, paymentConfig, silentLogger, startPlatform, uniqueName, type Platform, type Store } from "../harness.js";
 import { countRows, inParallel, payRequest, storedBalance, withdrawRequest } from "./fixtures.js";
 
 const clock = new BusinessClock("Asia/Shanghai");
@@ -43,10 +45,17 @@ async function waitFor(what: string, check: () => Promise<boolean>, ms = 60_000)
 function orderRow(req: { requestId: string; requestTime: string; salerId: string; totalFee: bigint }, responseId: string) {
   return [req.requestId, req.requestTime, req.salerId, String(req.totalFee), responseId, req.requestTime, "SUCCESS", "OK"];
 }
-/** Transactions of this connection's database waiting for a lock (the server is shared). */
-const LOCK_WAITS_HERE =
-  "SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id " +
-  "WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()";
+/**
+ * Inserts into the orders table of this connection's database under way in other sessions: while
+ * this session holds a row they need, they are waiting for it (the server is shared, so only
+ * this database counts).
+ */
+async function ordersInsertsUnderWay(conn: mysql.Connection): Promise<number> {
+  const [rows] = (await conn.query(
+    "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE 'insert into `payment_orders`%'",
+  )) as unknown as [{ n: number }[]];
+  return Number(rows[0]!.n);
+}
 const INSERT_ORDER =
   "INSERT INTO payment_orders (request_id, request_time, saler_id, total_fee, response_id, response_time, response_code, response_msg) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 
@@ -82,10 +91,9 @@ for (const backend of backends().filter((b) => b.mysqlUrl !== undefined)) {
         // Two calls in one turn of the event loop: one batch, [y, x]. y is inserted, x waits for
         // this session's uncommitted x.
         const answers = Promise.allSettled([service.pay(create(PayRequestSchema, y), ctx), service.pay(create(PayRequestSchema, x), ctx)]);
-        await waitFor("the batch to wait for the lock on x", async () => {
-          const [rows] = (await admin.query(LOCK_WAITS_HERE)) as unknown as [{ n: number }[]];
-          return Number(rows[0]!.n) > 0;
-        });
+        await waitFor("the batch to wait for the lock on x", async () => (await ordersInsertsUnderWay(admin)) > 0);
+        // The insert of y takes no time; the statement is now waiting for x.
+        await new Promise((r) => setTimeout(r, 200));
         // Now this session wants y, which the batch holds: a deadlock, and the batch is the victim.
         await admin.query(INSERT_ORDER, orderRow(y, "19700101000000000002"));
         expect(await deadlocksSoFar(admin), "a deadlock happened").to.be.greaterThan(before);
@@ -112,13 +120,6 @@ for (const backend of backends().filter((b) => b.mysqlUrl !== undefined)) {
           instances.push({ system, client: createGrpcClient(PaymentService, system.server.grpcAddress) });
         }
         admin = await mysql.createConnection(store.mysqlUrl!);
-        // Inserts into the orders table that are under way while this session holds the row.
-        const lockWaits = async () => {
-          const [rows] = (await admin.query(
-            "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE 'insert into `payment_orders`%'",
-          )) as unknown as [{ n: number }[]];
-          return Number(rows[0]!.n);
-        };
         {
           const round = 0;
           const req = payRequest("same", 500n + BigInt(round));
@@ -129,7 +130,7 @@ for (const backend of backends().filter((b) => b.mysqlUrl !== undefined)) {
           await admin.query(INSERT_ORDER, orderRow(req, `1970010100000000${String(round).padStart(4, "0")}`));
           const before = await deadlocksSoFar(admin);
           const calls = Promise.allSettled(instances.map((i) => i.client.client.pay(req)));
-          await waitFor("both instances to wait for the lock", async () => (await lockWaits()) >= 2);
+          await waitFor("both instances to wait for the lock", async () => (await ordersInsertsUnderWay(admin)) >= 2);
           await admin.query("ROLLBACK");
           const answers = await calls;
           await waitFor("the deadlock to be counted", async () => (await deadlocksSoFar(admin)) > before, 5000).catch(() => {});
@@ -260,6 +261,54 @@ for (const backend of backends().filter((b) => b.mysqlUrl !== undefined)) {
     });
   });
 }
+
+/**
+ * Holds the write lock of an SQLite file from another process for `ms`, as a second process on
+ * the same file (an operator's sqlite3 session, a backup) would. Resolves once the lock is held.
+ */
+async function holdSqliteWriteLock(file: string, ms: number): Promise<{ done: Promise<void> }> {
+  const script = `const D = require("better-sqlite3"); const db = new D(${JSON.stringify(file)}); db.exec("BEGIN IMMEDIATE");
+    process.stdout.write("locked\\n"); setTimeout(() => { db.exec("COMMIT"); db.close(); }, ${ms});`;
+  const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+  const done = new Promise<void>((resolve, reject) => child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`lock holder exited ${code}`)))));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once("data", () => resolve());
+    child.once("exit", (code) => reject(new Error(`lock holder exited ${code} before locking`)));
+  });
+  return { done };
+}
+
+describe("lock contention on SQLite files [embedded]", () => {
+  let p: Platform;
+  beforeEach(async () => {
+    p = await startPlatform({ name: "embedded" });
+  });
+  afterEach(async () => p?.close());
+
+  const fileOf = (knex: Knex) => (knex.client.config as { connection: { filename: string } }).connection.filename;
+
+  // The embedded database waits about 10 s (busy_timeout; a little more in WAL mode) for
+  // another process's write lock, and better-sqlite3 waits synchronously; a lock held 14 s makes
+  // the write meet SQLITE_BUSY once, and its retry then succeeds.
+  it("a Pay whose write finds the payment database locked by another process past its busy wait succeeds", async function () {
+    this.timeout(60_000);
+    const lock = await holdSqliteWriteLock(fileOf(p.payment.db.knex), 14_000);
+    const req = payRequest("busy", 42n);
+    const r = await p.paymentClient.pay(req);
+    await lock.done;
+    expect(r.responseCode).to.equal("SUCCESS");
+    expect(await countRows(p.payment.db.knex, "payment_orders", { request_id: req.requestId })).to.equal(1);
+  });
+
+  it("a merchant Pay whose order write finds the merchant database locked by another process past its busy wait succeeds", async function () {
+    this.timeout(60_000);
+    const lock = await holdSqliteWriteLock(fileOf(p.merchant.db.knex), 14_000);
+    const { order } = await p.merchantClient.pay({ salerId: "busy", totalFee: 43n });
+    await lock.done;
+    expect(order?.state).to.equal("SUCCESS");
+    expect(await countRows(p.merchant.db.knex, "merchant_orders", { request_id: order!.requestId, state: "SUCCESS" })).to.equal(1);
+  });
+});
 
 describe("lock contention: retries and the answer when they run out", () => {
   it("a write that meets a busy SQLite file is run again once the other writer commits", async () => {

@@ -81,9 +81,16 @@ for (const backend of backends()) {
       if (backend.redisUrl) await deleteRedisKeys(backend.redisUrl, redisPrefix);
     });
 
-    /** The logged failure of one request id: exactly one error line, with the real cause. */
+    /**
+     * The logged failure of one request id: exactly one error line, with the real cause, beside
+     * the call's own line (LOG_CALLS), which says INTERNAL and nothing of the cause.
+     */
     function loggedFailure(requestId: string, rpc: string): LogLine {
-      const lines = logs.filter((l) => l.requestId === requestId);
+      const calls = logs.filter((l) => l.requestId === requestId && l.msg === "call");
+      expect(calls, `call lines for ${requestId}`).to.have.length(1);
+      expect((calls[0] as unknown as { code: string }).code).to.equal("Internal");
+      expect(JSON.stringify(calls[0])).to.not.match(/no such table|doesn't exist|ENOTDIR|SQLITE/i);
+      const lines = logs.filter((l) => l.requestId === requestId && l.msg !== "call");
       expect(lines, `log lines for ${requestId}`).to.have.length(1);
       const line = lines[0]!;
       expect(line.level).to.equal(50);

@@ -13,7 +13,7 @@ import { invalidField } from "../shared/errors.js";
 import { optionalBusinessTime, pageSize, requireAmount, requireOrderId, requireSalerId } from "../shared/validation.js";
 import { exportOrders } from "./exports.js";
 import type { OrderSender } from "./orderSender.js";
-import { listOrders, ORDER_STATES, type MerchantOrder, type OrderState, type OrderTypeName } from "./orders.js";
+import { countOrders, listOrders, ORDER_STATES, type MerchantOrder, type OrderState, type OrderTypeName } from "./orders.js";
 import { runSimulation } from "./simulation.js";
 
 export interface MerchantDeps {
@@ -150,6 +150,20 @@ export function createMerchantService(deps: MerchantDeps): ServiceImpl<typeof Me
         if (ctx.signal.aborted) return;
         yield { orders };
       }
+    },
+
+    async countOrders(req) {
+      const orderType = typeName("order_type", req.orderType, true);
+      const found = await countOrders(db.knex, orderType);
+      const types: OrderTypeName[] = orderType ? [orderType] : ["PAYMENT", "WITHDRAWAL"];
+      return {
+        counts: types.flatMap((t) =>
+          ORDER_STATES.map((state) => {
+            const hit = found.find((f) => f.orderType === t && f.state === state);
+            return { orderType: t === "PAYMENT" ? OrderType.PAYMENT : OrderType.WITHDRAWAL, state, count: hit?.count ?? 0n, amount: hit?.amount ?? 0n };
+          }),
+        ),
+      };
     },
   };
 }

@@ -7,6 +7,7 @@ import { invalidField } from "../shared/errors.js";
 import type { BusinessClock } from "../shared/time.js";
 import { optionalBusinessTime, pageSize } from "../shared/validation.js";
 import { readCsvFile } from "./csv.js";
+import { diffFileName, listDiffRows } from "./diffRows.js";
 import { columnsOf } from "./orderFiles.js";
 import type { Reconciler } from "./reconciler.js";
 import { isRunId, type RunStore } from "./runs.js";
@@ -146,6 +147,16 @@ export function createReconService(deps: ReconDeps): ServiceImpl<typeof ReconSer
         }
       }
       if (out.length > 0) yield { rows: out };
+    },
+
+    async listDiffRows(req, ctx) {
+      const run = await runOf(req.runId, RunKind.RECONCILIATION);
+      try {
+        return await listDiffRows(run, req, ctx.signal);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new ConnectError(`run ${run.runId} has no ${diffFileName(req.orderType)}`, Code.NotFound);
+        throw err;
+      }
     },
   };
 }

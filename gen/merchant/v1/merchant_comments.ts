@@ -40,6 +40,11 @@ export const comments_merchant_v1_merchant: Readonly<Record<string, string>> = {
   "merchant.v1.ExportOrdersRequest.cutoff_time": "Only orders answered at or before this time (\"yyyy-MM-dd HH:mm:ss\"); empty for all.",
   "merchant.v1.ExportedOrder": "ExportedOrder is one successful order as the merchant recorded it.",
   "merchant.v1.ExportOrdersResponse.orders": "A batch of orders, in key order across the whole stream.",
+  "merchant.v1.CountOrdersRequest.order_type": "Unspecified counts both types.",
+  "merchant.v1.OrderCount": "OrderCount is the number and total amount of one order type's orders in one state.",
+  "merchant.v1.OrderCount.state": "INIT, SUCCESS, FAIL or UNKNOWN.",
+  "merchant.v1.OrderCount.amount": "Sum of the orders' amounts, in fen.",
+  "merchant.v1.CountOrdersResponse.counts": "One entry per order type and state, every state listed (zero counts included).",
   "merchant.v1.OrderType": "OrderType tells payments from withdrawals.",
   "merchant.v1.OrderKey": "OrderKey is the order number that exports are sorted by and reconciliation matches on.",
   "merchant.v1.OrderKey.ORDER_KEY_UNSPECIFIED": "Unspecified means response_id.",
@@ -51,4 +56,5 @@ export const comments_merchant_v1_merchant: Readonly<Record<string, string>> = {
   "merchant.v1.MerchantService.ResolveUnknownOrders": "ResolveUnknownOrders asks the payment system about every UNKNOWN (and stale INIT) order.",
   "merchant.v1.MerchantService.Simulate": "Simulate sends many payments or withdrawals concurrently, optionally injecting faults.",
   "merchant.v1.MerchantService.ExportOrders": "ExportOrders streams the successful orders of one type, sorted by the chosen key.",
+  "merchant.v1.MerchantService.CountOrders": "CountOrders counts the orders and sums their amounts per order type and state.",
 };

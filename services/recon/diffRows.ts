@@ -10,9 +10,8 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { DiffRowSchema, OrderType, type DiffRow, type ListDiffRowsRequest, type Run } from "../../gen/recon/v1/recon_pb.js";
+import { OrderType, type DiffRow, type ListDiffRowsRequest, type Run } from "../../gen/recon/v1/recon_pb.js";
 import { invalidField } from "../shared/errors.js";
 import { pageSize } from "../shared/validation.js";
 import { csvRecordsFrom, isRecordBoundary } from "./csvOffsets.js";
@@ -122,8 +121,8 @@ export async function listDiffRows(run: Run, req: ListDiffRowsRequest, signal?: 
     const at = (c: string) => f[index(c)] ?? "";
     const amount = fen(name, amountColumn, at(amountColumn));
     const hasSides = col.has("merchant_amount") && col.has("payment_amount");
-    rows.push(
-      create(DiffRowSchema, {
+    rows.push({
+        $typeName: "recon.v1.DiffRow",
         orderType: req.orderType,
         diffType,
         requestId: at("request_id"),
@@ -134,8 +133,7 @@ export async function listDiffRows(run: Run, req: ListDiffRowsRequest, signal?: 
         paymentAmount: hasSides ? fen(name, "payment_amount", at("payment_amount")) : diffType === "F114" ? 0n : amount,
         requestTime: at("request_time"),
         responseTime: at("response_time"),
-      }),
-    );
+      });
   }
   if (signal?.aborted) throw new ConnectError("the call was cancelled", Code.Canceled);
   return { rows, nextPageToken: next, rowOffset };

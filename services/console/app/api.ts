@@ -84,7 +84,10 @@ export async function withOperator<T>(call: () => Promise<T>): Promise<T> {
       return await call();
     } catch (err) {
       const e = ConnectError.from(err);
-      if (e.code !== Code.Unauthenticated) throw e;
+      // No token, or one the services do not accept (it is forgotten): ask for it.
+      const wrongToken = e.code === Code.PermissionDenied && operatorToken() !== "";
+      if (e.code !== Code.Unauthenticated && !wrongToken) throw e;
+      if (wrongToken) setOperatorToken("");
       if (!(await askForToken(e.rawMessage))) throw e;
     }
   }

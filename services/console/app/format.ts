@@ -44,10 +44,10 @@ function zoneOffset(at: Date): string {
   }
 }
 
-/** A business time ("yyyy-MM-dd HH:mm:ss", in the business zone) with its zone. */
+/** A business time ("yyyy-MM-dd HH:mm:ss", in the business zone) with the zone's offset. */
 export function businessTime(text: string): string {
   if (!text) return "";
-  return `${text} ${zoneOffset(new Date())} (${zone})`;
+  return `${text} ${zoneOffset(new Date())}`;
 }
 
 /** Now, as a business time ("yyyy-MM-dd HH:mm:ss" in the business zone). */
@@ -69,4 +69,9 @@ export function nowBusinessTime(offsetMs = 0): string {
 export function milliseconds(ms: bigint | number): string {
   const v = Number(ms);
   return v < 1000 ? `${v} ms` : `${(v / 1000).toFixed(2)} s`;
+}
+
+/** The business zone with its offset, e.g. "Asia/Shanghai (UTC+08:00)". */
+export function zoneLabel(): string {
+  return `${zone} (${zoneOffset(new Date())})`;
 }

@@ -2,7 +2,7 @@
 import { showError } from "./alerts.js";
 import { loadApi, operatorToken, setOperatorToken, type Api } from "./api.js";
 import { fill, h } from "./dom.js";
-import { setTimeZone } from "./format.js";
+import { setTimeZone, zoneLabel } from "./format.js";
 import { actionsPage } from "./actions.js";
 import { overviewPage, runPage, runsPage } from "./pages.js";
 
@@ -68,6 +68,7 @@ async function start(): Promise<void> {
     return;
   }
   setTimeZone(api.config.timeZone);
+  fill(document.getElementById("zone")!, `times in ${zoneLabel()}`);
   showTokenState();
   document.addEventListener("operator-token", showTokenState);
   window.addEventListener("hashchange", () => {

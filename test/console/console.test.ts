@@ -62,17 +62,17 @@ async function openPage(browser: BrowserContext): Promise<{ page: Page; errors: 
   return { page, errors };
 }
 
-async function shot(page: Page, name: string): Promise<void> {
+async function shot(page: Page, name: string, fullPage = true): Promise<void> {
   mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage });
 }
 
 /** The text of every cell of a table body, row by row. */
 async function cells(page: Page, testId: string): Promise<string[][]> {
-  const rows = page.locator(`[data-testid="${testId}"] tbody tr, table[data-testid="${testId}"] tbody tr`);
-  const out: string[][] = [];
-  for (const row of await rows.all()) out.push((await row.locator("td").allTextContents()).map((t) => t.trim()));
-  return out;
+  // One call for the whole table (runs in the page, where the DOM types are not declared here).
+  return page
+    .locator(`[data-testid="${testId}"] tbody tr, table[data-testid="${testId}"] tbody tr`)
+    .evaluateAll((trs: any[]) => trs.map((tr) => Array.from(tr.querySelectorAll("td") as ArrayLike<any>).map((td) => String(td.textContent ?? "").trim())));
 }
 
 async function headers(page: Page, testId: string): Promise<string[]> {
@@ -162,7 +162,7 @@ describe("operations console in headless Chromium [embedded]", function () {
 
       // 2. Settle, then withdraw (a withdrawal simulation), both from the page.
       await page.getByRole("button", { name: "Settle now" }).click();
-      await page.locator('[data-testid="act-settle-result"]').getByText(/Settled \d+ payments/).waitFor();
+      await page.locator('[data-testid="act-settle-result"]').getByText(/Settled [\d,]+ payments/).waitFor();
       await page.getByLabel("Order type").first().selectOption("withdrawal");
       await page.getByLabel("Requests").fill("200");
       await page.getByLabel("Smallest amount (fen)").fill("1000");
@@ -203,6 +203,13 @@ describe("operations console in headless Chromium [embedded]", function () {
       await page.getByRole("button", { name: "Show" }).click();
       await page.locator('[data-testid="diff-status"]').getByText("Rows 1–4 of 4 (last page)").waitFor();
       await shot(page, "run-reconciliation");
+      // The spreadsheet flavour of the diff keeps the injected orders' 20-digit ids as text.
+      const [download] = await Promise.all([page.waitForEvent("download"), page.locator('a[data-file="payment_diff.csv"][data-format="xlsx"]').click()]);
+      const sheet = sheetCells(new Uint8Array(await readFile((await download.path())!)));
+      const ids = sheet.slice(1).map((r) => r[sheet[0]!.findIndex((c) => c.text === "request_id")]!);
+      for (const id of truth.keys()) expect(ids.find((c) => c.text === id)?.t, id).to.equal("inlineStr");
+      // Every payment of the day: 1,999 at the payment system and the merchant-only one.
+      expect(sheet.slice(1)).to.have.length(2000);
 
       // 4. Audit: the accounts the faults touched fail, by exactly the faults' amounts.
       await page.getByRole("link", { name: "Actions" }).click();
@@ -358,7 +365,7 @@ describe("operations console in headless Chromium [embedded]", function () {
       expect(last["#"]).to.equal("100,000");
       expect(last.request_id).to.equal(String(10_000_000_000_000_000_000n + BigInt(N)));
       expect(last["payment amount"]).to.equal(yuan(BigInt(N)));
-      await shot(page, "run-100k-last-page");
+      await shot(page, "run-100k-last-page", false);
       // Back to the first page.
       await page.getByRole("button", { name: "First page" }).click();
       await page.locator('[data-testid="diff-status"]').getByText(`Rows 1–1,000 of 100,000`).waitFor();

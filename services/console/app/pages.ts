@@ -410,9 +410,9 @@ export async function runPage(api: Api, page: HTMLElement, runId: string, _query
     ["started", businessTime(run.createdTime)],
     ["cut-off", run.cutoffTime ? businessTime(run.cutoffTime) : "none (files handed in)"],
     ["source", run.source],
-    ["matched on", run.key === OrderKey.REQUEST_ID ? "request_id" : "response_id"],
     ["took", milliseconds(run.durationMs)],
   ];
+  if (run.kind === RunKind.RECONCILIATION) facts.splice(5, 0, ["matched on", run.key === OrderKey.REQUEST_ID ? "request_id" : "response_id"]);
   fill(
     page,
     h("p", {}, h("a", { href: "#/runs" }, "← All runs")),

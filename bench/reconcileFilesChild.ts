@@ -7,6 +7,7 @@ import { OrderType } from "../gen/recon/v1/recon_pb.js";
 import { ReconService } from "../gen/recon/v1/recon_pb.js";
 import { createGrpcClient } from "../services/shared/grpc.js";
 import { startReconSystem } from "../services/recon/system.js";
+import { readReconConfig } from "../services/recon/config.js";
 
 const [merchant, payment] = process.argv.slice(2) as [string, string];
 const reconDir = mkdtempSync(join(tmpdir(), "recon-bench-"));
@@ -20,6 +21,9 @@ const recon = await startReconSystem(
     cutoffLagSeconds: 0,
     timeZone: "Asia/Shanghai",
     maxMessageBytes: 4 * 1024 * 1024,
+    // RECON_MEMORY_LIMIT and RECON_THREADS as the service reads them (default 512MB, the cores).
+    memoryLimit: readReconConfig().memoryLimit,
+    threads: readReconConfig().threads,
   },
   pino({ level: "silent" }),
 );

@@ -3,6 +3,7 @@
  *   ours — services/shared/server.ts serve() with the payment contract, whose QueryOrder answers
  *          "not found" at once (every other method is unimplemented): grpc-js with the
  *          descriptor-built definition, the call policy, handler context and error mapping;
+ *   metrics — ours, with the service's Prometheus metrics counting every call (metrics.ts);
  *   bare — a plain @grpc/grpc-js server with a hand-written definition of the same method and the
  *          same protobuf-es codec, whose handler answers the same message through the callback.
  * Prints the gRPC port on stdout, then serves until SIGTERM.
@@ -13,12 +14,13 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { pino } from "pino";
 import { PaymentService, QueryOrderRequestSchema, QueryOrderResponseSchema } from "../gen/payment/v1/payment_pb.js";
 import { bind, serve } from "../services/shared/server.js";
+import { ServiceMetrics } from "../services/shared/metrics.js";
 
 const mode = process.argv[2];
 let port: number;
 let stop: () => Promise<void>;
 
-if (mode === "ours") {
+if (mode === "ours" || mode === "metrics") {
   const impl: Record<string, unknown> = {};
   for (const m of PaymentService.methods) {
     impl[m.localName] =
@@ -36,6 +38,7 @@ if (mode === "ours") {
     listen: { host: "127.0.0.1", grpcPort: 0, httpPort: 0 },
     services: [bind(PaymentService, impl as unknown as ServiceImpl<typeof PaymentService>)],
     logger: pino({ level: "silent" }),
+    ...(mode === "metrics" ? { metrics: new ServiceMetrics("rpc-bench") } : {}),
   });
   port = server.grpcPort;
   stop = () => server.close(1000);

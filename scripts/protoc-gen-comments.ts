@@ -7,6 +7,9 @@
  *
  * Keys: `pkg.Service`, `pkg.Service.Method`, `pkg.Message`, `pkg.Message.field_name`,
  * `pkg.Message.oneof_name`, `pkg.Enum`, `pkg.Enum.VALUE_NAME`.
+ *
+ * The module also holds the file's whole SourceCodeInfo (binary, base64), which server reflection
+ * adds to the descriptors it serves so that grpcurl and grpcui show the comments.
  */
 import { create, createFileRegistry, fromBinary, toBinary, type DescFile } from "@bufbuild/protobuf";
 import {
@@ -14,6 +17,7 @@ import {
   CodeGeneratorResponse_Feature,
   CodeGeneratorResponseSchema,
   DescriptorProtoSchema,
+  SourceCodeInfoSchema,
   EnumDescriptorProtoSchema,
   FileDescriptorProtoSchema,
   FileDescriptorSetSchema,
@@ -68,6 +72,11 @@ function commentsOf(file: DescFile): Map<string, string> {
   return out;
 }
 
+function sourceInfoBase64(file: DescFile): string {
+  const info = file.proto.sourceCodeInfo;
+  return info ? Buffer.from(toBinary(SourceCodeInfoSchema, info)).toString("base64") : "";
+}
+
 function moduleFor(file: DescFile): { name: string; content: string } {
   const base = file.proto.name.replace(/\.proto$/, "");
   const constName = `comments_${base.replace(/[^A-Za-z0-9]/g, "_")}`;
@@ -79,6 +88,12 @@ function moduleFor(file: DescFile): { name: string; content: string } {
     `export const ${constName}: Readonly<Record<string, string>> = {`,
     ...entries,
     "};",
+    "",
+    `/** SourceCodeInfo of ${file.proto.name} (binary, base64), for server reflection. */`,
+    `export const sourceInfo_${constName.slice("comments_".length)} = {`,
+    `  file: ${JSON.stringify(file.proto.name)},`,
+    `  base64: ${JSON.stringify(sourceInfoBase64(file))},`,
+    "} as const;",
     "",
   ].join("\n");
   return { name: `${base}_comments.ts`, content };

@@ -72,24 +72,45 @@ describe("docker-compose.yml", () => {
     expect(services.redis?.healthcheck?.test.join(" ")).to.contain("redis-cli ping");
   });
 
-  it("builds the services from a Dockerfile that installs with npm ci and runs TypeScript with tsx", () => {
+  it("builds a slim, non-root image of production dependencies and compiled JavaScript, with a health check", () => {
     const dockerfile = readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8");
-    expect(dockerfile).to.match(/^FROM node:20/m);
-    expect(dockerfile).to.match(/^RUN npm ci/m);
-    expect(dockerfile).to.contain("tsx");
+    const stages = dockerfile.split(/^FROM /m).slice(1);
+    expect(stages).to.have.length(2);
+    const [build, runtime] = stages as [string, string];
+    expect(build).to.match(/^node:20-slim AS build/);
+    expect(build).to.match(/^RUN npm ci/m);
+    expect(build).to.match(/^RUN npm run build$/m);
+    expect(runtime).to.match(/^node:20-slim\n/);
+    expect(runtime).to.match(/^RUN npm ci --omit=dev/m);
+    // Only the compiled output comes from the build stage, never its node_modules.
+    const copied = [...runtime.matchAll(/^COPY --from=build (\S+)/gm)].map((m) => m[1]);
+    expect(copied).to.deep.equal(["/app/dist"]);
+    expect(runtime).to.match(/^USER node$/m);
+    expect(runtime).to.not.contain("tsx");
+    const health = /^HEALTHCHECK .*CMD \["node", "([^"]+)"\]$/m.exec(runtime);
+    expect(health?.[1]).to.equal("dist/services/healthcheck.js");
+    expect(existsSync(join(REPO_ROOT, "services/healthcheck.ts"))).to.equal(true);
+    expect(runtime).to.match(/^CMD \["node", "dist\/services\/main\.js"\]$/m);
+    expect(JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")).scripts.build).to.equal("tsx scripts/build.ts");
     const ignored = readFileSync(join(REPO_ROOT, ".dockerignore"), "utf8").split("\n");
-    expect(ignored).to.include.members(["node_modules", ".git", "data"]);
+    expect(ignored).to.include.members(["node_modules", ".git", "data", "dist"]);
+  });
+
+  it("mounts the reconciliation directory only where it is written (recon)", () => {
+    const mounts = (name: string) => ((services[name] as { volumes?: string[] }).volumes ?? []).filter((v) => v.startsWith("reconciliation:"));
+    expect(mounts("recon")).to.deep.equal(["reconciliation:/app/data/reconciliation"]);
+    expect(mounts("payment")).to.deep.equal([]);
+    expect(mounts("merchant")).to.deep.equal([]);
   });
 
   for (const [name, app] of Object.entries(APPS)) {
     describe(name, () => {
       const service = () => services[name]!;
 
-      it("is built from the Dockerfile and runs its own entry point with tsx", () => {
+      it("is built from the Dockerfile and runs its own entry point, compiled", () => {
         expect(service().build).to.equal(".");
         const command = service().command ?? [];
-        expect(command.slice(0, 3)).to.deep.equal(["node", "--import", "tsx"]);
-        expect(command[3]).to.equal(app.entry);
+        expect(command).to.deep.equal(["node", `dist/${app.entry.replace(/\.ts$/, ".js")}`]);
         expect(existsSync(join(REPO_ROOT, app.entry)), app.entry).to.equal(true);
       });
 

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { EnvReader } from "../services/shared/config.js";
 import { ConfigError } from "../services/shared/errors.js";
+import { createServer, type AddressInfo, type Server } from "node:net";
 import { readPaymentConfig } from "../services/payment/config.js";
 import { readMerchantConfig } from "../services/merchant/config.js";
 import { readReconConfig } from "../services/recon/config.js";
@@ -32,6 +33,13 @@ const SHARED_BAD: [string, string][] = [
   ["HOST", "not a host"],
   ["BUSINESS_TIME_ZONE", "Mars/Olympus_Mons"],
   ["MAX_MESSAGE_BYTES", "12"],
+  ["SHUTDOWN_GRACE_MS", "-1"],
+  ["SHUTDOWN_GRACE_MS", "10s"],
+  ["LOG_CALLS", "loud"],
+  ["CORS_ALLOWED_ORIGINS", "buf.build"],
+  ["CORS_ALLOWED_ORIGINS", "https://buf.build/studio"],
+  ["CORS_ALLOWED_ORIGINS", "*,https://buf.build"],
+  ["CORS_ALLOWED_ORIGINS", "ftp://files.example"],
 ];
 /** Bad values the services with a database refuse. */
 const STORAGE_BAD: [string, string][] = [
@@ -58,6 +66,9 @@ const READERS: { name: string; read: Reader; bad: [string, string][] }[] = [
       ["SETTLE_CRON", "every five seconds"],
       ["SETTLE_CHUNK_ACCOUNTS", "0"],
       ["SETTLE_SWEEP_EVERY", "many"],
+      ["PAYMENT_REQUEST_TIME_MAX_AHEAD_SECONDS", "-1"],
+      ["PAYMENT_REQUEST_TIME_MAX_AHEAD_SECONDS", "3601"],
+      ["PAYMENT_REQUEST_TIME_MAX_AHEAD_SECONDS", "5m"],
     ],
   },
   {
@@ -102,6 +113,12 @@ describe("configuration", () => {
       expect(c.database.sqliteFile).to.equal("data/payment.sqlite");
       expect(c.redisUrl).to.equal(undefined);
       expect(c.timeZone).to.equal("Asia/Shanghai");
+    });
+
+    it("gives calls in flight SHUTDOWN_GRACE_MS (10 s by default) to finish once told to stop", () => {
+      expect(readPaymentConfig(new EnvReader({})).callLimits?.shutdownGraceMs).to.equal(10_000);
+      expect(readPaymentConfig(new EnvReader({ SHUTDOWN_GRACE_MS: "60000" })).callLimits?.shutdownGraceMs).to.equal(60_000);
+      expect(readMerchantConfig(new EnvReader({ SHUTDOWN_GRACE_MS: "0" })).callLimits?.shutdownGraceMs).to.equal(0);
     });
 
     it("takes its own database on the server MYSQL_URL names, and REDIS_URL for the buffer", () => {
@@ -185,6 +202,49 @@ describe("configuration", () => {
         expect(code, stderr).to.equal(2);
         expect(stderr).to.contain(variable);
         expect(stderr).to.contain(value);
+      });
+    }
+  });
+
+  describe("a process whose port is taken", () => {
+    let dir: string;
+    let holder: Server;
+    let port: number;
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), "config-"));
+      holder = createServer();
+      await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+      port = (holder.address() as AddressInfo).port;
+    });
+    after(async () => {
+      await new Promise<void>((resolve) => holder.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    for (const [entry, variable] of [
+      ["services/payment/main.ts", "PAYMENT_HTTP_PORT"],
+      ["services/payment/main.ts", "PAYMENT_GRPC_PORT"],
+      ["services/main.ts", "MERCHANT_GRPC_PORT"],
+      ["services/main.ts", "RECON_HTTP_PORT"],
+    ] as const) {
+      it(`${entry} exits 2 naming ${variable}, without a stack trace`, async () => {
+        // Every other port picked by the system, so only the one under test is taken.
+        const free = Object.fromEntries(
+          ["PAYMENT", "MERCHANT", "RECON"].flatMap((s) => [`${s}_GRPC_PORT`, `${s}_HTTP_PORT`].map((v) => [v, "0"])),
+        );
+        const child = spawn(join(REPO_ROOT, "node_modules", ".bin", "tsx"), [join(REPO_ROOT, entry)], {
+          cwd: dir,
+          env: { ...process.env, ...free, SETTLE_CRON: "off", RESOLVE_CRON: "off", [variable]: String(port) },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let stderr = "";
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        child.stdout.resume();
+        const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+        expect(code, stderr).to.equal(2);
+        expect(stderr).to.contain(`configuration ${variable}: port ${port} on 127.0.0.1 is already in use`);
+        expect(stderr).to.not.match(/\n\s+at /);
+        expect(stderr).to.not.contain("EADDRINUSE");
       });
     }
   });

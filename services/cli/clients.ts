@@ -106,6 +106,10 @@ export class ServiceCallError extends Error {
   describe(): string {
     const code = Code[this.cause.code] ?? String(this.cause.code);
     if (this.cause.code === Code.Unavailable) {
+      const upstream = /^upstream (\w+) service at (\S+) is unreachable \((.*)\)$/s.exec(this.cause.rawMessage);
+      if (upstream) {
+        return `the ${this.service} service at ${this.address} answered, but cannot reach the ${upstream[1]} service at ${upstream[2]} (${upstream[3]}); start the ${upstream[1]} service, or point the ${this.service} service at it`;
+      }
       const reason = this.cause.rawMessage.replace(/\s*Resolution note:\s*$/, "");
       return `cannot reach the ${this.service} service at ${this.address} (${reason}); start it, or pass --${this.service} host:port`;
     }

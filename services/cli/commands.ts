@@ -37,6 +37,13 @@ export interface Output {
 
 const JSON_OPTIONS = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
 
+/** The zone of the services' business times, shown next to every time printed. */
+const ZONE = process.env.BUSINESS_TIME_ZONE || "Asia/Shanghai";
+const zoned = (label: string) => `${label} (${ZONE})`;
+
+/** The merchant's response_msg of an order left UNKNOWN by an injected lost response (orderSender.ts). */
+const LOST_RESPONSE_MSG = "response lost (injected fault)";
+
 function json<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): unknown {
   return toJson(schema, message, JSON_OPTIONS);
 }
@@ -127,9 +134,9 @@ function orderRecord(o: Order): string {
     ["saler_id", o.salerId],
     ["amount (fen)", o.amount],
     ["state", o.state],
-    ["request_time", o.requestTime],
+    [zoned("request_time"), o.requestTime],
     ["response_id", o.responseId || "-"],
-    ["response_time", o.responseTime || "-"],
+    [zoned("response_time"), o.responseTime || "-"],
     ["response_code", o.responseCode || "-"],
     ["response_msg", o.responseMsg || "-"],
   ]);
@@ -183,7 +190,7 @@ export function planChunks(count: number, chunkSize: number, faults: FaultCounts
 }
 
 export async function simulate(ctx: CommandContext): Promise<Output> {
-  const kind = orderTypeOption({ type: ctx.positionals[0] ?? str(ctx.values, "type") ?? "payment" }, "type")!;
+  const kind = orderTypeOption({ type: ctx.positionals[0] ?? "payment" }, "type")!;
   const v = ctx.values;
   const count = intOption(v, "count", 1000, 1, 1_000_000);
   const concurrency = intOption(v, "concurrency", 16, 1, 1024);
@@ -202,11 +209,13 @@ export async function simulate(ctx: CommandContext): Promise<Output> {
   if (faults.lostResponses + faults.tamperedAmounts + faults.merchantOnly > count) {
     throw new UsageError("more faults than requests: --lost-responses + --tampered-amounts + --merchant-only must not exceed --count");
   }
-  // Simulate is one unary call; the run is sent as consecutive chunks so that progress is real.
-  const chunkSize = intOption(v, "chunk", Math.min(count, Math.max(concurrency * 8, Math.ceil(count / 50))), 1, 1_000_000);
+  // One Simulate call, so that a seed gives the same orders as the Simulate RPC does. With --chunk
+  // the run is sent as consecutive calls, seeded seed, seed+1, …, so that progress is real.
+  const chunkSize = intOption(v, "chunk", count, 1, 1_000_000);
   const chunks = planChunks(count, chunkSize, faults);
 
-  const bar = new ProgressBar({ label: `simulate ${kind}s`, total: count, enabled: ctx.progress });
+  if (ctx.progress && chunks.length === 1) process.stderr.write(`simulating ${count} ${kind}s in one Simulate call (seed ${seed}); --chunk N shows progress\n`);
+  const bar = new ProgressBar({ label: `simulate ${kind}s`, total: count, enabled: ctx.progress && chunks.length > 1 });
   const started = performance.now();
   const reports: SimulateResponse[] = [];
   let done = 0;
@@ -322,18 +331,65 @@ export async function settle(ctx: CommandContext): Promise<Output> {
   return { text, json: json(SettleResponseSchema, res), exitCode: EXIT.ok };
 }
 
+/** Open orders the resolver leaves alone, by reason. */
+interface Skipped {
+  reason: string;
+  count: number;
+  requestIds: string[];
+}
+
+/** What the merchant's resolver does not examine, and why: the orders of an injected lost response. */
+async function skippedByResolver(ctx: CommandContext): Promise<Skipped[]> {
+  const lost: string[] = [];
+  let count = 0;
+  let pageToken = "";
+  do {
+    const page = await call("merchant", ctx.services.addresses, () => ctx.services.merchant.listOrders({ state: "UNKNOWN", pageSize: 1000, pageToken }));
+    for (const o of page.orders) {
+      if (o.responseMsg !== LOST_RESPONSE_MSG) continue;
+      count++;
+      if (lost.length < 20) lost.push(o.requestId);
+    }
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "");
+  return count === 0
+    ? []
+    : [
+        {
+          reason:
+            "UNKNOWN by an injected lost response (simulation fault): left alone on purpose, since they stand for answers the merchant never got; reconciliation reports them as F113",
+          count,
+          requestIds: lost,
+        },
+      ];
+}
+
 export async function resolve(ctx: CommandContext): Promise<Output> {
   const initOlderThanSeconds = intOption(ctx.values, "init-older-than", 0, 0, 86_400 * 30);
   const res = await call("merchant", ctx.services.addresses, () => ctx.services.merchant.resolveUnknownOrders({ initOlderThanSeconds }));
-  const text = record([
+  const skipped = await skippedByResolver(ctx);
+  const skippedCount = skipped.reduce((n, s) => n + s.count, 0);
+  let text = record([
     ["orders examined", res.examined],
     ["now SUCCESS", res.succeeded],
     ["now FAIL", res.failed],
     ["still UNKNOWN", res.stillUnknown],
+    ["skipped", skippedCount],
   ]);
+  if (res.stillUnknown > 0) text += "\nSome orders stay UNKNOWN: the payment system could not be asked.\n";
+  for (const s of skipped) {
+    text += `\nSkipped ${s.count} order(s) ${s.reason}.\n  ${s.requestIds.join("\n  ")}${s.count > s.requestIds.length ? `\n  (first ${s.requestIds.length}; paycli orders --state UNKNOWN lists all)` : ""}\n`;
+  }
+  text += `\nINIT orders newer than ${initOlderThanSeconds || "the merchant's RESOLVE_INIT_AFTER_SECONDS"} s are not examined: their calls may still be under way.\n`;
   return {
-    text: text + (res.stillUnknown > 0 ? "\nSome orders stay UNKNOWN: the payment system could not be asked.\n" : ""),
-    json: { examined: res.examined, succeeded: res.succeeded, failed: res.failed, still_unknown: res.stillUnknown },
+    text,
+    json: {
+      examined: res.examined,
+      succeeded: res.succeeded,
+      failed: res.failed,
+      still_unknown: res.stillUnknown,
+      skipped: skipped.map((s) => ({ reason: s.reason, count: s.count, request_ids: s.requestIds })),
+    },
     exitCode: res.stillUnknown > 0 ? EXIT.businessFailure : EXIT.ok,
   };
 }
@@ -374,7 +430,7 @@ export async function orders(ctx: CommandContext): Promise<Output> {
   const salerId = str(ctx.values, "saler") ?? "";
   const limit = intOption(ctx.values, "limit", 20, 1, 100_000);
   const found: Order[] = [];
-  let pageToken = "";
+  let pageToken = str(ctx.values, "page") ?? "";
   do {
     const page = await call("merchant", ctx.services.addresses, () =>
       ctx.services.merchant.listOrders({
@@ -392,10 +448,10 @@ export async function orders(ctx: CommandContext): Promise<Output> {
     found.length === 0
       ? "No orders match.\n"
       : table(
-          ["request_id", "type", "saler_id", "amount", "state", "response_id", "request_time", "response_msg"],
+          ["request_id", "type", "saler_id", "amount", "state", "response_id", zoned("request_time"), "response_msg"],
           found.map((o) => [o.requestId, merchantTypeName(o.orderType), o.salerId, o.amount, o.state, o.responseId || "-", o.requestTime, o.responseMsg || "-"]),
-        ) + (pageToken !== "" ? `(first ${found.length}; --limit shows more)\n` : "");
-  return { text, json: found.map((o) => json(OrderSchema, o)), exitCode: EXIT.ok };
+        ) + (pageToken !== "" ? `(${found.length} shown; next page: --page ${pageToken})\n` : "");
+  return { text, json: { orders: found.map((o) => json(OrderSchema, o)), next_page_token: pageToken }, exitCode: EXIT.ok };
 }
 
 // --- reconciliation and audit -------------------------------------------------------------------
@@ -440,8 +496,8 @@ function runHeader(run: Run): string {
   const kind = run.kind === RunKind.AUDIT ? "Audit" : "Reconciliation";
   return record([
     [`${kind} run`, run.runId],
-    ["created", run.createdTime],
-    ["cut-off", run.cutoffTime || "-"],
+    [zoned("created"), run.createdTime],
+    [zoned("cut-off"), run.cutoffTime || "-"],
     ...(run.kind === RunKind.AUDIT ? [] : ([["key", keyName(run.key)]] as [string, Cell][])),
     ["source", run.source],
     ["directory", run.directory],
@@ -540,8 +596,9 @@ export async function reconcile(ctx: CommandContext): Promise<Output> {
       }),
     ));
   } else {
+    const cutoffTime = cutoffOption(v);
     ({ run } = await call("recon", ctx.services.addresses, () =>
-      ctx.services.recon.reconcile({ key, cutoffTime: cutoffOption(v), resolveUnknown: v["resolve-unknown"] === true }),
+      ctx.services.recon.reconcile({ key, cutoffTime, resolveUnknown: v["resolve-unknown"] === true }),
     ));
   }
   const { text, rows } = await renderReconciliation(ctx, run!, limit);
@@ -565,9 +622,8 @@ export async function audit(ctx: CommandContext): Promise<Output> {
     if (!files.balances || !files.merchantPayments) throw new UsageError("an audit of files needs --payments-file and --balances-file (and --withdrawals-file when there are withdrawals)");
     ({ run } = await call("recon", ctx.services.addresses, () => ctx.services.recon.auditFiles(files)));
   } else {
-    ({ run } = await call("recon", ctx.services.addresses, () =>
-      ctx.services.recon.audit({ cutoffTime: cutoffOption(v), resolveUnknown: v["resolve-unknown"] === true }),
-    ));
+    const cutoffTime = cutoffOption(v);
+    ({ run } = await call("recon", ctx.services.addresses, () => ctx.services.recon.audit({ cutoffTime, resolveUnknown: v["resolve-unknown"] === true })));
   }
   const { text, rows } = await renderAudit(ctx, run!, limit);
   return {
@@ -586,40 +642,37 @@ function runSummary(run: Run): string {
   return `F000 ${n((d) => d.f000Count)}, F113 ${n((d) => d.f113Count)}, F114 ${n((d) => d.f114Count)}, F115 ${n((d) => d.f115Count)}`;
 }
 
-export async function runs(ctx: CommandContext): Promise<Output> {
-  const [sub = "list", runId] = ctx.positionals;
-  if (sub === "list") {
-    const kindRaw = str(ctx.values, "kind");
-    const kind =
-      kindRaw === undefined ? RunKind.UNSPECIFIED : kindRaw.startsWith("rec") ? RunKind.RECONCILIATION : kindRaw === "audit" ? RunKind.AUDIT : undefined;
-    if (kind === undefined) throw new UsageError(`--kind must be reconciliation or audit, got "${kindRaw}"`);
-    const limit = intOption(ctx.values, "limit", 20, 1, 1000);
-    const res = await call("recon", ctx.services.addresses, () => ctx.services.recon.listRuns({ kind, pageSize: limit }));
-    const text =
-      res.runs.length === 0
-        ? "No runs yet.\n"
-        : table(
-            ["run_id", "kind", "created", "cut-off", "source", "result", "summary", "took"],
-            res.runs.map((r) => [
-              r.runId,
-              r.kind === RunKind.AUDIT ? "audit" : "reconciliation",
-              r.createdTime,
-              r.cutoffTime || "-",
-              r.source,
-              r.balanced ? (r.kind === RunKind.AUDIT ? "PASS" : "BALANCED") : r.kind === RunKind.AUDIT ? "FAIL" : "NOT BALANCED",
-              runSummary(r),
-              ms(r.durationMs),
-            ]),
-          );
-    return { text, json: res.runs.map((r) => json(RunSchema, r)), exitCode: EXIT.ok };
-  }
-  if (sub === "show") {
-    if (!runId) throw new UsageError("runs show needs a run id (see `runs list`)");
-    const limit = intOption(ctx.values, "rows", 20, 0, 1_000_000);
-    const { run } = await call("recon", ctx.services.addresses, () => ctx.services.recon.getRun({ runId }));
-    const body = run!.kind === RunKind.AUDIT ? await renderAudit(ctx, run!, limit) : await renderReconciliation(ctx, run!, limit);
-    const files = run!.files.length > 0 ? "\n" + table(["file", "rows", "path"], run!.files.map((f) => [f.name, f.rows, f.path])) : "";
-    return { text: body.text + files, json: json(RunSchema, run!), exitCode: EXIT.ok };
-  }
-  throw new UsageError(`runs: unknown subcommand "${sub}" (list or show)`);
+export async function runsList(ctx: CommandContext): Promise<Output> {
+  const kindRaw = str(ctx.values, "kind");
+  const kind = kindRaw === undefined ? RunKind.UNSPECIFIED : kindRaw === "audit" ? RunKind.AUDIT : RunKind.RECONCILIATION;
+  const limit = intOption(ctx.values, "limit", 20, 1, 1000);
+  const res = await call("recon", ctx.services.addresses, () => ctx.services.recon.listRuns({ kind, pageSize: limit }));
+  const text =
+    res.runs.length === 0
+      ? "No runs yet.\n"
+      : table(
+          ["run_id", "kind", zoned("created"), zoned("cut-off"), "source", "result", "summary", "took"],
+          res.runs.map((r) => [
+            r.runId,
+            r.kind === RunKind.AUDIT ? "audit" : "reconciliation",
+            r.createdTime,
+            r.cutoffTime || "-",
+            r.source,
+            r.balanced ? (r.kind === RunKind.AUDIT ? "PASS" : "BALANCED") : r.kind === RunKind.AUDIT ? "FAIL" : "NOT BALANCED",
+            runSummary(r),
+            ms(r.durationMs),
+          ]),
+        );
+  return { text, json: res.runs.map((r) => json(RunSchema, r)), exitCode: EXIT.ok };
+}
+
+/** One run; exit 1 when it is not balanced (differences found, or an audit FAIL). */
+export async function runsShow(ctx: CommandContext): Promise<Output> {
+  const [runId] = ctx.positionals;
+  if (!runId) throw new UsageError("runs show needs a run id (see `runs list`)");
+  const limit = intOption(ctx.values, "rows", 20, 0, 1_000_000);
+  const { run } = await call("recon", ctx.services.addresses, () => ctx.services.recon.getRun({ runId }));
+  const body = run!.kind === RunKind.AUDIT ? await renderAudit(ctx, run!, limit) : await renderReconciliation(ctx, run!, limit);
+  const files = run!.files.length > 0 ? "\n" + table(["file", "rows", "path"], run!.files.map((f) => [f.name, f.rows, f.path])) : "";
+  return { text: body.text + files, json: json(RunSchema, run!), exitCode: run!.balanced ? EXIT.ok : EXIT.businessFailure };
 }

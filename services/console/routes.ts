@@ -14,7 +14,7 @@
  * grant the catalog's origins). Its Content-Security-Policy allows no inline script and no
  * script from anywhere but this port.
  */
-import { createReadStream } from "node:fs";
+import { createReadStream, existsSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,6 +28,7 @@ import { writeXlsx } from "./xlsx.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const APP_ENTRY = join(here, "app", "main.ts");
+/** index.html and app.css; scripts/build.ts copies them next to the compiled routes. */
 const STATIC_DIR = join(here, "static");
 
 /** Columns whose integer values are amounts or counts: numbers in the spreadsheet. */
@@ -47,22 +48,33 @@ const CSP = [
   "frame-ancestors 'none'",
 ].join("; ");
 
+/** The app as bundled by scripts/build.ts into a compiled tree (dist/), where no TypeScript is. */
+const PREBUILT = join(here, "console-app.js");
+
 let bundle: Promise<string> | undefined;
 
-/** The browser app, bundled once per process. */
+/** The esbuild options of the browser app's bundle (also used by scripts/build.ts). */
+export const CONSOLE_BUNDLE_OPTIONS = {
+  entryPoints: [APP_ENTRY],
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: ["es2022"],
+  minify: true,
+  legalComments: "none",
+  logLevel: "silent",
+} as const;
+
+/** The browser app: the prebuilt bundle when there is one, else bundled once per process. */
 export function consoleBundle(): Promise<string> {
   bundle ??= (async () => {
+    if (existsSync(PREBUILT)) return readFile(PREBUILT, "utf8");
     const esbuild = await import("esbuild");
     const result = await esbuild.build({
-      entryPoints: [APP_ENTRY],
-      bundle: true,
+      ...CONSOLE_BUNDLE_OPTIONS,
+      entryPoints: [...CONSOLE_BUNDLE_OPTIONS.entryPoints],
+      target: [...CONSOLE_BUNDLE_OPTIONS.target],
       write: false,
-      format: "esm",
-      platform: "browser",
-      target: ["es2022"],
-      minify: true,
-      legalComments: "none",
-      logLevel: "silent",
     });
     return result.outputFiles[0]!.text;
   })();

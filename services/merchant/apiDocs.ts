@@ -40,6 +40,7 @@ export function merchantApiDocument(): OpenApiDocument {
             responseMsg: "OK",
           },
         }),
+        invalid: { request: { saler_id: "saler1", total_fee: "0" }, message: "total_fee: must be a positive integer number of fen, got 0" },
       },
       "merchant.v1.MerchantService/Withdraw": {
         request: jsonExample(WithdrawRequestSchema, { salerId: "saler1", withdrawMoney: 10n }),
@@ -57,10 +58,21 @@ export function merchantApiDocument(): OpenApiDocument {
             responseMsg: "账户余额不足，提款失败",
           },
         }),
+        invalid: { request: { saler_id: "saler 1", withdraw_money: "10" }, message: "saler_id: must be 1 to 64 characters of A-Z a-z 0-9 _ -" },
       },
-      "merchant.v1.MerchantService/GetOrder": { request: jsonExample(GetOrderRequestSchema, { requestId: "20190829171520123456" }) },
-      "merchant.v1.MerchantService/ListOrders": { request: jsonExample(ListOrdersRequestSchema, { pageSize: 20 }) },
-      "merchant.v1.MerchantService/ResolveUnknownOrders": { request: jsonExample(ResolveUnknownOrdersRequestSchema, {}) },
+      "merchant.v1.MerchantService/GetOrder": {
+        // The served document shows the newest order instead, once there is one.
+        request: jsonExample(GetOrderRequestSchema, { requestId: "20190829171520123456" }),
+        invalid: { request: { request_id: "abc" }, message: "request_id: must be exactly 20 digits" },
+      },
+      "merchant.v1.MerchantService/ListOrders": {
+        request: jsonExample(ListOrdersRequestSchema, { pageSize: 20 }),
+        invalid: { request: { state: "LOST" }, message: "state: must be one of INIT, SUCCESS, FAIL, UNKNOWN or empty" },
+      },
+      "merchant.v1.MerchantService/ResolveUnknownOrders": {
+        request: jsonExample(ResolveUnknownOrdersRequestSchema, {}),
+        invalid: { request: { init_older_than_seconds: -1 }, message: "init_older_than_seconds: must not be negative" },
+      },
       "merchant.v1.MerchantService/Simulate": {
         // Faults are off here; set a count in faults to inject them.
         request: jsonExample(SimulateRequestSchema, {
@@ -74,6 +86,7 @@ export function merchantApiDocument(): OpenApiDocument {
           seed: 42n,
           faults: { lostResponses: 0, tamperedAmounts: 0, merchantOnly: 0 },
         }),
+        invalid: { request: { count: 0 }, message: "count: must be between 1 and 1000000" },
         response: jsonExample(SimulateResponseSchema, {
           simulationId: "0b8f8a4e-5d0c-4c5e-9a55-6f1f7c3a2d10",
           orderType: OrderType.PAYMENT,

@@ -3,6 +3,7 @@ import type { DatabaseConfig } from "../shared/database.js";
 import { mysqlDatabaseUrl, readCron } from "../payment/config.js";
 import { readOperatorToken } from "../shared/authentication.js";
 import { readCallLimits, type CallLimits } from "../shared/callPolicy.js";
+import { readServing, type ServingConfig } from "../shared/serving.js";
 import { ConfigError } from "../shared/errors.js";
 import { parseKey, parseMerchantId, type MerchantCredentials } from "../shared/signing.js";
 import { readServerTls, readTlsCa, type ServerTls } from "../shared/tls.js";
@@ -28,6 +29,8 @@ export interface MerchantConfig {
   operatorToken?: string | undefined;
   tls?: ServerTls | undefined;
   callLimits?: CallLimits | undefined;
+  /** LOG_CALLS and CORS_ALLOWED_ORIGINS (serving.ts). */
+  serving?: ServingConfig | undefined;
 }
 
 export function readMerchantConfig(env = new EnvReader()): MerchantConfig {
@@ -51,6 +54,7 @@ export function readMerchantConfig(env = new EnvReader()): MerchantConfig {
     operatorToken: readOperatorToken(env),
     tls: readServerTls(env, "MERCHANT"),
     callLimits: readCallLimits(env),
+    serving: readServing(env),
   };
 }
 

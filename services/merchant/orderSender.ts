@@ -15,7 +15,7 @@
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { OrderType, type PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import type { Database } from "../shared/database.js";
-import { isDuplicateKeyError } from "../shared/errors.js";
+import { isDuplicateKeyError, isRetryableTransactionError } from "../shared/errors.js";
 import { OrderIdSequence } from "../shared/ids.js";
 import type { BusinessClock } from "../shared/time.js";
 import type { Logger } from "../shared/logger.js";
@@ -79,8 +79,9 @@ export class OrderSender {
 
   /**
    * New orders of concurrent sends are stored together. A batch that meets a duplicate
-   * request_id is not stored at all (one statement), and is then stored order by order so that
-   * each send learns its own outcome. The answer per order: undefined when stored, else its error.
+   * request_id, or lock contention that outlasts its retries, is not stored at all (one
+   * statement), and is then stored order by order (each retried on contention) so that each send
+   * learns its own outcome. The answer per order: undefined when stored, else its error.
    */
   private readonly orderInserts = new WriteBatcher<{ order: MerchantOrder; now: string; simulationId?: string | undefined }, unknown>(
     async (items) => {
@@ -90,18 +91,29 @@ export class OrderSender {
         await insertOrders(this.db.knex, items);
         return items.map(() => undefined);
       } catch (err) {
-        if (!isDuplicateKeyError(err)) throw err;
+        if (!isDuplicateKeyError(err) && !isRetryableTransactionError(err)) throw err;
         return Promise.all(items.map(one));
       }
     },
     { maxInFlight: 4, maxBatch: 500 },
   );
 
-  /** Answers of concurrent sends are recorded together, one statement per batch. */
+  /**
+   * Answers of concurrent sends are recorded together, one statement per batch; a batch that
+   * contention defeats is recorded order by order.
+   */
   private readonly outcomeWrites = new WriteBatcher<{ requestId: string; outcome: Outcome; now: string }, void>(
     async (items) => {
-      if (items.length === 1) await recordOutcome(this.db.knex, items[0]!.requestId, items[0]!.outcome, items[0]!.now);
-      else await recordOutcomes(this.db.knex, items);
+      const each = () => Promise.all(items.map((i) => recordOutcome(this.db.knex, i.requestId, i.outcome, i.now)));
+      if (items.length === 1) await each();
+      else {
+        try {
+          await recordOutcomes(this.db.knex, items);
+        } catch (err) {
+          if (!isRetryableTransactionError(err)) throw err;
+          await each();
+        }
+      }
       return items.map(() => undefined);
     },
     { maxInFlight: 4, maxBatch: 500 },

@@ -1,6 +1,7 @@
 /** Data access for the merchant's orders. Takes a knex or a transaction. */
 import type { Knex } from "knex";
 import { sqlInt, toFen } from "../shared/database.js";
+import { writeWithRetry } from "../shared/contention.js";
 
 export type OrderTypeName = "PAYMENT" | "WITHDRAWAL";
 export type OrderState = "INIT" | "SUCCESS" | "FAIL" | "UNKNOWN";
@@ -72,12 +73,15 @@ function orderRow(o: MerchantOrder, now: string, simulationId?: string) {
 }
 
 export async function insertOrder(db: Knex, o: MerchantOrder, now: string, simulationId?: string): Promise<void> {
-  await db("merchant_orders").insert(orderRow(o, now, simulationId));
+  await writeWithRetry(db, () => db("merchant_orders").insert(orderRow(o, now, simulationId)));
 }
 
-/** One statement for several new orders: all of them are stored, or (on any duplicate) none. */
+/**
+ * One statement for several new orders: all of them are stored, or (on any duplicate, or when
+ * contention outlasts its retries) none.
+ */
 export async function insertOrders(db: Knex, orders: readonly { order: MerchantOrder; now: string; simulationId?: string | undefined }[]): Promise<void> {
-  await db("merchant_orders").insert(orders.map((o) => orderRow(o.order, o.now, o.simulationId)));
+  await writeWithRetry(db, () => db("merchant_orders").insert(orders.map((o) => orderRow(o.order, o.now, o.simulationId))));
 }
 
 export type Outcome = Pick<MerchantOrder, "state" | "responseId" | "responseTime" | "responseCode" | "responseMsg">;
@@ -91,7 +95,7 @@ export async function recordOutcomes(db: Knex, items: readonly { requestId: stri
   const byRequest = (value: (o: Outcome) => string | null) =>
     db.raw(`CASE request_id ${items.map(() => "WHEN ? THEN ?").join(" ")} END`, items.flatMap((i) => [i.requestId, value(i.outcome)]));
   const now = items.reduce((latest, i) => (i.now > latest ? i.now : latest), "");
-  await db("merchant_orders")
+  await writeWithRetry(db, () => db("merchant_orders")
     .whereIn(
       "request_id",
       items.map((i) => i.requestId),
@@ -104,7 +108,7 @@ export async function recordOutcomes(db: Knex, items: readonly { requestId: stri
       response_code: byRequest((o) => nullIfEmpty(o.responseCode)),
       response_msg: byRequest((o) => nullIfEmpty(o.responseMsg)),
       updated_time: now,
-    });
+    }));
 }
 
 /** Records the outcome of an order that is still open (INIT or UNKNOWN). */
@@ -114,7 +118,7 @@ export async function recordOutcome(
   outcome: Pick<MerchantOrder, "state" | "responseId" | "responseTime" | "responseCode" | "responseMsg"> & { amount?: bigint; fault?: string },
   now: string,
 ): Promise<boolean> {
-  const changed = await db("merchant_orders")
+  const changed = await writeWithRetry(db, () => db("merchant_orders")
     .where({ request_id: requestId })
     .whereIn("state", ["INIT", "UNKNOWN"])
     .update({
@@ -126,7 +130,7 @@ export async function recordOutcome(
       ...(outcome.amount === undefined ? {} : { amount: outcome.amount }),
       ...(outcome.fault === undefined ? {} : { fault: outcome.fault }),
       updated_time: now,
-    });
+    }));
   return changed === 1;
 }
 

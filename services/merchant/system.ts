@@ -1,7 +1,7 @@
 /** Builds the merchant system from its configuration: storage, payment client, jobs, handlers. */
 import schedule from "node-schedule";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
-import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import { OrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { openDatabase, type Database } from "../shared/database.js";
 import { createGrpcClient } from "../shared/grpc.js";
 import type { Logger } from "../shared/logger.js";
@@ -17,6 +17,12 @@ import type { MerchantConfig } from "./config.js";
 import { merchantMigrations } from "./migrations/index.js";
 import { OrderSender, type SenderFaults } from "./orderSender.js";
 import { createMerchantService } from "./service.js";
+import { ServiceMetrics } from "../shared/metrics.js";
+import { DEFAULT_SERVING } from "../shared/serving.js";
+import { MerchantMetrics } from "./metrics.js";
+import { databaseCheck, OutageLog, upstreamCheck } from "../shared/readiness.js";
+import type { ResolveResult } from "./orderSender.js";
+import { Code, ConnectError } from "@connectrpc/connect";
 
 /** The calls that need the operator token when one is configured. */
 export const MERCHANT_OPERATOR_CALLS = ["Simulate", "ResolveUnknownOrders"] as const;
@@ -27,6 +33,7 @@ export interface MerchantSystem {
   sender: OrderSender;
   /** The API documents its /docs page shows; the platform adds the other services'. */
   docs: ApiCatalog;
+  metrics: MerchantMetrics;
   close(): Promise<void>;
 }
 
@@ -37,9 +44,12 @@ export async function startMerchantSystem(
 ): Promise<MerchantSystem> {
   const db = await openDatabase(config.database, merchantMigrations);
   const clock = new BusinessClock(config.timeZone);
+  const metrics = new MerchantMetrics(new ServiceMetrics("merchant"), db, clock);
   const signing = config.signing;
   const payment = createGrpcClient(PaymentService, config.paymentAddress, {
     credentials: grpcChannelCredentials(config.paymentTlsCa),
+    interceptors: [metrics.metrics.clientInterceptor()],
+    upstream: "payment",
     ...(signing
       ? {
           callHeaders: (method, message) =>
@@ -52,13 +62,67 @@ export async function startMerchantSystem(
     closeUnknownAfterSeconds: config.closeUnknownAfterSeconds,
     ...(options.senderFaults ? { faults: options.senderFaults } : {}),
   });
-  const impl = createMerchantService({
+  const base = createMerchantService({
     db,
     sender,
     exportBatchSize: config.exportBatchSize,
     resolveInitAfterSeconds: config.resolveInitAfterSeconds,
   });
+  /** One log line and the metrics of every resolution run, by call or on schedule. */
+  const resolved = (trigger: string, started: number, result: ResolveResult | undefined, err?: unknown) => {
+    const durationMs = Date.now() - started;
+    metrics.resolveFinished(result, durationMs);
+    // A scheduled run with nothing open says nothing.
+    if (trigger === "schedule") {
+      if (result) scheduledOutage.succeeded();
+      else scheduledOutage.failed(err);
+    }
+    if (result && (trigger === "call" || result.examined > 0)) logger.info({ trigger, ...result, durationMs }, "resolved open orders");
+    else if (!result && trigger === "call") logger.warn({ trigger, err: err instanceof Error ? err.message : String(err), durationMs }, "resolving open orders failed");
+  };
+  const scheduledOutage = new OutageLog(logger, "scheduled resolution of open orders");
+  const refused = (err: unknown) => err instanceof ConnectError && err.code === Code.InvalidArgument;
+  const impl: typeof base = {
+    ...base,
+    async resolveUnknownOrders(req, ctx) {
+      const started = Date.now();
+      try {
+        const result = (await base.resolveUnknownOrders(req, ctx)) as ResolveResult;
+        resolved("call", started, result);
+        return result;
+      } catch (err) {
+        if (!refused(err)) resolved("call", started, undefined, err);
+        throw err;
+      }
+    },
+    async simulate(req, ctx) {
+      const report = await base.simulate(req, ctx);
+      const type = report.orderType === OrderType.WITHDRAWAL ? "WITHDRAWAL" : "PAYMENT";
+      const r = report as { simulationId: string; requested: number; succeeded: number; failed: number; unknown: number; amountSucceeded: bigint; elapsedMs: bigint; throughput: number; latencyP50Ms: number; latencyP99Ms: number; injected?: unknown[] };
+      metrics.simulationFinished(type, r);
+      logger.info(
+        {
+          simulationId: r.simulationId,
+          orderType: type,
+          seed: String(req.seed),
+          requested: r.requested,
+          succeeded: r.succeeded,
+          failed: r.failed,
+          unknown: r.unknown,
+          amountSucceeded: String(r.amountSucceeded),
+          elapsedMs: Number(r.elapsedMs),
+          throughput: r.throughput,
+          latencyP50Ms: r.latencyP50Ms,
+          latencyP99Ms: r.latencyP99Ms,
+          injected: r.injected?.length ?? 0,
+        },
+        "simulation finished",
+      );
+      return report;
+    },
+  };
   const docs = new ApiCatalog("merchant");
+  const upstream = upstreamCheck("payment", config.paymentAddress, PaymentService.typeName, grpcChannelCredentials(config.paymentTlsCa));
   const server = await serve({
     name: "merchant",
     listen: config.listen,
@@ -73,17 +137,34 @@ export async function startMerchantSystem(
     maxMessageBytes: config.maxMessageBytes,
     limits: config.callLimits,
     tls: config.tls,
+    metrics: metrics.metrics,
+    serving: config.serving ?? DEFAULT_SERVING,
+    dependencies: [databaseCheck(db.knex), upstream],
   });
-  docs.add({ name: "merchant", url: server.httpUrl, document: merchantApiDocument() });
+  docs.add({
+    name: "merchant",
+    url: server.httpUrl,
+    document: merchantApiDocument(),
+    liveExamples: {
+      "merchant.v1.MerchantService/GetOrder": async () => {
+        const newest = (await db.knex("merchant_orders").orderBy("id", "desc").first("request_id")) as { request_id: string } | undefined;
+        return newest ? { request_id: newest.request_id } : undefined;
+      },
+    },
+  });
   let running: Promise<unknown> | undefined;
   const job =
     config.resolveCron === "off"
       ? undefined
       : schedule.scheduleJob(config.resolveCron, () => {
           if (running) return;
+          const started = Date.now();
           running = sender
             .resolveOpenOrders(config.resolveInitAfterSeconds)
-            .catch((err: unknown) => logger.error({ err }, "resolving open orders failed"))
+            .then(
+              (result) => resolved("schedule", started, result),
+              (err: unknown) => resolved("schedule", started, undefined, err),
+            )
             .finally(() => (running = undefined));
         });
   return {
@@ -91,11 +172,13 @@ export async function startMerchantSystem(
     db,
     sender,
     docs,
+    metrics,
     async close() {
       job?.cancel();
       await server.close();
       await running;
       payment.close();
+      upstream.close();
       await db.close();
     },
   };

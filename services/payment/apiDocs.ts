@@ -52,6 +52,7 @@ export function paymentApiDocument(): OpenApiDocument {
           responseCode: "SUCCESS",
           responseMsg: "OK",
         }),
+        invalid: { request: { ...(SEED_PAY_REQUEST as object), total_fee: "0" }, message: "total_fee: must be a positive integer number of fen, got 0" },
       },
       "payment.v1.PaymentService/Withdraw": {
         request: SEED_WITHDRAW_REQUEST,
@@ -65,9 +66,11 @@ export function paymentApiDocument(): OpenApiDocument {
           responseCode: "FAIL",
           responseMsg: "账户余额不足，提款失败",
         }),
+        invalid: { request: { ...(SEED_WITHDRAW_REQUEST as object), withdraw_money: "-100" }, message: "withdraw_money: must be a positive integer number of fen, got -100" },
       },
       "payment.v1.PaymentService/QueryOrder": {
         request: jsonExample(QueryOrderRequestSchema, { requestId: "20190829171520123456", orderType: OrderType.PAYMENT }),
+        invalid: { request: { request_id: "2019", order_type: "ORDER_TYPE_PAYMENT" }, message: "request_id: must be exactly 20 digits" },
       },
       "payment.v1.PaymentService/CloseOrder": {
         request: jsonExample(CloseOrderRequestSchema, { requestId: "20190829171520654321", orderType: OrderType.PAYMENT }),
@@ -76,9 +79,19 @@ export function paymentApiDocument(): OpenApiDocument {
       "payment.v1.PaymentService/GetBalance": {
         request: jsonExample(GetBalanceRequestSchema, { salerId: "saler2" }),
         response: jsonExample(GetBalanceResponseSchema, { account: { salerId: "saler2", balance: 0n, pending: 100n, pendingCount: 1n } }),
+        invalid: { request: { saler_id: "" }, message: "saler_id: is required" },
       },
-      "payment.v1.PaymentService/ListAccounts": { request: jsonExample(ListAccountsRequestSchema, { pageSize: 100 }) },
-      "payment.v1.PaymentService/Settle": { request: jsonExample(SettleRequestSchema, { fullSweep: false }) },
+      "payment.v1.PaymentService/ListAccounts": {
+        request: jsonExample(ListAccountsRequestSchema, { pageSize: 100 }),
+        invalid: { request: { page_size: 5000 }, message: "page_size: must be between 0 and 1000" },
+      },
+      "payment.v1.PaymentService/Settle": {
+        request: jsonExample(SettleRequestSchema, { fullSweep: false }),
+        invalid: {
+          request: { full_sweep: "yes" },
+          message: 'cannot decode field payment.v1.SettleRequest.full_sweep from JSON: expected boolean, got "yes"',
+        },
+      },
     },
   });
 }

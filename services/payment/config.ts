@@ -4,6 +4,7 @@ import { ConfigError } from "../shared/errors.js";
 import type { DatabaseConfig } from "../shared/database.js";
 import { readOperatorToken } from "../shared/authentication.js";
 import { readCallLimits, type CallLimits } from "../shared/callPolicy.js";
+import { readServing, type ServingConfig } from "../shared/serving.js";
 import { parseMerchantKeys } from "../shared/signing.js";
 import { readServerTls, type ServerTls } from "../shared/tls.js";
 
@@ -34,10 +35,17 @@ export interface PaymentConfig {
   merchantKeys?: ReadonlyMap<string, Buffer> | undefined;
   /** How far a signed request_time may lie from the payment system's business time. */
   requestWindowSeconds?: number | undefined;
+  /**
+   * How far ahead of the payment system's business time any request_time may lie (the clock skew
+   * tolerated between merchant and payment system); earlier than 2000-01-01 is refused too.
+   */
+  requestTimeMaxAheadSeconds?: number | undefined;
   /** OPERATOR_TOKEN: Settle then needs "authorization: Bearer <token>". */
   operatorToken?: string | undefined;
   tls?: ServerTls | undefined;
   callLimits?: CallLimits | undefined;
+  /** LOG_CALLS and CORS_ALLOWED_ORIGINS (serving.ts). */
+  serving?: ServingConfig | undefined;
 }
 
 export function mysqlDatabaseUrl(env: EnvReader, own: string, database: string): string | undefined {
@@ -78,9 +86,11 @@ export function readPaymentConfig(env = new EnvReader()): PaymentConfig {
     maxMessageBytes: env.int("MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     merchantKeys: readMerchantKeys(env),
     requestWindowSeconds: env.int("PAYMENT_REQUEST_WINDOW_SECONDS", 300, 1, 86_400),
+    requestTimeMaxAheadSeconds: env.int("PAYMENT_REQUEST_TIME_MAX_AHEAD_SECONDS", 300, 0, 3600),
     operatorToken: readOperatorToken(env),
     tls: readServerTls(env, "PAYMENT"),
     callLimits: readCallLimits(env),
+    serving: readServing(env),
   };
 }
 

@@ -45,6 +45,10 @@ export interface CreditBuffer {
   buffered(salerId: string): Promise<bigint>;
   /** One settler at a time; undefined when another holds the lease. */
   acquireLease(ttlMs: number): Promise<SettlementLease | undefined>;
+  /** Accounts due or being settled, and the amount buffered for all accounts. */
+  pending(): Promise<{ accounts: number; fen: bigint }>;
+  /** Resolves when the buffer answers; rejects with the reason it does not. */
+  check(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -107,6 +111,14 @@ export class MemoryCreditBuffer implements CreditBuffer {
     };
   }
 
+  async pending(): Promise<{ accounts: number; fen: bigint }> {
+    let fen = 0n;
+    for (const v of this.amounts.values()) fen += v;
+    return { accounts: new Set([...this.due, ...this.settling]).size, fen };
+  }
+
+  async check(): Promise<void> {}
+
   /** Forgets everything, as a restarted Redis would. */
   wipe(): void {
     this.due.clear();
@@ -130,6 +142,9 @@ for i = 1, #ARGV, 2 do
 end
 return 1`;
 
+const PENDING = `
+return {redis.call('SCARD', KEYS[1]) + redis.call('SCARD', KEYS[2]) - #redis.call('SINTER', KEYS[1], KEYS[2]), redis.call('HVALS', KEYS[3])}`;
+
 const RENEW = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
@@ -144,8 +159,11 @@ return 0`;
  */
 export class RedisCreditBuffer implements CreditBuffer {
   private readonly keys;
+  private lastError = "";
 
   constructor(private readonly redis: Redis, prefix: string) {
+    redis.on("error", (err: Error) => (this.lastError = err.message));
+    redis.on("ready", () => (this.lastError = ""));
     const tag = `{${prefix}}`;
     this.keys = {
       due: `${tag}:due`,
@@ -154,6 +172,33 @@ export class RedisCreditBuffer implements CreditBuffer {
       epoch: `${tag}:epoch`,
       lease: `${tag}:settlement-lease`,
     };
+  }
+
+  /**
+   * Resolves once connected: at once when ready, after the first connection when it is still
+   * being made (up to `ms`); rejects while Redis is away (reconnecting, closed).
+   */
+  private async untilConnected(ms: number): Promise<void> {
+    const status = this.redis.status;
+    if (status === "ready") return;
+    if (status !== "wait" && status !== "connecting" && status !== "connect") throw new Error(`credit buffer unavailable (${status})`);
+    let timer: NodeJS.Timeout | undefined;
+    let onReady: (() => void) | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        onReady = resolve;
+        this.redis.once("ready", onReady);
+        timer = setTimeout(() => reject(new Error(`credit buffer unavailable (${this.redis.status})`)), ms);
+      });
+    } finally {
+      clearTimeout(timer);
+      if (onReady) this.redis.off("ready", onReady);
+    }
+  }
+
+  /** Calls `listener` on every error of the Redis connection (it reconnects by itself). */
+  onError(listener: (err: Error) => void): void {
+    this.redis.on("error", listener);
   }
 
   static connect(url: string, prefix: string): RedisCreditBuffer {
@@ -219,6 +264,9 @@ export class RedisCreditBuffer implements CreditBuffer {
   }
 
   async acquireLease(ttlMs: number): Promise<SettlementLease | undefined> {
+    // Never queued while Redis is away: a queued SET NX would run once Redis is back, after this
+    // caller gave up on it, and leave a lease nobody holds, blocking settlement for its TTL.
+    await this.untilConnected(2000);
     const token = randomUUID();
     const ok = await this.redis.set(this.keys.lease, token, "PX", ttlMs, "NX");
     if (ok !== "OK") return undefined;
@@ -228,6 +276,25 @@ export class RedisCreditBuffer implements CreditBuffer {
         await this.redis.eval(RELEASE, 1, this.keys.lease, token);
       },
     };
+  }
+
+  async pending(): Promise<{ accounts: number; fen: bigint }> {
+    const [accounts, amounts] = (await this.redis.eval(PENDING, 3, this.keys.due, this.keys.settling, this.keys.amounts)) as [number, string[]];
+    let fen = 0n;
+    for (const v of amounts) fen += BigInt(v);
+    return { accounts, fen };
+  }
+
+  async check(): Promise<void> {
+    // Still making its first connection: the ping waits for it (commandTimeout bounds the wait).
+    if (this.redis.status === "reconnecting" || this.redis.status === "close" || this.redis.status === "end") {
+      throw new Error(`Redis is ${this.redis.status}${this.lastError ? ` (${this.lastError})` : ""}`);
+    }
+    try {
+      await this.redis.ping();
+    } catch (err) {
+      throw new Error(`Redis does not answer: ${err instanceof Error ? err.message : String(err)}${this.lastError ? ` (${this.lastError})` : ""}`);
+    }
   }
 
   async close(): Promise<void> {

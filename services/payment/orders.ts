@@ -1,6 +1,7 @@
 /** Data access for the payment system's orders and accounts. Takes a knex or a transaction. */
 import type { Knex } from "knex";
 import { sqlInt, toFen } from "../shared/database.js";
+import { writeWithRetry } from "../shared/contention.js";
 
 export interface PaymentOrder {
   requestId: string;
@@ -49,12 +50,15 @@ function paymentRow(o: PaymentOrder) {
 }
 
 export async function insertPayment(db: Knex, o: PaymentOrder): Promise<void> {
-  await db("payment_orders").insert(paymentRow(o));
+  await writeWithRetry(db, () => db("payment_orders").insert(paymentRow(o)));
 }
 
-/** One statement for several orders: all of them are recorded, or (on any duplicate) none. */
+/**
+ * One statement for several orders: all of them are recorded, or (on any duplicate, or when
+ * contention outlasts its retries) none.
+ */
 export async function insertPayments(db: Knex, orders: readonly PaymentOrder[]): Promise<void> {
-  await db("payment_orders").insert(orders.map(paymentRow));
+  await writeWithRetry(db, () => db("payment_orders").insert(orders.map(paymentRow)));
 }
 
 /**
@@ -82,8 +86,8 @@ export async function insertClosed(
     response_code: CLOSED,
     response_msg: "closed",
   };
-  if (table === "payment_orders") await db(table).insert({ ...row, total_fee: 0n, settlement_id: NOTHING_TO_SETTLE });
-  else await db(table).insert({ ...row, withdraw_money: 0n });
+  if (table === "payment_orders") await writeWithRetry(db, () => db(table).insert({ ...row, total_fee: 0n, settlement_id: NOTHING_TO_SETTLE }));
+  else await writeWithRetry(db, () => db(table).insert({ ...row, withdraw_money: 0n }));
 }
 
 export async function findPayment(db: Knex, requestId: string): Promise<PaymentOrder | undefined> {
@@ -147,10 +151,9 @@ export async function findWithdrawal(db: Knex, requestId: string): Promise<Withd
 
 /** Creates the account with a zero balance unless it exists. */
 export async function ensureAccount(db: Knex, salerId: string, now: string): Promise<void> {
-  await db("accounts")
-    .insert({ saler_id: salerId, balance: 0n, created_time: now, updated_time: now })
-    .onConflict("saler_id")
-    .ignore();
+  await writeWithRetry(db, () =>
+    db("accounts").insert({ saler_id: salerId, balance: 0n, created_time: now, updated_time: now }).onConflict("saler_id").ignore(),
+  );
 }
 
 /** Debits the balance if it covers the amount; one statement, so it can never go below zero. */

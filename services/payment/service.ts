@@ -15,17 +15,19 @@ import {
   type WithdrawResponse,
 } from "../../gen/payment/v1/payment_pb.js";
 import { inTransaction, type Database } from "../shared/database.js";
-import { isDuplicateKeyError } from "../shared/errors.js";
+import { isDuplicateKeyError, isRetryableTransactionError } from "../shared/errors.js";
 import { invalidField } from "../shared/errors.js";
 import { OrderIdSequence } from "../shared/ids.js";
 import type { BusinessClock } from "../shared/time.js";
 import type { Logger } from "../shared/logger.js";
+import type { OutageLog } from "../shared/readiness.js";
 import {
   optionalBusinessTime,
   pageSize,
   requireAmount,
   requireBusinessTime,
   requireOrderId,
+  requireRequestTimeInRange,
   requireRequestId,
   requireSalerId,
 } from "../shared/validation.js";
@@ -34,7 +36,6 @@ import { WriteBatcher } from "../shared/writeBatcher.js";
 import {
   CLOSED,
   insertClosed,
-  accountExists,
   accountViews,
   debit,
   ensureAccount,
@@ -49,11 +50,12 @@ import {
   type WithdrawalOrder,
 } from "./orders.js";
 import type { Settlement } from "./settlement.js";
+import { CeilingGuard } from "./ceiling.js";
 import { exportBalances, exportOrders } from "./exports.js";
 
 export const MSG_OK = "OK";
+/** The seed's answer to a withdrawal the balance does not cover, an account that does not exist included. */
 export const MSG_INSUFFICIENT_BALANCE = "账户余额不足，提款失败";
-export const MSG_UNKNOWN_ACCOUNT = "账户不存在，提款失败";
 export const MSG_PAYMENT_CLOSED = "订单已关闭，支付失败";
 export const MSG_WITHDRAWAL_CLOSED = "订单已关闭，提款失败";
 
@@ -64,6 +66,12 @@ export interface PaymentDeps {
   clock: BusinessClock;
   logger: Logger;
   exportBatchSize: number;
+  /** How far ahead of this system's clock a request_time may lie (clock skew); 300 when absent. */
+  requestTimeMaxAheadSeconds?: number | undefined;
+  /** Logs the credit buffer's write failures once per outage (else one warning per payment). */
+  bufferOutage?: OutageLog | undefined;
+  /** Told of every order recorded (not of replayed answers): metrics. */
+  onRecorded?: ((orderType: "PAYMENT" | "WITHDRAWAL", responseCode: string) => void) | undefined;
 }
 
 function payResponse(o: PaymentOrder): PayResponse {
@@ -134,6 +142,11 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
   const { db, buffer, settlement, clock, logger } = deps;
   const ids = new OrderIdSequence();
   const knownAccounts = new Set<string>();
+  const ceiling = new CeilingGuard(db.knex);
+  const maxAheadSeconds = deps.requestTimeMaxAheadSeconds ?? 300;
+  /** A request_time from before the system's floor or from the future (beyond clock skew) is refused. */
+  const requireCurrentRequestTime = (requestTime: string) =>
+    requireRequestTimeInRange("request_time", requestTime, clock.secondsAhead(maxAheadSeconds));
 
   const responseId = (time: string): string => {
     const id = ids.idFor(time);
@@ -141,9 +154,15 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
     return id;
   };
 
+  /** After the order committed: a failure here is logged, never the caller's answer. */
   async function rememberAccount(salerId: string, now: string): Promise<void> {
     if (knownAccounts.has(salerId)) return;
-    await ensureAccount(db.knex, salerId, now);
+    try {
+      await ensureAccount(db.knex, salerId, now);
+    } catch (err) {
+      logger.warn({ err, salerId }, "account not created yet; the first settlement of its credit creates it");
+      return;
+    }
     if (knownAccounts.size > 100_000) knownAccounts.clear();
     knownAccounts.add(salerId);
   }
@@ -186,25 +205,35 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
 
   /**
    * Orders of concurrent Pay calls are inserted together. A batch that meets a duplicate
-   * request_id or response_id is not recorded at all (one statement), and is then inserted order
-   * by order so that each call learns its own outcome; an order whose caller gave up while it
-   * waited is left out. The answer per order: undefined when recorded, else its error.
+   * request_id or response_id, or lock contention that outlasts its retries (a deadlock with
+   * another instance inserting the same request_ids), is not recorded at all (one statement),
+   * and is then inserted order by order, each retried on contention, so that each call learns
+   * its own outcome and none fails for another's; an order whose caller gave up while it waited
+   * is left out, and one that would take its account past the balance ceiling is refused
+   * (FAILED_PRECONDITION naming total_fee) and not written. The answer per order: undefined when
+   * recorded, else its error.
    */
   const paymentWrites = new WriteBatcher<{ order: PaymentOrder; signal: AbortSignal }, unknown>(
     async (items) => {
-      const live = items.filter((i) => !i.signal.aborted);
+      // The balance ceiling, checked once per batch (ceiling.ts); a refused order's answer is its refusal.
+      const admission = await ceiling.admit(items.filter((i) => !i.signal.aborted).map((i) => i.order));
+      const live = admission.admitted;
       const one = (o: PaymentOrder) => insertPayment(db.knex, o).then(() => undefined, (err: unknown) => err);
-      let outcomes: Map<PaymentOrder, unknown>;
-      if (live.length <= 1) {
-        outcomes = new Map(await Promise.all(live.map(async (i) => [i.order, await one(i.order)] as const)));
-      } else {
-        try {
-          await insertPayments(db.knex, live.map((i) => i.order));
-          outcomes = new Map(live.map((i) => [i.order, undefined]));
-        } catch (err) {
-          if (!isDuplicateKeyError(err)) throw err;
-          outcomes = new Map(await Promise.all(live.map(async (i) => [i.order, await one(i.order)] as const)));
+      const outcomes: Map<PaymentOrder, unknown> = new Map(admission.refused);
+      try {
+        if (live.length <= 1) {
+          for (const o of live) outcomes.set(o, await one(o));
+        } else {
+          try {
+            await insertPayments(db.knex, live);
+            for (const o of live) outcomes.set(o, undefined);
+          } catch (err) {
+            if (!isDuplicateKeyError(err) && !isRetryableTransactionError(err)) throw err;
+            for (const [o, r] of await Promise.all(live.map(async (o) => [o, await one(o)] as const))) outcomes.set(o, r);
+          }
         }
+      } finally {
+        admission.release();
       }
       return items.map((i) => (outcomes.has(i.order) ? outcomes.get(i.order) : abandoned()));
     },
@@ -220,7 +249,8 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
       await insertWithdrawal(trx, order);
       if (!(await debit(trx, order.salerId, order.withdrawMoney, order.responseTime))) {
         order.responseCode = "FAIL";
-        order.responseMsg = (await accountExists(trx, order.salerId)) ? MSG_INSUFFICIENT_BALANCE : MSG_UNKNOWN_ACCOUNT;
+        // An account that does not exist has nothing to withdraw: the same answer, and none is created.
+        order.responseMsg = MSG_INSUFFICIENT_BALANCE;
         await markWithdrawalFailed(trx, order.requestId, order.responseMsg);
       }
       return order;
@@ -231,8 +261,9 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
    * Withdrawals of concurrent calls share a transaction: their orders in one INSERT, then one
    * conditional debit of each account's total, accounts in saler_id order. When every account
    * covers its total they all succeed together, one row lock per account held from its debit to
-   * the commit. When one does not, or an order is a duplicate, the transaction rolls back and
-   * each withdrawal runs alone and gets the answer it would have got alone. Either way every
+   * the commit. When one does not, an order is a duplicate, or contention outlasts the
+   * transaction's retries, it rolls back and each withdrawal runs alone (retried on contention
+   * too) and gets the answer it would have got alone. Either way every
    * debit is one conditional UPDATE, so no balance goes below zero even for an instant.
    */
   const withdrawalWrites = new WriteBatcher<{ order: WithdrawalOrder; signal: AbortSignal }, WithdrawalOrder | { failed: unknown }>(
@@ -255,7 +286,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
           });
           outcomes = live;
         } catch (err) {
-          if (!(err instanceof BatchNotCovered) && !isDuplicateKeyError(err)) throw err;
+          if (!(err instanceof BatchNotCovered) && !isDuplicateKeyError(err) && !isRetryableTransactionError(err)) throw err;
           outcomes = await alone();
         }
       }
@@ -277,6 +308,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
   return {
     async pay(req, ctx) {
       validatePay(req);
+      requireCurrentRequestTime(req.requestTime);
       for (let attempt = 1; ; attempt++) {
         const now = clock.current();
         const order: PaymentOrder = {
@@ -301,10 +333,13 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
           continue; // the response_id clashed with another instance's: take another
         }
         // Committed: from here the credit is owed whatever happens to the buffer.
+        deps.onRecorded?.("PAYMENT", order.responseCode);
         try {
           await creditWrites.submit({ salerId: order.salerId, amount: order.totalFee });
+          deps.bufferOutage?.succeeded();
         } catch (err) {
-          logger.warn({ err, requestId: order.requestId }, "credit buffer unavailable; settlement will sweep the orders table");
+          if (deps.bufferOutage) deps.bufferOutage.failed(err, { requestId: order.requestId });
+          else logger.warn({ err, requestId: order.requestId }, "credit buffer unavailable; settlement will sweep the orders table");
           settlement.requestSweep();
         }
         // Only once this request won its request_id: a refused body must not leave an account
@@ -316,6 +351,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
 
     async withdraw(req, ctx) {
       validateWithdraw(req);
+      requireCurrentRequestTime(req.requestTime);
       for (let attempt = 1; ; attempt++) {
         const now = clock.current();
         const order: WithdrawalOrder = {
@@ -339,6 +375,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
           if (attempt >= ID_ATTEMPTS) throw outcome.failed;
           continue; // the response_id clashed with another instance's: take another
         }
+        deps.onRecorded?.("WITHDRAWAL", outcome.responseCode);
         return withdrawResponse(outcome);
       }
     },

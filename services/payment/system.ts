@@ -14,6 +14,10 @@ import type { PaymentConfig } from "./config.js";
 import { paymentMigrations } from "./migrations/index.js";
 import { Settlement, type SettlementFaults } from "./settlement.js";
 import { createPaymentService } from "./service.js";
+import { ServiceMetrics } from "../shared/metrics.js";
+import { DEFAULT_SERVING } from "../shared/serving.js";
+import { PaymentMetrics } from "./metrics.js";
+import { databaseCheck, OutageLog } from "../shared/readiness.js";
 
 /** The calls a merchant signs when merchant keys are configured. */
 export const MERCHANT_CALLS = ["Pay", "Withdraw", "QueryOrder", "CloseOrder"] as const;
@@ -27,6 +31,7 @@ export interface PaymentSystem {
   settlement: Settlement;
   /** The API documents its /docs page shows; the platform adds the other services'. */
   docs: ApiCatalog;
+  metrics: PaymentMetrics;
   close(): Promise<void>;
 }
 
@@ -40,13 +45,26 @@ export async function startPaymentSystem(
     ? RedisCreditBuffer.connect(config.redisUrl, config.redisPrefix)
     : new MemoryCreditBuffer();
   const clock = new BusinessClock(config.timeZone);
+  const metrics = new PaymentMetrics(new ServiceMetrics("payment"), db, buffer);
+  if (buffer instanceof RedisCreditBuffer) buffer.onError(() => metrics.redisError());
   const settlement = new Settlement(db, buffer, clock, logger, {
+    observer: metrics.settlement,
     chunkSize: config.settleChunkSize,
     sweepEvery: config.settleSweepEvery,
     leaseMs: config.settleLeaseMs ?? 60_000,
     ...(options.settlementFaults ? { faults: options.settlementFaults } : {}),
   });
-  const impl = createPaymentService({ db, buffer, settlement, clock, logger, exportBatchSize: config.exportBatchSize });
+  const impl = createPaymentService({
+    db,
+    buffer,
+    settlement,
+    clock,
+    logger,
+    exportBatchSize: config.exportBatchSize,
+    requestTimeMaxAheadSeconds: config.requestTimeMaxAheadSeconds,
+    onRecorded: (type, code) => metrics.orderRecorded(type, code),
+    bufferOutage: new OutageLog(logger, "credit buffer writes (settlement sweeps the orders table meanwhile)"),
+  });
   const docs = new ApiCatalog("payment");
   const server = await serve({
     name: "payment",
@@ -67,9 +85,23 @@ export async function startPaymentSystem(
     maxMessageBytes: config.maxMessageBytes,
     limits: config.callLimits,
     tls: config.tls,
+    metrics: metrics.metrics,
+    serving: config.serving ?? DEFAULT_SERVING,
+    dependencies: [databaseCheck(db.knex), ...(config.redisUrl ? [{ name: "redis", check: () => buffer.check() }] : [])],
   });
-  docs.add({ name: "payment", url: server.httpUrl, document: paymentApiDocument() });
+  docs.add({
+    name: "payment",
+    url: server.httpUrl,
+    document: paymentApiDocument(),
+    liveExamples: {
+      "payment.v1.PaymentService/GetBalance": async () => {
+        const first = (await db.knex("accounts").orderBy("saler_id").first("saler_id")) as { saler_id: string } | undefined;
+        return first ? { saler_id: first.saler_id } : undefined;
+      },
+    },
+  });
   let running: Promise<unknown> | undefined;
+  const scheduled = new OutageLog(logger, "scheduled settlement");
   const job =
     config.settleCron === "off"
       ? undefined
@@ -77,7 +109,10 @@ export async function startPaymentSystem(
           if (running) return; // the previous run is still going
           running = settlement
             .run()
-            .catch((err: unknown) => logger.error({ err }, "scheduled settlement failed"))
+            .then(
+              () => scheduled.succeeded(),
+              (err: unknown) => scheduled.failed(err),
+            )
             .finally(() => (running = undefined));
         });
   return {
@@ -86,6 +121,7 @@ export async function startPaymentSystem(
     buffer,
     settlement,
     docs,
+    metrics,
     async close() {
       job?.cancel();
       await server.close();

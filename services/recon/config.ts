@@ -1,7 +1,10 @@
 import { EnvReader, readListen, type ListenConfig } from "../shared/config.js";
 import { readOperatorToken } from "../shared/authentication.js";
 import { readCallLimits, type CallLimits } from "../shared/callPolicy.js";
+import { readServing, type ServingConfig } from "../shared/serving.js";
 import { readServerTls, readTlsCa, type ServerTls } from "../shared/tls.js";
+import { ConfigError } from "../shared/errors.js";
+import { availableParallelism } from "node:os";
 
 export interface ReconConfig {
   listen: ListenConfig;
@@ -13,6 +16,13 @@ export interface ReconConfig {
   inputDir: string;
   /** A run without a cut-off compares orders answered at least this many seconds ago. */
   cutoffLagSeconds: number;
+  /**
+   * RECON_MEMORY_LIMIT (default 512MB): what the comparison engine (DuckDB) may hold in memory;
+   * beyond it, its sorts and joins spill to files under the reconciliation directory.
+   */
+  memoryLimit?: string | undefined;
+  /** RECON_THREADS (default: the number of cores): the engine's worker threads. */
+  threads?: number | undefined;
   timeZone: string;
   maxMessageBytes: number;
   /**
@@ -25,6 +35,8 @@ export interface ReconConfig {
   merchantTlsCa?: Buffer | undefined;
   paymentTlsCa?: Buffer | undefined;
   callLimits?: CallLimits | undefined;
+  /** LOG_CALLS and CORS_ALLOWED_ORIGINS (serving.ts). */
+  serving?: ServingConfig | undefined;
 }
 
 export function readReconConfig(env = new EnvReader()): ReconConfig {
@@ -36,6 +48,8 @@ export function readReconConfig(env = new EnvReader()): ReconConfig {
     reconDir,
     inputDir: env.string("RECON_INPUT_DIR", reconDir),
     cutoffLagSeconds: env.int("RECON_CUTOFF_LAG_SECONDS", 5, 0, 86_400),
+    memoryLimit: readMemoryLimit(env),
+    threads: env.int("RECON_THREADS", availableParallelism(), 1, 1024),
     timeZone: env.timeZone("BUSINESS_TIME_ZONE", "Asia/Shanghai"),
     maxMessageBytes: env.int("MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     operatorToken: readOperatorToken(env),
@@ -43,5 +57,17 @@ export function readReconConfig(env = new EnvReader()): ReconConfig {
     merchantTlsCa: readTlsCa(env, "MERCHANT"),
     paymentTlsCa: readTlsCa(env, "PAYMENT"),
     callLimits: readCallLimits(env),
+    serving: readServing(env),
   };
+}
+
+/** RECON_MEMORY_LIMIT: a size such as 512MB, 2GB or 256MiB (at least 64MB). */
+function readMemoryLimit(env: EnvReader): string {
+  const raw = env.string("RECON_MEMORY_LIMIT", "512MB").trim();
+  const m = /^(\d+)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.exec(raw);
+  if (!m) throw new ConfigError("RECON_MEMORY_LIMIT", `must be a size such as 512MB or 2GB, got "${raw}"`);
+  const unit = m[2]!.toUpperCase();
+  const scale = { KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40 }[unit]!;
+  if (Number(m[1]) * scale < 64e6) throw new ConfigError("RECON_MEMORY_LIMIT", `must be at least 64MB, got "${raw}"`);
+  return `${m[1]}${m[2]}`;
 }

@@ -1,5 +1,6 @@
 /**
- * Streaming CSV: a reader that yields records in batches (RFC 4180 quoting, CRLF or LF, a UTF-8
+ * Streaming CSV of the service's own files (the diff and audit files it streams back): a reader
+ * that yields records in batches (RFC 4180 quoting, CRLF or LF, a UTF-8
  * byte order mark, quoted fields spanning lines), and a writer that formats rows with
  * csv-writer and writes them through a file stream with back-pressure. Neither ever holds a
  * whole file in memory.
@@ -128,14 +129,6 @@ export function readCsvFile(path: string, label = path): AsyncGenerator<string[]
   // larger ones are allocated straight into the old generation and pile up until a full GC
   // (with 256 KiB chunks a reconciliation peaked at 1.7 times the RSS).
   return csvRecords(label, createReadStream(path, { encoding: "utf8", highWaterMark: 32 * 1024 }));
-}
-
-async function* once1(text: string): AsyncGenerator<string> {
-  yield text;
-}
-
-export function readCsvText(text: string, label: string): AsyncGenerator<string[][]> {
-  return csvRecords(label, once1(text));
 }
 
 /** What makes csv-writer quote a field (its default field stringifier, comma-delimited). */

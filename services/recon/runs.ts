@@ -6,7 +6,7 @@
 import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
+import { create, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { RunKind, RunSchema, type Run } from "../../gen/recon/v1/recon_pb.js";
 import { idPrefix } from "../shared/time.js";
 
@@ -17,16 +17,28 @@ export function isRunId(text: string): boolean {
   return RUN_ID.test(text);
 }
 
+function damaged(runId: string, directory: string, why: string): Run {
+  return create(RunSchema, { runId, kind: runId.includes("-audit-") ? RunKind.AUDIT : RunKind.RECONCILIATION, directory, damaged: why });
+}
+
 export class RunStore {
   constructor(readonly root: string) {}
 
-  /** A new, empty run directory. Ids sort by creation time. */
+  /** A new, empty run directory. Ids sort by creation time; two runs never share one. */
   async create(kind: RunKind, createdTime: string, millisecond: number): Promise<{ runId: string; directory: string }> {
     const ms = String(millisecond).padStart(3, "0");
-    const runId = `${idPrefix(createdTime)}${ms}-${kind === RunKind.AUDIT ? "audit" : "recon"}-${randomBytes(2).toString("hex")}`;
-    const directory = join(this.root, runId);
-    await mkdir(directory, { recursive: true });
-    return { runId, directory };
+    await mkdir(this.root, { recursive: true });
+    for (;;) {
+      const runId = `${idPrefix(createdTime)}${ms}-${kind === RunKind.AUDIT ? "audit" : "recon"}-${randomBytes(2).toString("hex")}`;
+      const directory = join(this.root, runId);
+      try {
+        // Not recursive: a directory that already exists is another run's, and fails here.
+        await mkdir(directory);
+        return { runId, directory };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      }
+    }
   }
 
   async save(run: Run): Promise<void> {
@@ -36,14 +48,26 @@ export class RunStore {
     await rename(`${path}.tmp`, path);
   }
 
+  /**
+   * A finished run, or undefined when there is none. A summary that cannot be read or parsed
+   * gives a run marked damaged (its id, kind and directory), so one bad file hides nothing else.
+   */
   async get(runId: string): Promise<Run | undefined> {
     if (!isRunId(runId)) return undefined;
+    const directory = join(this.root, runId);
+    let text: string;
     try {
-      const text = await readFile(join(this.root, runId, "summary.json"), "utf8");
-      return fromJson(RunSchema, JSON.parse(text) as JsonValue);
+      text = await readFile(join(directory, "summary.json"), "utf8");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw err;
+      return damaged(runId, directory, `summary.json cannot be read (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    }
+    try {
+      const run = fromJson(RunSchema, JSON.parse(text) as JsonValue);
+      if (run.runId !== runId) return damaged(runId, directory, `summary.json names another run`);
+      return run;
+    } catch (err) {
+      return damaged(runId, directory, `summary.json is not a valid run summary: ${String((err as Error).message).slice(0, 100)}`);
     }
   }
 

@@ -8,7 +8,6 @@ import type { BusinessClock } from "../shared/time.js";
 import { optionalBusinessTime, pageSize } from "../shared/validation.js";
 import { readCsvFile } from "./csv.js";
 import { diffFileName, listDiffRows } from "./diffRows.js";
-import { columnsOf } from "./orderFiles.js";
 import type { Reconciler } from "./reconciler.js";
 import { isRunId, type RunStore } from "./runs.js";
 
@@ -23,12 +22,25 @@ export interface ReconDeps {
 const DIFF_TYPES = ["F000", "F113", "F114", "F115"];
 const BATCH = 1000;
 
+/** Column positions of a header row this service wrote. */
+function columnIndex(header: string[]): Map<string, number> {
+  return new Map(header.map((name, i) => [name, i]));
+}
+
 export function createReconService(deps: ReconDeps): ServiceImpl<typeof ReconService> {
   const { reconciler, runs, clock } = deps;
 
+  /**
+   * The cut-off of a live run: by default now minus the lag. An explicit one must not be later
+   * than that, or calls still in flight at the cut-off would show up as false differences.
+   */
   const cutoff = (field: string, value: string): string => {
     optionalBusinessTime(field, value);
-    return value || clock.secondsAgo(deps.cutoffLagSeconds);
+    const latest = clock.secondsAgo(deps.cutoffLagSeconds);
+    if (value !== "" && value > latest) {
+      throw invalidField(field, `must not be later than now minus ${deps.cutoffLagSeconds} s (${latest}): orders answered after it may still be in flight`);
+    }
+    return value || latest;
   };
 
   const runOf = async (runId: string, kind: RunKind): Promise<Run> => {
@@ -86,7 +98,7 @@ export function createReconService(deps: ReconDeps): ServiceImpl<typeof ReconSer
         for await (const batch of readCsvFile(path, name)) {
           for (const r of batch) {
             if (!cols) {
-              cols = columnsOf(name, r, ["diff_type"]);
+              cols = columnIndex(r);
               continue;
             }
             const at = (c: string) => r[cols!.get(c) ?? -1] ?? "";
@@ -125,7 +137,7 @@ export function createReconService(deps: ReconDeps): ServiceImpl<typeof ReconSer
       for await (const batch of readCsvFile(path, "audit.csv")) {
         for (const r of batch) {
           if (!cols) {
-            cols = columnsOf("audit.csv", r, ["saler_id", "balance", "result", "audit_amount"]);
+            cols = columnIndex(r);
             continue;
           }
           const at = (c: string) => r[cols!.get(c) ?? -1] ?? "";

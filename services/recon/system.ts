@@ -13,9 +13,19 @@ import { grpcChannelCredentials } from "../shared/tls.js";
 import { BusinessClock } from "../shared/time.js";
 import type { ReconConfig } from "./config.js";
 import { Reconciler } from "./reconciler.js";
+import { ReconEngine } from "./engine.js";
+import { join } from "node:path";
+import { availableParallelism } from "node:os";
 import { RunStore } from "./runs.js";
 import { createReconService } from "./service.js";
 import { reconApiDocument } from "./apiDocs.js";
+import { ServiceMetrics } from "../shared/metrics.js";
+import { DEFAULT_SERVING } from "../shared/serving.js";
+import { ReconMetrics } from "./metrics.js";
+import { upstreamCheck } from "../shared/readiness.js";
+import { access, constants } from "node:fs/promises";
+import { RunKind, RunSchema } from "../../gen/recon/v1/recon_pb.js";
+import { create } from "@bufbuild/protobuf";
 
 /** The calls that start runs: they need the operator token when one is configured. */
 export const RECON_OPERATOR_CALLS = ["Reconcile", "ReconcileFiles", "Audit", "AuditFiles"] as const;
@@ -25,25 +35,67 @@ export interface ReconSystem {
   runs: RunStore;
   /** The API documents its /docs page shows; the platform adds the other services'. */
   docs: ApiCatalog;
+  metrics: ReconMetrics;
   close(): Promise<void>;
 }
 
 export async function startReconSystem(config: ReconConfig, logger: Logger): Promise<ReconSystem> {
   await mkdir(config.reconDir, { recursive: true });
   const channelOptions = { "grpc.max_receive_message_length": 64 * 1024 * 1024 };
+  const metrics = new ReconMetrics(new ServiceMetrics("recon"));
+  const interceptors = [metrics.metrics.clientInterceptor()];
   // The operator token goes with every call to the merchant system (ResolveUnknownOrders needs it).
   const operator = operatorHeaders(config.operatorToken);
   const merchant = createGrpcClient(MerchantService, config.merchantAddress, {
     channelOptions,
     credentials: grpcChannelCredentials(config.merchantTlsCa),
     callHeaders: () => operator,
+    interceptors,
+    upstream: "merchant",
   });
-  const payment = createGrpcClient(PaymentService, config.paymentAddress, { channelOptions, credentials: grpcChannelCredentials(config.paymentTlsCa) });
+  const payment = createGrpcClient(PaymentService, config.paymentAddress, {
+    channelOptions,
+    credentials: grpcChannelCredentials(config.paymentTlsCa),
+    interceptors,
+    upstream: "payment",
+  });
   const clock = new BusinessClock(config.timeZone);
   const runs = new RunStore(config.reconDir);
-  const reconciler = new Reconciler({ merchant: merchant.client, payment: payment.client, runs, clock, inputDir: config.inputDir });
-  const impl = createReconService({ reconciler, runs, merchant: merchant.client, clock, cutoffLagSeconds: config.cutoffLagSeconds });
+  // The engine's spill files live in a directory of the reconciliation directory, apart from the runs.
+  const spillDir = join(config.reconDir, ".spill");
+  await mkdir(spillDir, { recursive: true });
+  const engine = new ReconEngine({ memoryLimit: config.memoryLimit ?? "512MB", threads: config.threads ?? availableParallelism(), spillDir });
+  const reconciler = new Reconciler({ merchant: merchant.client, payment: payment.client, runs, clock, inputDir: config.inputDir, engine });
+  const base = createReconService({ reconciler, runs, merchant: merchant.client, clock, cutoffLagSeconds: config.cutoffLagSeconds });
+  /** A run method counted and logged with its figures. */
+  const observed = <Req, Res extends { run?: unknown }>(
+    kind: "reconciliation" | "audit",
+    source: "live" | "files",
+    fn: (req: Req, ctx: never) => Promise<Res> | Res,
+  ) =>
+    async (req: Req, ctx: never): Promise<Res> => {
+      const started = Date.now();
+      try {
+        const res = await fn(req, ctx);
+        metrics.runFinished(logger, kind, source, res.run ? create(RunSchema, res.run as never) : undefined, undefined, Date.now() - started);
+        return res;
+      } catch (err) {
+        metrics.runFinished(logger, kind, source, undefined, err, Date.now() - started);
+        throw err;
+      }
+    };
+  const impl: typeof base = {
+    ...base,
+    reconcile: observed("reconciliation", "live", base.reconcile.bind(base)),
+    reconcileFiles: observed("reconciliation", "files", base.reconcileFiles.bind(base)),
+    audit: observed("audit", "live", base.audit.bind(base)),
+    auditFiles: observed("audit", "files", base.auditFiles.bind(base)),
+  } as typeof base;
   const docs = new ApiCatalog("recon");
+  const upstreams = [
+    upstreamCheck("merchant", config.merchantAddress, MerchantService.typeName, grpcChannelCredentials(config.merchantTlsCa)),
+    upstreamCheck("payment", config.paymentAddress, PaymentService.typeName, grpcChannelCredentials(config.paymentTlsCa)),
+  ];
   const server = await serve({
     name: "recon",
     httpRoutes: [...docsRoutes(docs), ...consoleRoutes({ catalog: docs, timeZone: config.timeZone, logger, runs })],
@@ -58,16 +110,35 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
     maxMessageBytes: config.maxMessageBytes,
     limits: config.callLimits,
     tls: config.tls,
+    metrics: metrics.metrics,
+    serving: config.serving ?? DEFAULT_SERVING,
+    dependencies: [
+      ...upstreams,
+      { name: "reconciliation directory", check: () => access(config.reconDir, constants.W_OK) },
+    ],
   });
-  docs.add({ name: "recon", url: server.httpUrl, document: reconApiDocument() });
+  docs.add({
+    name: "recon",
+    url: server.httpUrl,
+    document: reconApiDocument(),
+    liveExamples: {
+      "recon.v1.ReconService/GetRun": async () => {
+        const [newest] = await runs.list(RunKind.UNSPECIFIED, 1);
+        return newest ? { run_id: newest.runId } : undefined;
+      },
+    },
+  });
   return {
     server,
     runs,
     docs,
+    metrics,
     async close() {
       await server.close();
+      engine.close();
       merchant.close();
       payment.close();
+      for (const u of upstreams) u.close();
     },
   };
 }

@@ -14,7 +14,7 @@ import { createReadStream, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type * as http from "node:http";
-import { cors } from "@connectrpc/connect";
+import { CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_EXPOSED_HEADERS } from "./cors.js";
 import type { OpenApiDocument } from "./openapi.js";
 import type { HttpRoute } from "./server.js";
 
@@ -24,6 +24,31 @@ export interface ApiSpec {
   /** Base HTTP URL of the service's Connect endpoints, e.g. http://127.0.0.1:8081. */
   url: string;
   document: OpenApiDocument;
+  /**
+   * Request examples read from the service's data when the document is served (keyed by
+   * `<package.Service>/<Method>`), so that "Try it out" finds what it asks for: the newest run,
+   * an order that exists. Undefined (or a failure) keeps the document's own example.
+   */
+  liveExamples?: Readonly<Record<string, () => Promise<unknown>>>;
+}
+
+/** The document with the live examples filled in. */
+async function withLiveExamples(spec: ApiSpec): Promise<OpenApiDocument> {
+  const live = Object.entries(spec.liveExamples ?? {});
+  if (live.length === 0) return spec.document;
+  const paths = { ...spec.document.paths };
+  await Promise.all(
+    live.map(async ([key, read]) => {
+      const path = `/${key}`;
+      const op = paths[path]?.post;
+      if (!op) return;
+      const example = await read().catch(() => undefined);
+      if (example === undefined) return;
+      const media = op.requestBody.content["application/json"]!;
+      paths[path] = { post: { ...op, requestBody: { ...op.requestBody, content: { "application/json": { ...media, example } } } } };
+    }),
+  );
+  return { ...spec.document, paths };
 }
 
 /** The documents one service's page shows: its own, plus the others the platform links in. */
@@ -159,11 +184,11 @@ export function docsRoutes(catalog: ApiCatalog): HttpRoute[] {
     if (!origin || !originAllowed(origin, req, catalog)) return false;
     res.setHeader("access-control-allow-origin", origin);
     res.setHeader("vary", "Origin");
-    res.setHeader("access-control-expose-headers", cors.exposedHeaders.join(", "));
+    res.setHeader("access-control-expose-headers", CORS_EXPOSED_HEADERS.join(", "));
     if (req.method === "OPTIONS" && req.headers["access-control-request-method"]) {
       res.writeHead(204, {
-        "access-control-allow-methods": cors.allowedMethods.join(", "),
-        "access-control-allow-headers": [...cors.allowedHeaders, "Authorization"].join(", "),
+        "access-control-allow-methods": CORS_ALLOWED_METHODS.join(", "),
+        "access-control-allow-headers": CORS_ALLOWED_HEADERS.join(", "),
         "access-control-max-age": "7200",
       });
       res.end();
@@ -178,7 +203,9 @@ export function docsRoutes(catalog: ApiCatalog): HttpRoute[] {
     if (path === "/openapi.json") {
       const own = catalog.own();
       if (!own) return false;
-      sendJson(res, { ...own.document, servers: [{ url: requestBaseUrl(req, own.url), description: own.name }] });
+      void withLiveExamples(own).then((document) =>
+        sendJson(res, { ...document, servers: [{ url: requestBaseUrl(req, own.url), description: own.name }] }),
+      );
       return true;
     }
     if (path === "/docs") {

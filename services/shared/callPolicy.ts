@@ -8,7 +8,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { CallGuard } from "./authentication.js";
 import type { EnvReader } from "./config.js";
 import { toClientError } from "./errors.js";
@@ -31,6 +31,34 @@ export function assignRequestId(ctx: { requestHeader: Headers; responseHeader: H
   return id;
 }
 
+/** The caller's address ("host:port"), set by each transport in the handler context. */
+export const PEER_KEY = createContextKey<string>("", { description: "peer address" });
+
+/** One call as the policy sees it when it starts. */
+export interface CallInfo {
+  /** Fully-qualified service name, e.g. payment.v1.PaymentService. */
+  service: string;
+  method: string;
+  kind: "unary" | "server_streaming";
+  /** The protocol it came in with: grpc (the gRPC port), connect or grpc-web (the HTTP port). */
+  transport: string;
+  requestId: string;
+  peer: string;
+}
+
+export interface CallOutcome {
+  /** gRPC status code; 0 is OK. */
+  code: number;
+  /** The error the client was sent (already translated), when the call failed. */
+  error?: ConnectError | undefined;
+  /** Response messages sent. */
+  messagesSent: number;
+  durationMs: number;
+}
+
+/** Told of every call when it starts; the function it returns is told how the call ended. */
+export type CallObserver = (call: CallInfo) => (outcome: CallOutcome) => void;
+
 export interface CallLimits {
   /** Deadline of a unary call that is not long-running, unless the caller asks for less. */
   deadlineMs: number;
@@ -38,15 +66,21 @@ export interface CallLimits {
   longDeadlineMs: number;
   /** HTTP/2 streams one gRPC connection may have open at once. */
   maxConcurrentStreams: number;
+  /**
+   * Once the service is told to stop, how long calls in flight may still run before they are
+   * cut off; 10 s when absent.
+   */
+  shutdownGraceMs?: number | undefined;
 }
 
-export const DEFAULT_CALL_LIMITS: CallLimits = { deadlineMs: 30_000, longDeadlineMs: 3_600_000, maxConcurrentStreams: 1000 };
+export const DEFAULT_CALL_LIMITS: CallLimits = { deadlineMs: 30_000, longDeadlineMs: 3_600_000, maxConcurrentStreams: 1000, shutdownGraceMs: 10_000 };
 
 export function readCallLimits(env: EnvReader): CallLimits {
   return {
     deadlineMs: env.int("CALL_DEADLINE_MS", DEFAULT_CALL_LIMITS.deadlineMs, 100, 3_600_000),
     longDeadlineMs: env.int("LONG_CALL_DEADLINE_MS", DEFAULT_CALL_LIMITS.longDeadlineMs, 1000, 7 * 86_400_000),
     maxConcurrentStreams: env.int("MAX_CONCURRENT_STREAMS", DEFAULT_CALL_LIMITS.maxConcurrentStreams, 1, 1_000_000),
+    shutdownGraceMs: env.int("SHUTDOWN_GRACE_MS", 10_000, 0, 3_600_000),
   };
 }
 
@@ -78,7 +112,12 @@ async function within<T>(work: Promise<T>, ms: number, budget = ms): Promise<T> 
 }
 
 /** The same service with every method running under the policy. */
-export function applyCallPolicy(target: PolicyTarget, logger: Logger, limits: CallLimits): ServiceImpl<DescService> {
+export function applyCallPolicy(
+  target: PolicyTarget,
+  logger: Logger,
+  limits: CallLimits,
+  observers: readonly CallObserver[] = [],
+): ServiceImpl<DescService> {
   const { service, guard } = target;
   const impl = target.impl as unknown as Record<string, AnyMethod>;
   const wrapped: Record<string, AnyMethod> = {};
@@ -94,20 +133,49 @@ export function applyCallPolicy(target: PolicyTarget, logger: Logger, limits: Ca
       return toClientError(err);
     };
     const admit = (req: unknown, ctx: HandlerContext) => guard?.({ method: method as DescMethod, rpc, request: req, header: ctx.requestHeader });
+    const kind = method.methodKind === "unary" ? ("unary" as const) : ("server_streaming" as const);
+    /** Tells the observers the call started; the function returned reports its end, once. */
+    const observe = (ctx: HandlerContext, requestId: string): ((error: ConnectError | undefined, messagesSent: number) => void) => {
+      if (observers.length === 0) return () => {};
+      const started = performance.now();
+      const info: CallInfo = {
+        service: service.typeName,
+        method: method.name,
+        kind,
+        transport: ctx.protocolName,
+        requestId,
+        peer: ctx.values.get(PEER_KEY),
+      };
+      const ends = observers.map((o) => o(info));
+      let reported = false;
+      return (error, messagesSent) => {
+        if (reported) return;
+        reported = true;
+        const outcome: CallOutcome = { code: error ? error.code : 0, error, messagesSent, durationMs: performance.now() - started };
+        for (const end of ends) end(outcome);
+      };
+    };
 
     if (method.methodKind === "unary") {
       wrapped[method.localName] = async (req, ctx) => {
         const requestId = assignRequestId(ctx);
+        const end = observe(ctx, requestId);
         try {
           admit(req, ctx);
-          return await within(Promise.resolve(fn.call(impl, req, ctx)), budget(ctx));
+          const res = await within(Promise.resolve(fn.call(impl, req, ctx)), budget(ctx));
+          end(undefined, 1);
+          return res;
         } catch (err) {
-          throw translate(err, requestId);
+          const e = translate(err, requestId);
+          end(e, 0);
+          throw e;
         }
       };
     } else if (method.methodKind === "server_streaming") {
       wrapped[method.localName] = async function* (req, ctx) {
         const requestId = assignRequestId(ctx);
+        const report = observe(ctx, requestId);
+        let sent = 0;
         let it: AsyncIterator<unknown> | undefined;
         let finished = false;
         try {
@@ -121,13 +189,19 @@ export function applyCallPolicy(target: PolicyTarget, logger: Logger, limits: Ca
             const step = await within(it.next(), remaining, ms);
             if (step.done) {
               finished = true;
+              report(undefined, sent);
               return;
             }
+            sent++;
             yield step.value;
           }
         } catch (err) {
-          throw translate(err, requestId);
+          const e = translate(err, requestId);
+          report(e, sent);
+          throw e;
         } finally {
+          // Ended by the transport (the client went away): neither finished nor failed here.
+          report(new ConnectError("cancelled by the client", Code.Canceled), sent);
           // Stops the handler's generator when the stream ends early (error, deadline, cancel);
           // not awaited, since a handler stuck in a step would hold the answer back.
           if (it && !finished) void Promise.resolve(it.return?.()).catch(() => {});

@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import knexFactory, { type Knex } from "knex";
 import mysql from "mysql2/promise";
-import { isRetryableTransactionError } from "./errors.js";
+import { CONTENTION_POLICY, retryOnContention } from "./contention.js";
 
 export interface DatabaseConfig {
   /** mysql://user:pass@host:port/database; absent for the embedded SQLite file. */
@@ -95,7 +95,9 @@ export async function openDatabase(config: DatabaseConfig, migrations: Record<st
         max: 1,
         afterCreate(conn: { pragma(s: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
           conn.pragma("journal_mode = WAL");
-          conn.pragma("synchronous = NORMAL");
+          // FULL: every commit is synced to disk before it returns, so an acknowledged payment
+          // survives a power loss (NORMAL, WAL's usual companion, may lose the last commits).
+          conn.pragma("synchronous = FULL");
           conn.pragma("busy_timeout = 10000");
           conn.pragma("foreign_keys = ON");
           done(null, conn);
@@ -156,24 +158,18 @@ export function toCount(value: unknown): number {
 }
 
 /**
- * Runs fn in a transaction, retrying it when the database chose it as a deadlock victim or it
- * waited too long for a lock. `snapshot` gives a consistent read of several tables.
+ * Runs fn in a transaction, running it again (contention.ts: bounded attempts, jittered pauses)
+ * when the database chose it as a deadlock victim or it waited too long for a lock. `snapshot`
+ * gives a consistent read of several tables.
  */
 export async function inTransaction<T>(
   db: Database,
   fn: (trx: Knex.Transaction) => Promise<T>,
   options: { snapshot?: boolean; attempts?: number } = {},
 ): Promise<T> {
-  const attempts = options.attempts ?? 5;
   const config: Knex.TransactionConfig = options.snapshot && db.dialect === "mysql" ? { isolationLevel: "repeatable read" } : {};
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await db.knex.transaction(fn, config);
-    } catch (err) {
-      if (attempt >= attempts || !isRetryableTransactionError(err)) throw err;
-      await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 20));
-    }
-  }
+  const policy = options.attempts === undefined ? CONTENTION_POLICY : { ...CONTENTION_POLICY, attempts: options.attempts };
+  return retryOnContention(() => db.knex.transaction(fn, config), policy);
 }
 
 /**

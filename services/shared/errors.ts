@@ -39,10 +39,13 @@ export function isRetryableTransactionError(err: unknown): boolean {
 }
 
 /**
- * The error a client sees. ConnectErrors pass through; anything else (SQL, file system, bugs)
- * becomes INTERNAL with a generic message, so SQL text, paths and stacks never leave the process.
+ * The error a client sees. ConnectErrors pass through; lock contention that outlasted its retries
+ * (contention.ts) is ABORTED, which tells the caller that nothing was done and the call may be
+ * repeated; anything else (SQL, file system, bugs) becomes INTERNAL with a generic message, so
+ * SQL text, paths and stacks never leave the process.
  */
 export function toClientError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
+  if (isRetryableTransactionError(err)) return new ConnectError("the database is busy (lock contention); retry", Code.Aborted);
   return new ConnectError("internal error", Code.Internal);
 }

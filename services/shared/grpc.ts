@@ -7,7 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, ScalarType, toBinary, type DescField, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError, createContextValues, type Client, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { assignRequestId } from "./callPolicy.js";
+import { assignRequestId, PEER_KEY } from "./callPolicy.js";
 import { toClientError } from "./errors.js";
 
 type AnyImpl = Record<string, (req: unknown, ctx: unknown) => unknown>;
@@ -195,7 +195,7 @@ function callContext(
     requestHeader: metadataHeaders(call.metadata),
     responseHeader: new Headers(),
     responseTrailer: new Headers(),
-    values: createContextValues(),
+    values: createContextValues().set(PEER_KEY, call.getPeer()),
     abort,
   };
 }
@@ -292,8 +292,20 @@ function headersOf(metadata: grpc.Metadata | undefined): Headers {
 }
 
 /** The status as a ConnectError whose metadata holds the trailers (x-request-id among them). */
-function connectErrorOf(err: grpc.ServiceError): ConnectError {
-  return new ConnectError(err.details || err.message, err.code as number as Code, headersOf(err.metadata));
+function connectErrorOf(err: grpc.ServiceError, upstream?: UpstreamName): ConnectError {
+  const details = err.details || err.message;
+  if (upstream && err.code === grpc.status.UNAVAILABLE) {
+    // A service passing this on to its own caller names the service it could not reach, instead
+    // of grpc-js's "No connection established" as if the caller's own call had failed.
+    const reason = details.replace(/\s*(Last error: )?/, " ").replace(/\s*Resolution note:\s*$/, "").trim();
+    return new ConnectError(`upstream ${upstream.name} service at ${upstream.address} is unreachable (${reason})`, Code.Unavailable, headersOf(err.metadata));
+  }
+  return new ConnectError(details, err.code as number as Code, headersOf(err.metadata));
+}
+
+interface UpstreamName {
+  name: string;
+  address: string;
 }
 
 /** Headers added to every call of a client, computed from the method and the request message. */
@@ -311,10 +323,22 @@ export interface GrpcClientHandle<S extends DescService> {
 export function createGrpcClient<S extends DescService>(
   service: S,
   address: string,
-  options: { credentials?: grpc.ChannelCredentials; channelOptions?: grpc.ChannelOptions; callHeaders?: CallHeaders } = {},
+  options: {
+    credentials?: grpc.ChannelCredentials;
+    channelOptions?: grpc.ChannelOptions;
+    callHeaders?: CallHeaders;
+    /** grpc-js interceptors of every call (metrics.ts counts the calls with one). */
+    interceptors?: grpc.Interceptor[];
+    /** The called service's name, for UNAVAILABLE errors that name it ("payment", "merchant"). */
+    upstream?: string;
+  } = {},
 ): GrpcClientHandle<S> {
-  const raw = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions);
+  const raw = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), {
+    ...options.channelOptions,
+    ...(options.interceptors ? { interceptors: options.interceptors } : {}),
+  });
   const client: Record<string, unknown> = {};
+  const upstream = options.upstream ? { name: options.upstream, address } : undefined;
   for (const method of service.methods) {
     const path = grpcPath(service, method);
     const serialize = (m: unknown) => Buffer.from(toBinary(method.input, m as never));
@@ -338,7 +362,7 @@ export function createGrpcClient<S extends DescService>(
         new Promise((resolve, reject) => {
           const message = create(method.input, req as never);
           const call = raw.makeUnaryRequest(path, serialize, deserialize, message, metadata(message, opts), callOptions(opts), (err, res) => {
-            if (err) reject(connectErrorOf(err));
+            if (err) reject(connectErrorOf(err, upstream));
             else resolve(res);
           });
           if (opts?.onHeader) call.on("metadata", (md: grpc.Metadata) => opts.onHeader?.(metadataHeaders(md)));
@@ -354,7 +378,7 @@ export function createGrpcClient<S extends DescService>(
           try {
             for await (const item of call) yield item;
           } catch (err) {
-            throw connectErrorOf(err as grpc.ServiceError);
+            throw connectErrorOf(err as grpc.ServiceError, upstream);
           }
         })();
       };

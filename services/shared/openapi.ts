@@ -77,6 +77,13 @@ export interface OpenApiDocument {
 export interface MethodExample {
   request?: unknown;
   response?: unknown;
+  /** A request this method refuses, and the message it answers with: the 400 example. */
+  invalid?: { request: unknown; message: string };
+}
+
+/** The first paragraph of a comment as one line: an operation's summary. */
+export function summaryOf(comment: string): string {
+  return comment.split(/\n\s*\n/)[0]!.replace(/\s*\n\s*/g, " ").trim();
 }
 
 export interface OpenApiOptions {
@@ -113,8 +120,9 @@ export const CONNECT_ERROR_CODES: ReadonlyArray<readonly [code: string, httpStat
 ];
 
 const CONNECT_ERROR = "connect.error";
-const INT64_PATTERN = "^-?[0-9]+$";
-const UINT64_PATTERN = "^[0-9]+$";
+// Plain decimal, as the gateway accepts it (gatewayRequests.ts): no leading zero, sign only on a negative value.
+const INT64_PATTERN = "^(0|-?[1-9][0-9]*)$";
+const UINT64_PATTERN = "^(0|[1-9][0-9]*)$";
 
 /** Well-known types have their own JSON forms in the proto3 JSON mapping. */
 const WELL_KNOWN: Record<string, SchemaObject> = {
@@ -284,15 +292,22 @@ export function openApiDocument(options: OpenApiOptions): OpenApiDocument {
       paths[methodPath(service, method)] = {
         post: {
           operationId: `${service.typeName}.${method.name}`.replace(/\./g, "_"),
-          summary: about?.split("\n")[0] ?? method.name,
-          ...(about && about.includes("\n") ? { description: about } : {}),
+          summary: about ? summaryOf(about) : method.name,
+          ...(about && summaryOf(about) !== about ? { description: about } : {}),
           tags: [service.typeName],
           requestBody: { required: true, content: { "application/json": request } },
           responses: {
             "200": { description: `${method.output.name}`, content: { "application/json": response } },
             "400": {
-              description: "The request broke a rule (`invalid_argument`, naming the field) or could not be parsed.",
-              content: { "application/json": { schema: { $ref: schemaRef(CONNECT_ERROR) }, example: { code: "invalid_argument", message: "saler_id: is required" } } },
+              description:
+                "The request broke a rule (`invalid_argument`, naming the field) or could not be parsed." +
+                (example?.invalid ? ` The example answers the request \`${JSON.stringify(example.invalid.request)}\`.` : ""),
+              content: {
+                "application/json": {
+                  schema: { $ref: schemaRef(CONNECT_ERROR) },
+                  ...(example?.invalid ? { example: { code: "invalid_argument", message: example.invalid.message } } : {}),
+                },
+              },
             },
             default: { $ref: "#/components/responses/ConnectError" },
           },

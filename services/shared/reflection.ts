@@ -5,8 +5,12 @@
  *
  * The reflection and health contracts are not part of proto/, so their descriptors are written
  * here; the health one lets clients call the standard grpc.health.v1 service by name too.
+ *
+ * The contracts' descriptors are served with their SourceCodeInfo (sourceInfo.ts), so
+ * `grpcurl describe` and grpcui show the proto comments.
  */
 import * as grpc from "@grpc/grpc-js";
+import { sourceCodeInfoOf } from "./sourceInfo.js";
 import { create, createFileRegistry, fromBinary, fromJson, toBinary, type DescFile, type DescService } from "@bufbuild/protobuf";
 import { nestedTypes } from "@bufbuild/protobuf/reflect";
 import {
@@ -215,7 +219,8 @@ export class DescriptorIndex {
   private encode(file: DescFile): Uint8Array {
     let bytes = this.encoded.get(file);
     if (!bytes) {
-      bytes = toBinary(FileDescriptorProtoSchema, file.proto);
+      const sourceCodeInfo = file.proto.sourceCodeInfo ?? sourceCodeInfoOf(file.proto.name);
+      bytes = toBinary(FileDescriptorProtoSchema, sourceCodeInfo ? { ...file.proto, sourceCodeInfo } : file.proto);
       this.encoded.set(file, bytes);
     }
     return bytes;

@@ -2,7 +2,8 @@
  * Serves one or more protobuf-es services twice from the same handler objects: gRPC on an
  * HTTP/2 port with @grpc/grpc-js (plus the standard grpc.health.v1 service), and the Connect
  * protocol (JSON and binary, plus gRPC-Web) on an HTTP/1.1 port with connect-node, whose JSON
- * uses the contracts' snake_case field names. Both run every call through the same call policy
+ * uses the contracts' snake_case field names, and whose request messages are first checked to
+ * decode as strictly as on the gRPC port (gatewayRequests.ts). Both run every call through the same call policy
  * (callPolicy.ts: request id, guard, deadline, errors without internals) and, when configured,
  * TLS (tls.ts).
  */
@@ -12,15 +13,29 @@ import type { AddressInfo } from "node:net";
 import { setMaxListeners } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError, createConnectRouter, createContextValues, type ServiceImpl } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { HealthImplementation } from "grpc-health-check";
 import { addGrpcService } from "./grpc.js";
 import type { CallGuard } from "./authentication.js";
-import { applyCallPolicy, DEFAULT_CALL_LIMITS, REQUEST_ID_HEADER, requestIdFrom, type CallLimits } from "./callPolicy.js";
+import {
+  applyCallPolicy,
+  DEFAULT_CALL_LIMITS,
+  PEER_KEY,
+  REQUEST_ID_HEADER,
+  requestIdFrom,
+  type CallLimits,
+  type CallObserver,
+} from "./callPolicy.js";
+import type { ServiceMetrics } from "./metrics.js";
+import { callLogObserver, DEFAULT_SERVING, type ServingConfig } from "./serving.js";
+import { Readiness, type DependencyCheck } from "./readiness.js";
+import { corsRoute, isPreflight, refusePreflight } from "./cors.js";
 import { grpcServerCredentials, type ServerTls } from "./tls.js";
 import { addReflectionService } from "./reflection.js";
+import { checkedGatewayHandler } from "./gatewayRequests.js";
 import type { ListenConfig } from "./config.js";
+import { ConfigError } from "./errors.js";
 import type { Logger } from "./logger.js";
 
 export interface ServiceBinding {
@@ -55,6 +70,12 @@ export interface ServeOptions {
   limits?: CallLimits | undefined;
   /** Certificate and key: gRPC and the HTTP gateway serve TLS. */
   tls?: ServerTls | undefined;
+  /** The service's metrics: calls are counted and GET /metrics serves them on the HTTP port. */
+  metrics?: ServiceMetrics | undefined;
+  /** Call log level and CORS; DEFAULT_SERVING when absent. */
+  serving?: ServingConfig | undefined;
+  /** What the service needs to do its work: GET /readyz and the gRPC health status follow them. */
+  dependencies?: DependencyCheck[] | undefined;
 }
 
 export interface RunningServer {
@@ -63,12 +84,24 @@ export interface RunningServer {
   httpUrl: string;
   grpcPort: number;
   httpPort: number;
-  /** Stops accepting calls, lets in-flight calls finish (up to graceMs), then closes. */
+  /** Stops accepting calls, lets in-flight calls finish (up to graceMs, else the limits' shutdown grace), then closes. */
   close(graceMs?: number): Promise<void>;
 }
 
 /** Snake_case names out, every field emitted, and an unknown field in a request refused. */
 export const JSON_OPTIONS = { useProtoFieldName: true, alwaysEmitImplicit: true, ignoreUnknownFields: false } as const;
+
+/**
+ * A port that cannot be bound, as a configuration error naming the variable that sets it (start-up
+ * then stops with that message and exit code 2); other failures unchanged.
+ */
+function bindError(err: unknown, variable: string, hostVariable: string, host: string, port: number): unknown {
+  const text = `${(err as { code?: string }).code ?? ""} ${err instanceof Error ? err.message : String(err)}`;
+  if (/EADDRINUSE/.test(text)) return new ConfigError(variable, `port ${port} on ${host} is already in use; stop what holds it or choose another port`);
+  if (/EACCES/.test(text)) return new ConfigError(variable, `port ${port} on ${host} needs privileges this process does not have; choose a port above 1023`);
+  if (/EADDRNOTAVAIL/.test(text)) return new ConfigError(hostVariable, `${host} is not an address of this machine`);
+  return err;
+}
 
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const { listen, logger } = options;
@@ -79,8 +112,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const onError = (err: unknown, method: string) => logger.error({ err, method }, "handler failed");
 
   const limits = options.limits ?? DEFAULT_CALL_LIMITS;
+  const serving = options.serving ?? DEFAULT_SERVING;
+  const observers: CallObserver[] = [];
+  if (options.metrics) observers.push(options.metrics.calls);
+  const callLog = callLogObserver(logger, serving.logCalls);
+  if (callLog) observers.push(callLog);
   // Both transports serve the same handlers, each wrapped once in the call policy.
-  const bindings = options.services.map((b) => ({ service: b.service, impl: applyCallPolicy(b, logger, limits) }));
+  const bindings = options.services.map((b) => ({ service: b.service, impl: applyCallPolicy(b, logger, limits, observers) }));
 
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": maxMessageBytes,
@@ -92,24 +130,54 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     health.setStatus(service.typeName, "SERVING");
   }
   health.addToServer(grpcServer);
+  const readiness = new Readiness(options.name, options.dependencies ?? [], logger, {
+    intervalMs: serving.readinessIntervalMs,
+    timeoutMs: 2000,
+  });
+  let stopped = false;
+  readiness.onChange((ready) => {
+    if (stopped) return;
+    for (const { service } of bindings) health.setStatus(service.typeName, ready ? "SERVING" : "NOT_SERVING");
+  });
   addReflectionService(grpcServer, options.services.map((b) => b.service));
+  const variable = (kind: "GRPC" | "HTTP") => `${options.name.toUpperCase()}_${kind}_PORT`;
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(`${listen.host}:${listen.grpcPort}`, grpcServerCredentials(options.tls), (err, port) =>
-      err ? reject(err) : resolve(port),
+      err ? reject(bindError(err, variable("GRPC"), `${options.name.toUpperCase()}_HOST`, listen.host, listen.grpcPort)) : resolve(port),
     ),
   );
 
-  const connectHandler = connectNodeAdapter({
-    routes: (router: ConnectRouter) => {
-      for (const { service, impl } of bindings) router.service(service, impl);
-    },
+  // connect-node's handlers, as connectNodeAdapter would serve them, each behind the check of
+  // the request message that makes the gateway refuse what the gRPC port refuses
+  // (gatewayRequests.ts).
+  const compressions = [compressionGzip, compressionBrotli];
+  const router = createConnectRouter({
     jsonOptions: JSON_OPTIONS,
     readMaxBytes: maxMessageBytes,
+    acceptCompression: compressions,
     // A caller may ask for a shorter deadline, never a longer one than any call may take.
     maxTimeoutMs: limits.longDeadlineMs,
     shutdownSignal: shutdown.signal,
   });
-  const routes = options.httpRoutes ?? [];
+  for (const { service, impl } of bindings) router.service(service, impl);
+  const gatewayHandlers = new Map(
+    router.handlers.map((h) => [h.requestPath, checkedGatewayHandler(h, { readMaxBytes: maxMessageBytes, compressions })] as const),
+  );
+  const connectHandler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const handler = gatewayHandlers.get(req.url?.split("?", 2)[0] ?? "");
+    if (!handler) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    const peer = createContextValues().set(PEER_KEY, `${req.socket.remoteAddress ?? ""}:${req.socket.remotePort ?? ""}`);
+    handler(universalRequestFromNodeRequest(req, res, undefined, peer))
+      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .catch((err: unknown) => {
+        if (ConnectError.from(err).code !== Code.Aborted) logger.error({ err, method: handler.method.name }, "gateway handler failed");
+      });
+  };
+  const routes = [corsRoute(serving.corsAllowedOrigins), readiness.route(), ...(options.metrics ? [options.metrics.route()] : []), ...(options.httpRoutes ?? [])];
   // Responses under way. Once draining starts each one ends its keep-alive connection when sent,
   // so an idle client connection does not hold the server open for the whole grace period.
   const inFlight = new Set<http.ServerResponse>();
@@ -128,6 +196,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       return;
     }
     for (const route of routes) if (route(req, res)) return;
+    if (isPreflight(req)) return refusePreflight(res);
     // Every gateway answer carries a request id, also a refusal before any handler runs
     // (undecodable JSON, an oversized body); the handler's call policy reuses it.
     const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER] as string | undefined);
@@ -148,12 +217,18 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   };
   const httpServer = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, onRequest) : http.createServer(onRequest);
   httpServer.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once("error", reject);
-    httpServer.listen(listen.httpPort, listen.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once("error", reject);
+      httpServer.listen(listen.httpPort, listen.host, () => resolve());
+    });
+  } catch (err) {
+    grpcServer.forceShutdown();
+    throw bindError(err, variable("HTTP"), `${options.name.toUpperCase()}_HOST`, listen.host, listen.httpPort);
+  }
   const httpPort = (httpServer.address() as AddressInfo).port;
   const hostForUrl = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
+  readiness.start();
 
   let closing: Promise<void> | undefined;
   return {
@@ -162,8 +237,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     httpPort,
     grpcAddress: `${hostForUrl}:${grpcPort}`,
     httpUrl: `${options.tls ? "https" : "http"}://${hostForUrl}:${httpPort}`,
-    close(graceMs = 10_000) {
+    close(graceMs = limits.shutdownGraceMs ?? 10_000) {
       closing ??= (async () => {
+        stopped = true;
+        readiness.stop();
         for (const { service } of options.services) health.setStatus(service.typeName, "NOT_SERVING");
         const grpcDone = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
         draining = true;

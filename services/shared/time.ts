@@ -43,6 +43,11 @@ export class BusinessClock {
   secondsAgo(seconds: number): string {
     return this.at(this.now() - seconds * 1000);
   }
+
+  /** The business time `seconds` after now. */
+  secondsAhead(seconds: number): string {
+    return this.at(this.now() + seconds * 1000);
+  }
 }
 
 /** Throws a TimeZone-naming RangeError when the zone is unknown to this runtime. */

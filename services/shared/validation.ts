@@ -21,6 +21,19 @@ export function requireBusinessTime(field: string, value: string): void {
   if (!isBusinessTime(value)) throw invalidField(field, 'must be a real time written "yyyy-MM-dd HH:mm:ss"');
 }
 
+/** The earliest request_time accepted: no order of this system predates it. */
+export const EARLIEST_REQUEST_TIME = "2000-01-01 00:00:00";
+
+/**
+ * A request_time (already a well-formed business time) between EARLIEST_REQUEST_TIME and
+ * `latest`, the receiving system's business time plus the clock skew it tolerates. Business times
+ * of one zone compare as text.
+ */
+export function requireRequestTimeInRange(field: string, value: string, latest: string): void {
+  if (value < EARLIEST_REQUEST_TIME) throw invalidField(field, `must not be before ${EARLIEST_REQUEST_TIME}, got ${value}`);
+  if (value > latest) throw invalidField(field, `must not be later than the payment system's clock allows (${latest}), got ${value}`);
+}
+
 /** Optional cut-off: empty or a business time. */
 export function optionalBusinessTime(field: string, value: string): void {
   if (value !== "" && !isBusinessTime(value)) {

@@ -1,4 +1,7 @@
-/** paycli, spawned as a person would run it, against a real platform on loopback. */
+/**
+ * paycli, spawned as a person would run it, against a real platform on loopback: the bundle
+ * `npm run build` makes (dist/paycli.mjs, what `paycli` runs), built here from the sources.
+ */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -7,8 +10,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import { startPlatform, type Platform } from "../harness.js";
+import { bundleCli } from "../../scripts/build.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+// Inside the repository, so that the bundle finds the native modules' packages in node_modules.
+const BUNDLE = join(ROOT, ".tmp", `paycli-test-${process.pid}.mjs`);
+
 
 interface Run {
   code: number | null;
@@ -21,9 +28,9 @@ function paycli(p: Platform | undefined, args: string[], env: NodeJS.ProcessEnv 
     ? ["--payment", p.payment.server.grpcAddress, "--merchant", p.merchant.server.grpcAddress, "--recon", p.recon.server.grpcAddress]
     : [];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "services/cli/main.ts", ...args, ...addresses], {
+    const child = spawn(process.execPath, [BUNDLE, ...args, ...addresses], {
       cwd: ROOT,
-      env: { ...process.env, PAYMENT_ADDRESS: "", MERCHANT_ADDRESS: "", RECON_ADDRESS: "", ...env },
+      env: { ...process.env, NODE_OPTIONS: "", PAYMENT_ADDRESS: "", MERCHANT_ADDRESS: "", RECON_ADDRESS: "", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -48,6 +55,9 @@ type Injected = { kind: string; response_id: string; merchant_amount: string; pa
 type Diff = { diff_type: string; response_id: string; merchant_amount: string; payment_amount: string };
 
 describe("paycli [embedded]", () => {
+  before(async () => bundleCli(BUNDLE));
+  after(() => rmSync(BUNDLE, { force: true }));
+
   describe("single orders and usage", () => {
     let p: Platform;
     before(async () => {
@@ -66,7 +76,7 @@ describe("paycli [embedded]", () => {
 
       const json = await paycli(p, ["orders", "--saler", "cli_saler1", "--json"]);
       expect(json.code).to.equal(0);
-      expect(JSON.parse(json.stdout).map((o: { request_id: string }) => o.request_id)).to.deep.equal([requestId]);
+      expect(JSON.parse(json.stdout).orders.map((o: { request_id: string }) => o.request_id)).to.deep.equal([requestId]);
     });
 
     it("exits 1 on a FAIL answer and shows the reason", async () => {
@@ -93,21 +103,75 @@ describe("paycli [embedded]", () => {
       expect(r.stdout).to.match(/^cli_saler3\s+70\s+0\s+0$/m);
     });
 
-    it("exits 2 on usage errors and on requests a service refuses as invalid", async () => {
+    it("exits 2 on usage errors, before any call, and on requests a service refuses as invalid", async () => {
+      const started = async () => {
+        const calls = await Promise.all(
+          [p.payment, p.merchant, p.recon].map(async (s) => {
+            const text = await (await fetch(`${s.server.httpUrl}/metrics`)).text();
+            return [...text.matchAll(/^grpc_server_started_total\{.*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+          }),
+        );
+        return calls.reduce((a, b) => a + b, 0);
+      };
+      const before = await started();
       const cases: [string[], RegExp][] = [
-        [["pay", "--saler", "x"], /--amount is required/],
-        [["pay", "--saler", "x", "--amount", "1.5"], /--amount must be a whole number/],
+        [["pay", "--saler", "x"], /required option '--amount <fen>' not specified/],
+        [["pay", "--saler", "x", "--amount", "1.5"], /'--amount <fen>' argument '1\.5' is invalid\. must be a whole number of fen/],
         [["simulate", "--count", "10", "--lost-responses", "11"], /more faults than requests/],
-        [["simulate", "--frobnicate"], /Unknown option '--frobnicate'/],
-        [["dance"], /unknown command "dance"/],
-        [["pay", "--saler", "no spaces", "--amount", "5"], /merchant service refused the request: saler_id/],
-        [["balances", "--payment", "not-an-address"], /--payment must be host:port/],
+        [["simulate", "--count", "-3"], /'--count <n>' argument '-3' is invalid\. must be between 1 and 1000000, got -3/],
+        [["simulate", "--frobnicate"], /unknown option '--frobnicate'/],
+        [["reconcile", "--cutoff", "yesterday"], /'--cutoff <time>' argument 'yesterday' is invalid\. must be "yyyy-MM-dd HH:mm:ss"/],
+        [["audit", "--cutoff", "2019-02-30 00:00:00"], /is not a real time/],
+        [["orders", "--state", "LOST"], /must be one of INIT, SUCCESS, FAIL, UNKNOWN/],
+        [["runs", "show"], /missing required argument 'run-id'/],
+        [["dance"], /unknown command 'dance'/],
+        [["balances", "--payment", "not-an-address"], /'--payment <host:port>' argument 'not-an-address' is invalid\. must be host:port/],
       ];
       for (const [args, message] of cases) {
         const r = await paycli(args[0] === "balances" ? undefined : p, args);
         expect(r.code, args.join(" ")).to.equal(2);
         expect(r.stderr, args.join(" ")).to.match(message);
       }
+      // None of them reached a service.
+      expect(await started()).to.equal(before);
+      const refused = await paycli(p, ["pay", "--saler", "no spaces", "--amount", "5"]);
+      expect(refused.code).to.equal(2);
+      expect(refused.stderr).to.match(/merchant service refused the request: saler_id/);
+    });
+
+    it("documents every option with its description and default in the command's --help", async () => {
+      const r = await paycli(undefined, ["simulate", "--help"]);
+      expect(r.code).to.equal(0);
+      expect(r.stdout).to.match(/^Usage: paycli simulate \[options\] \[type\]$/m);
+      expect(r.stdout).to.match(/--count <n>\s+orders to send \(default: "1000"\)/);
+      expect(r.stdout).to.match(/--concurrency <n>\s+requests in flight at once \(default: "16"\)/);
+      expect(r.stdout).to.match(/--payment <host:port>\s+payment service gRPC address \(default:\s+"127\.0\.0\.1:50051", env: PAYMENT_ADDRESS\)/);
+      const top = await paycli(undefined, ["--help"]);
+      expect(top.code).to.equal(0);
+      for (const c of ["pay", "withdraw", "simulate", "settle", "resolve", "balances", "orders", "reconcile", "audit", "runs"]) expect(top.stdout).to.match(new RegExp(`^  ${c} `, "m"));
+    });
+
+    it("pages through the orders, and labels times with their zone", async () => {
+      for (let i = 0; i < 5; i++) expect((await paycli(p, ["pay", "--saler", "cli_pages", "--amount", String(10 + i)])).code).to.equal(0);
+      const first = await paycli(p, ["orders", "--saler", "cli_pages", "--limit", "2"]);
+      expect(first.code, first.stderr).to.equal(0);
+      expect(first.stdout).to.match(/request_time \(Asia\/Shanghai\)/);
+      const token = /next page: --page (\d+)/.exec(first.stdout)?.[1];
+      expect(token, first.stdout).to.be.a("string");
+      const pages = [first];
+      let next: string | undefined = token;
+      while (next) {
+        const page = await paycli(p, ["orders", "--saler", "cli_pages", "--limit", "2", "--page", next, "--json"]);
+        expect(page.code, page.stderr).to.equal(0);
+        const body = JSON.parse(page.stdout) as { orders: { total_fee?: string; amount: string }[]; next_page_token: string };
+        pages.push({ ...page, stdout: body.orders.map((o) => o.amount).join(",") });
+        next = body.next_page_token || undefined;
+      }
+      const firstAmounts = [...first.stdout.matchAll(/cli_pages\s+(\d+)/g)].map((m) => m[1]);
+      const amounts = [...firstAmounts, ...pages.slice(1).flatMap((pg) => pg.stdout.split(","))];
+      expect(amounts).to.deep.equal(["14", "13", "12", "11", "10"]);
+      const shown = await paycli(p, ["pay", "--saler", "cli_pages", "--amount", "1"]);
+      expect(shown.stdout).to.match(/^request_time \(Asia\/Shanghai\)\s+\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/m);
     });
 
     it("exits 3 when a service cannot be reached, naming it", async () => {
@@ -115,6 +179,33 @@ describe("paycli [embedded]", () => {
       const r = await paycli(undefined, ["balances"], { PAYMENT_ADDRESS: `127.0.0.1:${port}` });
       expect(r.code).to.equal(3);
       expect(r.stderr).to.contain(`cannot reach the payment service at 127.0.0.1:${port}`);
+    });
+  });
+
+  describe("with the merchant system down", () => {
+    let p: Platform;
+    before(async () => {
+      p = await startPlatform({ name: "embedded" });
+      await p.merchant.server.close(100);
+    });
+    after(async () => p?.close());
+
+    it("names the service that is really unreachable: recon answers, its upstream merchant does not (exit 3)", async () => {
+      const r = await paycli(p, ["reconcile"]);
+      expect(r.code, r.stderr).to.equal(3);
+      expect(r.stderr).to.contain(`the recon service at ${p.recon.server.grpcAddress} answered, but cannot reach the merchant service at ${p.merchant.server.grpcAddress}`);
+      expect(r.stderr).to.not.contain("cannot reach the recon service");
+      // The JSON gateway says the same, as UNAVAILABLE.
+      const res = await fetch(`${p.recon.server.httpUrl}/recon.v1.ReconService/Reconcile`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
+      expect(res.status).to.equal(503);
+      const body = (await res.json()) as { code: string; message: string };
+      expect(body.code).to.equal("unavailable");
+      expect(body.message).to.match(new RegExp(`^upstream merchant service at ${p.merchant.server.grpcAddress.replace(/\./g, "\\.")} is unreachable \\(`));
+      expect(body.message).to.not.match(/^No connection established/);
     });
   });
 
@@ -186,7 +277,8 @@ describe("paycli [embedded]", () => {
 
       // The same run as a person reads it: the summary table, NOT BALANCED, and the rows.
       const shown = await paycli(p, ["runs", "show", run.run_id]);
-      expect(shown.code, shown.stderr).to.equal(0);
+      // An unbalanced run: exit 1, as reconcile itself did.
+      expect(shown.code, shown.stderr).to.equal(1);
       expect(shown.stdout).to.match(/^payment\s+237\s+238\s+233\s+\d+\s+3\s+\d+\s+2\s+\d+\s+2\s+\d+$/m);
       expect(shown.stdout).to.contain("NOT BALANCED: 7 difference(s)");
       for (const f of report.injected) expect(shown.stdout).to.match(new RegExp(`^payment\\s+${f.expected_diff_type}\\s+\\d{20}\\s+${f.response_id}\\s`, "m"));
@@ -195,10 +287,32 @@ describe("paycli [embedded]", () => {
       expect(audit.code).to.equal(1);
       expect(audit.stdout).to.match(/^FAIL: \d+ account\(s\) do not match\.$/m);
 
+      const resolved = await paycli(p, ["resolve"]);
+      expect(resolved.code, resolved.stderr).to.equal(0);
+      expect(resolved.stdout).to.match(/^orders examined\s+0$/m);
+      expect(resolved.stdout).to.match(/^skipped\s+3$/m);
+      expect(resolved.stdout).to.contain("Skipped 3 order(s) UNKNOWN by an injected lost response");
+      for (const f of report.injected.filter((i) => i.kind === "LOST_RESPONSE")) expect(resolved.stdout).to.contain((f as Injected & { request_id: string }).request_id);
+
       const runs = await paycli(p, ["runs", "list"]);
       expect(runs.code).to.equal(0);
       expect(runs.stdout).to.contain(run.run_id);
       expect(runs.stdout).to.match(/audit\s+\S+ \S+\s+\S+ \S+\s+live\s+FAIL/);
+    });
+
+    it("gives the same orders for one seed from paycli simulate and from the Simulate RPC", async () => {
+      const plan = { count: 60, accounts: 4, seed: 99 };
+      const newest = async () =>
+        (await p.merchantClient.listOrders({ pageSize: plan.count })).orders.map((o) => `${o.salerId}:${o.amount}`).sort();
+      const cli = await paycli(p, ["simulate", "--count", String(plan.count), "--accounts", String(plan.accounts), "--seed", String(plan.seed), "--prefix", "seeded", "--json"]);
+      expect(cli.code, cli.stderr).to.equal(0);
+      expect((JSON.parse(cli.stdout) as { calls: unknown[] }).calls).to.have.length(1);
+      const fromCli = await newest();
+      const rpc = await p.merchantClient.simulate({ count: plan.count, accounts: plan.accounts, seed: BigInt(plan.seed), accountPrefix: "seeded" });
+      expect(rpc.requested).to.equal(plan.count);
+      const fromRpc = await newest();
+      expect(fromCli.every((o) => o.startsWith("seeded"))).to.equal(true);
+      expect(fromRpc).to.deep.equal(fromCli);
     });
 
     it("reconciles files handed in: the seed's example", async () => {

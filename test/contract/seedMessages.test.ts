@@ -6,6 +6,7 @@
  */
 import { expect } from "chai";
 import type { JsonObject } from "@bufbuild/protobuf";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { backends, startPlatform, type Platform } from "../harness.js";
 import { bufCurl, postJson, REPO_ROOT } from "./clients.js";
 import { expectResponseId, PAY_RESPONSE_FIELDS, WITHDRAW_RESPONSE_FIELDS } from "./targets.js";
@@ -71,6 +72,22 @@ for (const backend of backends()) {
         responseCode: "SUCCESS",
         responseMsg: "OK",
       });
+    });
+
+    it(`answers the seed's withdrawal sent to a fresh system with FAIL ${INSUFFICIENT_BALANCE}, creating no account`, async () => {
+      const fresh = await startPlatform(backend);
+      try {
+        const res = await postJson(fresh.payment.server, "/payment.v1.PaymentService/Withdraw", SEED_WITHDRAW);
+        expect(res.status, res.text).to.equal(200);
+        expect(JSON.parse(res.text)).to.include({ request_id: "20190829171621334455", saler_id: "saler1", response_code: "FAIL", response_msg: INSUFFICIENT_BALANCE });
+        const missing = await fresh.paymentClient.getBalance({ salerId: "saler1" }).then(
+          () => "exists",
+          (err: ConnectError) => err.code,
+        );
+        expect(missing, "no account saler1").to.equal(Code.NotFound);
+      } finally {
+        await fresh.close();
+      }
     });
 
     it(`answers the seed's withdrawal on an empty account with FAIL ${INSUFFICIENT_BALANCE}`, async () => {

@@ -1,7 +1,8 @@
 /**
  * Bad input, seeded: thousands of malformed requests to every RPC of the payment, merchant and
  * reconciliation services, over gRPC (raw protobuf bytes through a grpc-js client, plus a few
- * hand-made HTTP/2 frames) and over the Connect JSON gateway (plain fetch), against the three
+ * hand-made HTTP/2 frames) and over the Connect protocol on the HTTP port (plain fetch: JSON, and
+ * protobuf as application/proto and application/connect+proto), against the three
  * systems running in a child process. Every request gets the error it should (INVALID_ARGUMENT,
  * or RESOURCE_EXHAUSTED over the size limit; never INTERNAL or UNKNOWN, never a success), with a
  * message that names no SQL, path or stack; no row is written to the payment or merchant
@@ -170,14 +171,16 @@ function envelope(flags: number, data: Uint8Array): Uint8Array {
   return out;
 }
 
-async function jsonCall(baseUrl: string, c: MalformedCase, framed?: Uint8Array): Promise<Answer> {
+/** One call on the Connect protocol: JSON (application/json, application/connect+json) or binary. */
+async function jsonCall(baseUrl: string, c: MalformedCase, framed?: Uint8Array, binary = false): Promise<Answer> {
   const streaming = c.method.methodKind === "server_streaming";
+  const format = binary ? "proto" : "json";
   let res: Response;
   let bytes: Uint8Array;
   try {
     res = await fetch(`${baseUrl}${c.rpc}`, {
       method: "POST",
-      headers: { "content-type": streaming ? "application/connect+json" : "application/json" },
+      headers: { "content-type": streaming ? `application/connect+${format}` : `application/${format}` },
       body: framed ?? (streaming ? envelope(0, c.body) : c.body),
     });
     bytes = new Uint8Array(await res.arrayBuffer());
@@ -286,7 +289,7 @@ for (const backend of backends()) {
     let baseline: Snapshot;
     let rssBefore: number;
     let grpcClients: Map<string, grpc.Client>;
-    const tallies = { grpc: newTally(), json: newTally(), frames: newTally(), big: newTally() };
+    const tallies = { grpc: newTally(), json: newTally(), connectBinary: newTally(), frames: newTally(), big: newTally() };
 
     const storeConfig = (s: Store): DatabaseConfig => ({ mysqlUrl: s.mysqlUrl, sqliteFile: s.sqliteFile, poolSize: 2 });
 
@@ -385,6 +388,18 @@ for (const backend of backends()) {
         record(t, c, await jsonCall(grpcAddressOf(c.rpc).http, c), forbidden(), true);
       });
       console.log(`      ${summary("JSON", t)}`);
+      expect(t.wrong, `seed ${SEED}:\n${t.wrong.join("\n")}`).to.deep.equal([]);
+      expect(t.withoutRequestId, "answers without an x-request-id header").to.equal(0);
+      expect([...t.rpcs].sort()).to.deep.equal([...gen.rpcs].sort());
+    });
+
+    it("answers malformed protobuf sent to the Connect gateway (application/proto, application/connect+proto) for every RPC with invalid_argument or resource_exhausted", async () => {
+      const gen = new MalformedRequests(seededRng(SEED + 5), MAX_MESSAGE_BYTES);
+      const t = tallies.connectBinary;
+      await inParallel(generate(Math.ceil(COUNT / 2), () => gen.binary()), PARALLEL, async (c) => {
+        record(t, c, await jsonCall(grpcAddressOf(c.rpc).http, c, undefined, true), forbidden(), true);
+      });
+      console.log(`      ${summary("Connect binary", t)}`);
       expect(t.wrong, `seed ${SEED}:\n${t.wrong.join("\n")}`).to.deep.equal([]);
       expect(t.withoutRequestId, "answers without an x-request-id header").to.equal(0);
       expect([...t.rpcs].sort()).to.deep.equal([...gen.rpcs].sort());

@@ -65,13 +65,19 @@ const BAD_TIME: Bad[] = [
 ];
 const BAD_CUTOFF = BAD_TIME.filter((t) => t !== ""); // an empty cut-off is allowed
 const BAD_ORDER_ID: Bad[] = ["", "1".repeat(19), "1".repeat(21), "2019082917152012345a", "-2019082917152012345", " 2019082917152012345", "２０１９０８２９１７１５２０１２３４５６", "1' OR '1'='1", "9".repeat(10_000)];
+/**
+ * Integers written in JSON in a notation other than plain decimal. protobuf-es reads them (BigInt()
+ * and Number() take "0x10" as 16), so they cannot be carried by protobuf: JSON-only damage.
+ */
+export const NOT_DECIMAL: string[] = ["0x10", "0X1F", "0b11", "0B1", "0o17", "0O7", " 100", "100 ", "\t100", "100\n", "\n100", "+100", "0100", "00", "1E3", "1e2"];
 const BAD_AMOUNT: Bad[] = [
   "0", 0, "-0", "-1", -1, "-100", "-9223372036854775808", "1000000000001", "9223372036854775807",
   "1.5", 1.5, "100.01", 0.5, "abc", "", "1e3", 1e30, "1e30", "9223372036854775808", "-9223372036854775809",
   true, false, {}, [], ["100"], "１００", "NaN", "Infinity", "十", REMOVE,
+  ...NOT_DECIMAL, ...NOT_DECIMAL,
 ];
 // Not "1e3": proto3 JSON reads exponent notation, and 1000 is a page size.
-const BAD_PAGE_SIZE: Bad[] = [-1, 1001, 2147483647, -2147483648, "abc", 1.5, 2147483648, true, "1e4"];
+const BAD_PAGE_SIZE: Bad[] = [-1, 1001, 2147483647, -2147483648, "abc", 1.5, 2147483648, true, "1e4", "0x10", " 10", "010", "0b1"];
 const BAD_RUN_ID: Bad[] = ["", "x", "../../etc/passwd", "20190829171520000-recon-zzzz/..", "r".repeat(5000), "中文", "20190829171520000-bogus-0000"];
 const BAD_ENUM: Bad[] = ["NOPE", 1.5, true, {}, "ORDER_TYPE_payment"];
 
@@ -109,7 +115,8 @@ function tables(clock: BusinessClock, rng: Rng): Record<string, MethodTable> {
   const pay = (amount: string): MethodTable => ({
     base: () => ({ ...orderIdentity(clock, rng), saler_id: "fuzz1", [amount]: "100" }),
     invalid: {
-      request_time: [...BAD_TIME, REMOVE],
+      // Well-formed times outside the accepted range: before 2000, or far ahead of the clock.
+      request_time: [...BAD_TIME, REMOVE, "9999-12-31 23:59:59", "1970-01-01 00:00:00", "1999-12-31 23:59:59"],
       request_id: [...BAD_ORDER_ID, REMOVE, "19700101000000123456"],
       saler_id: [...BAD_SALER, REMOVE],
       [amount]: BAD_AMOUNT,
@@ -122,6 +129,11 @@ function tables(clock: BusinessClock, rng: Rng): Record<string, MethodTable> {
     "payment.v1.PaymentService/QueryOrder": {
       base: () => ({ request_id: orderIdentity(clock, rng).request_id, order_type: "ORDER_TYPE_PAYMENT" }),
       invalid: { request_id: [...BAD_ORDER_ID, REMOVE], order_type: BAD_ENUM },
+      strict: ["request_id"],
+    },
+    "payment.v1.PaymentService/CloseOrder": {
+      base: () => ({ request_id: orderIdentity(clock, rng).request_id, order_type: "ORDER_TYPE_PAYMENT" }),
+      invalid: { request_id: [...BAD_ORDER_ID, REMOVE], order_type: ["ORDER_TYPE_UNSPECIFIED", 0, REMOVE, ...BAD_ENUM] },
       strict: ["request_id"],
     },
     "payment.v1.PaymentService/GetBalance": { base: () => ({ saler_id: "fuzz1" }), invalid: { saler_id: [...BAD_SALER, REMOVE] }, strict: ["saler_id"] },
@@ -172,11 +184,11 @@ function tables(clock: BusinessClock, rng: Rng): Record<string, MethodTable> {
         concurrency: [-1, 1025, 2.5],
         accounts: [-1, 100_001],
         account_prefix: ["a b", "中文", "p".repeat(51), "a/b", "\u0000", "😀"],
-        min_amount: ["-1", "1000000000001", 1.5],
-        max_amount: ["-5", "1000000000001", "0.5"],
+        min_amount: ["-1", "1000000000001", 1.5, "0x1", " 1", "01"],
+        max_amount: ["-5", "1000000000001", "0.5", "0x10", "10 ", "0o7", "1e1"],
         faults: [{ lost_responses: -1 }, { lost_responses: 11 }, { tampered_amounts: -3 }, { merchant_only: 11 }, { lost_responses: 5, tampered_amounts: 5, merchant_only: 1 }, "x", 5],
         order_type: BAD_ENUM,
-        seed: ["abc", 1.5],
+        seed: ["abc", 1.5, "0x1", " 1", "0b1"],
       },
       combos: [{ min_amount: "10", max_amount: "5" }],
       strict: ["account_prefix"],
@@ -249,9 +261,9 @@ function wrongTypes(field: DescField): JsonValue[] {
     case ScalarType.INT64:
     case ScalarType.UINT64:
     case ScalarType.SINT64:
-      return [true, {}, [], "abc", "1.5", 1.5, "1e3", 1e30, "9223372036854775808", "", "١٢", "NaN", "1_000"];
+      return [true, {}, [], "abc", "1.5", 1.5, "1e3", 1e30, "9223372036854775808", "", "١٢", "NaN", "1_000", ...NOT_DECIMAL];
     default:
-      return [true, {}, [], "abc", 1.5, "1.5", 2147483648, -2147483649, "", "NaN", 1e30];
+      return [true, {}, [], "abc", 1.5, "1.5", 2147483648, -2147483649, "", "NaN", 1e30, ...NOT_DECIMAL];
   }
 }
 
@@ -304,13 +316,17 @@ export class MalformedRequests {
     return this.methods.map((m) => m.rpc);
   }
 
-  private semantic(table: MethodTable): { kind: string; obj: JsonObject } {
+  /** `jsonOnly`: an integer written as a string that is not plain decimal, which protobuf cannot carry. */
+  private semantic(table: MethodTable, schema: DescMessage): { kind: string; obj: JsonObject; jsonOnly: boolean } {
     const combos = table.combos ?? [];
     const fields = Object.keys(table.invalid);
-    if (combos.length > 0 && this.rng() < 0.1) return { kind: "invalid combination", obj: { ...table.base(), ...pick(this.rng, combos) } };
+    if (combos.length > 0 && this.rng() < 0.1) return { kind: "invalid combination", obj: { ...table.base(), ...pick(this.rng, combos) }, jsonOnly: false };
     const field = pick(this.rng, fields);
     const value = pick(this.rng, table.invalid[field]!);
-    return { kind: value === REMOVE ? `missing ${field}` : `bad ${field}`, obj: withValue(table.base(), field, value) };
+    const desc = schema.fields.find((f) => f.name === field);
+    const integer = desc?.fieldKind === "scalar" && ![ScalarType.STRING, ScalarType.BYTES, ScalarType.BOOL, ScalarType.DOUBLE, ScalarType.FLOAT].includes(desc.scalar);
+    const jsonOnly = integer && typeof value === "string" && !/^-?(0|[1-9][0-9]*)$/.test(value);
+    return { kind: value === REMOVE ? `missing ${field}` : jsonOnly ? `${field} not in decimal` : `bad ${field}`, obj: withValue(table.base(), field, value), jsonOnly };
   }
 
   private oversize(): number {
@@ -331,7 +347,7 @@ export class MalformedRequests {
       expected,
     });
     if (r < 0.35) {
-      const { kind, obj } = this.semantic(table);
+      const { kind, obj } = this.semantic(table, method.input);
       return done(kind, JSON.stringify(obj));
     }
     if (r < 0.5) {
@@ -403,7 +419,8 @@ export class MalformedRequests {
     if (r < 0.3) {
       // A broken rule that protobuf can carry (a JSON-only one such as 1.5 is drawn again).
       for (let i = 0; i < 20; i++) {
-        const { kind, obj } = this.semantic(table);
+        const { kind, obj, jsonOnly } = this.semantic(table, schema);
+        if (jsonOnly) continue;
         try {
           return done(kind, toBinary(schema, fromJson(schema, obj)));
         } catch {

@@ -12,7 +12,6 @@ import { MemoryCreditBuffer } from "../../services/payment/creditBuffer.js";
 import { deleteRedisKeys, type Platform } from "../harness.js";
 
 export const MSG_INSUFFICIENT_BALANCE = "账户余额不足，提款失败";
-export const MSG_UNKNOWN_ACCOUNT = "账户不存在，提款失败";
 
 const clock = new BusinessClock("Asia/Shanghai");
 let sequence = 0;

@@ -1,5 +1,8 @@
 import { expect } from "chai";
 import { Code } from "@connectrpc/connect";
+import { readPaymentConfig } from "../../services/payment/config.js";
+import { EnvReader } from "../../services/shared/config.js";
+import { BusinessClock, idPrefix } from "../../services/shared/time.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
 import { expectCode, paymentRowCounts, requestStamp } from "./fixtures.js";
 
@@ -31,6 +34,9 @@ function sharedCases(amountField: "totalFee" | "withdrawMoney", amountName: stri
   time("request_time at hour 24", "2019-08-29 24:00:00", "20190829240000123456");
   time("request_time at minute 60", "2019-08-29 17:60:00", "20190829176000123456");
   time("request_time at second 60", "2019-08-29 17:15:60", "20190829171560123456");
+  time("request_time at the end of time", "9999-12-31 23:59:59", "99991231235959123456");
+  time("request_time at the Unix epoch", "1970-01-01 00:00:00", "19700101000000123456");
+  time("request_time one second before 2000", "1999-12-31 23:59:59", "19991231235959123456");
   const id = (title: string, requestId: string) => cases.push({ title, field: "request_id", change: { requestId } });
   id("request_id missing", "");
   id("request_id of 19 digits", ID.slice(0, 19));
@@ -101,6 +107,50 @@ for (const backend of backends()) {
       }
       const w = await p.paymentClient.withdraw({ ...requestStamp(), salerId: "s".repeat(64), withdrawMoney: 1_000_000_000_000n });
       expect(w.responseCode).to.equal("FAIL");
+    });
+
+    const clock = new BusinessClock("Asia/Shanghai");
+    /** A request stamped `seconds` from now on the business clock. */
+    const stampedIn = (seconds: number) => {
+      const requestTime = clock.secondsAhead(seconds);
+      return { requestTime, requestId: `${idPrefix(requestTime)}${String(Math.floor(Math.random() * 1e6)).padStart(6, "0")}` };
+    };
+
+    it("refuses a request_time more than PAYMENT_REQUEST_TIME_MAX_AHEAD_SECONDS (300) ahead of its clock on Pay and Withdraw, writing nothing", async () => {
+      const before = await paymentRowCounts(p);
+      for (const seconds of [360, 3600, 86_400 * 365]) {
+        const pay = await expectCode(p.paymentClient.pay({ ...stampedIn(seconds), salerId: "future1", totalFee: 100n }), Code.InvalidArgument);
+        expect(pay.rawMessage).to.match(/^request_time: must not be later than/);
+        const withdraw = await expectCode(p.paymentClient.withdraw({ ...stampedIn(seconds), salerId: "future1", withdrawMoney: 100n }), Code.InvalidArgument);
+        expect(withdraw.rawMessage).to.match(/^request_time: must not be later than/);
+      }
+      expect(await paymentRowCounts(p)).to.deep.equal(before);
+    });
+
+    it("accepts a request_time a little ahead of its clock (skew), the seed's 2019 times and 2000-01-01 00:00:00", async () => {
+      const pay = await p.paymentClient.pay({ ...stampedIn(240), salerId: "skew1", totalFee: 100n });
+      expect(pay.responseCode).to.equal("SUCCESS");
+      const withdraw = await p.paymentClient.withdraw({ ...stampedIn(240), salerId: "skew1", withdrawMoney: 100n });
+      expect(withdraw.responseCode, "nothing settled yet").to.equal("FAIL");
+      const floor = await p.paymentClient.pay({ requestTime: "2000-01-01 00:00:00", requestId: "20000101000000000001", salerId: "skew1", totalFee: 1n });
+      expect(floor.responseCode).to.equal("SUCCESS");
+      const seed = await p.paymentClient.pay({ requestTime: "2019-08-29 17:15:20", requestId: "20190829171520000042", salerId: "skew1", totalFee: 1n });
+      expect(seed.responseCode).to.equal("SUCCESS");
+    });
+
+    it("reads the allowed skew from PAYMENT_REQUEST_TIME_MAX_AHEAD_SECONDS", async () => {
+      expect(readPaymentConfig(new EnvReader({})).requestTimeMaxAheadSeconds).to.equal(300);
+      const config = readPaymentConfig(new EnvReader({ PAYMENT_REQUEST_TIME_MAX_AHEAD_SECONDS: "0" }));
+      expect(config.requestTimeMaxAheadSeconds).to.equal(0);
+      const strict = await startPlatform(backend, { payment: { requestTimeMaxAheadSeconds: 0 } });
+      try {
+        const e = await expectCode(strict.paymentClient.pay({ ...stampedIn(60), salerId: "skew2", totalFee: 100n }), Code.InvalidArgument);
+        expect(e.rawMessage).to.match(/^request_time: /);
+        const now = await strict.paymentClient.pay({ ...requestStamp(), salerId: "skew2", totalFee: 100n });
+        expect(now.responseCode).to.equal("SUCCESS");
+      } finally {
+        await strict.close();
+      }
     });
 
     it("accepts the seed's payment request JSON on the Connect gateway and answers in snake_case", async () => {

@@ -2,7 +2,6 @@ import { expect } from "chai";
 import { backends, startPlatform, type Platform } from "../harness.js";
 import {
   MSG_INSUFFICIENT_BALANCE,
-  MSG_UNKNOWN_ACCOUNT,
   amountFor,
   countRows,
   inParallel,
@@ -152,15 +151,16 @@ for (const backend of backends()) {
       expect(await storedBalance(knex, "w-check")).to.equal(10n);
     });
 
-    it("a withdrawal for an account that does not exist fails with its message and creates no account", async () => {
+    it("a withdrawal for an account that does not exist fails with the seed's insufficient-balance message and creates no account", async () => {
       const before = await countRows(p.payment.db.knex, "accounts");
       const r = await p.paymentClient.withdraw(withdrawRequest("nobody-here", 1n));
       expect(r.responseCode).to.equal("FAIL");
-      expect(r.responseMsg).to.equal(MSG_UNKNOWN_ACCOUNT);
+      expect(r.responseMsg).to.equal(MSG_INSUFFICIENT_BALANCE);
       expect(await countRows(p.payment.db.knex, "accounts")).to.equal(before);
       const { order } = await p.merchantClient.withdraw({ salerId: "nobody-there", withdrawMoney: 5n });
       expect(order?.state).to.equal("FAIL");
-      expect(order?.responseMsg).to.equal(MSG_UNKNOWN_ACCOUNT);
+      expect(order?.responseMsg).to.equal(MSG_INSUFFICIENT_BALANCE);
+      expect(await countRows(p.payment.db.knex, "accounts")).to.equal(before);
     });
 
     it("pending credit is not withdrawable until settled", async () => {

@@ -105,6 +105,19 @@ for (const backend of backends()) {
       expect(failed).to.deep.equal([...new Set([lost!.saler_id, tampered!.saler_id])].sort());
     });
 
+    it("refuses a cut-off later than now minus the lag, which could give false differences, and creates no run", async () => {
+      const before = (await p.reconClient.listRuns({})).runs.length;
+      for (const call of [() => p.reconClient.reconcile({ cutoffTime: clock.secondsAgo(-60) }), () => p.reconClient.audit({ cutoffTime: clock.secondsAgo(-60) })]) {
+        const e = await call().then(
+          () => undefined,
+          (err: unknown) => err as { code: number; rawMessage: string },
+        );
+        expect(e, "refused").to.not.equal(undefined);
+        expect(e!.rawMessage).to.match(/^cutoff_time: must not be later than now minus 0 s/);
+      }
+      expect((await p.reconClient.listRuns({})).runs.length).to.equal(before);
+    });
+
     it("repeats: the same cut-off gives byte-identical diff files and the same summary", async () => {
       await simulateDay(p, 99n);
       await p.merchant.db.knex("merchant_orders").where({ order_type: "PAYMENT" }).orderBy("id").limit(1).update({ amount: 3n });

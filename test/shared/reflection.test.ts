@@ -6,6 +6,9 @@ import * as grpc from "@grpc/grpc-js";
 import { create, createFileRegistry, fromBinary, toBinary, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { reflectionService } from "../../services/shared/reflection.js";
+import { comments_payment_v1_payment } from "../../gen/payment/v1/payment_comments.js";
+import { comments_merchant_v1_merchant } from "../../gen/merchant/v1/merchant_comments.js";
+import { comments_recon_v1_recon } from "../../gen/recon/v1/recon_comments.js";
 import { startPlatform, type Platform } from "../harness.js";
 
 const run = promisify(execFile);
@@ -106,4 +109,33 @@ describe("gRPC server reflection [embedded]", () => {
       expect(names).to.include.members(["payment.v1.PaymentService", `grpc.reflection.${version}.ServerReflection`]);
     });
   }
+
+  it("serves every contract's descriptor with its comments (source_code_info), as grpcurl describe shows them", async () => {
+    for (const [address, service, comments] of [
+      [p.payment.server.grpcAddress, "payment.v1.PaymentService", comments_payment_v1_payment],
+      [p.merchant.server.grpcAddress, "merchant.v1.MerchantService", comments_merchant_v1_merchant],
+      [p.recon.server.grpcAddress, "recon.v1.ReconService", comments_recon_v1_recon],
+    ] as const) {
+      const [answer] = (await reflect(address, "v1", [{ host: "", messageRequest: { case: "fileContainingSymbol", value: service } }])) as unknown as Answer[];
+      const file = fromBinary(FileDescriptorProtoSchema, (answer!.messageResponse.value.fileDescriptorProto as Uint8Array[])[0]!);
+      expect(file.sourceCodeInfo?.location.length ?? 0, service).to.be.greaterThan(10);
+      const svcIndex = file.service.findIndex((s) => `${file.package}.${s.name}` === service);
+      const svc = file.service[svcIndex]!;
+      let checked = 0;
+      for (const [j, m] of svc.method.entries()) {
+        const expected = comments[`${service}.${m.name}`];
+        if (!expected) continue;
+        // FileDescriptorProto.service = 6, ServiceDescriptorProto.method = 2.
+        const loc = file.sourceCodeInfo!.location.find((l) => l.path.join(".") === `6.${svcIndex}.2.${j}`);
+        const text = (loc?.leadingComments ?? "")
+          .split("\n")
+          .map((line) => line.replace(/^ /, "").trimEnd())
+          .join("\n")
+          .trim();
+        expect(text, `${service}.${m.name}`).to.equal(expected);
+        checked++;
+      }
+      expect(checked, service).to.be.greaterThan(2);
+    }
+  });
 });

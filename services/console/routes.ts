@@ -90,6 +90,8 @@ export interface ConsoleOptions {
   logger: Logger;
   /** The reconciliation service's runs: serves their files. */
   runs?: RunStore | undefined;
+  /** The reconciliation service's RECON_CUTOFF_LAG_SECONDS, which "reconcile now" waits out. */
+  cutoffLagSeconds?: number | undefined;
 }
 
 function send(res: http.ServerResponse, status: number, type: string, body: string | Buffer, extra: Record<string, string> = {}): void {
@@ -216,6 +218,7 @@ export function consoleRoutes(options: ConsoleOptions): HttpRoute[] {
         ownUrl: own?.url ?? "",
         services: options.catalog.list().map((s) => ({ name: s.name, url: s.url })),
         timeZone: options.timeZone,
+        ...(options.cutoffLagSeconds === undefined ? {} : { cutoffLagSeconds: options.cutoffLagSeconds }),
       });
       send(res, 200, "application/json; charset=utf-8", body);
       return true;

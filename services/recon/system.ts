@@ -98,7 +98,7 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
   ];
   const server = await serve({
     name: "recon",
-    httpRoutes: [...docsRoutes(docs), ...consoleRoutes({ catalog: docs, timeZone: config.timeZone, logger, runs })],
+    httpRoutes: [...docsRoutes(docs), ...consoleRoutes({ catalog: docs, timeZone: config.timeZone, logger, runs, cutoffLagSeconds: config.cutoffLagSeconds })],
     listen: config.listen,
     services: [
       bind(ReconService, impl, {

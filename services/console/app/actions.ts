@@ -5,9 +5,9 @@
  */
 import { OrderType as MerchantOrderType, type InjectedFault, type SimulateResponse } from "../../../gen/merchant/v1/merchant_pb.js";
 import { OrderKey, OrderType, type Run } from "../../../gen/recon/v1/recon_pb.js";
-import { errorMessage, withOperator, type Api } from "./api.js";
+import { errorMessage, reconCutoffLagSeconds, withOperator, type Api } from "./api.js";
 import { checkbox, field, fill, h, table, td, type Child } from "./dom.js";
-import { businessTime, count, milliseconds, nowBusinessTime, timeZone, yuan } from "./format.js";
+import { businessTime, count, milliseconds, timeZone, yuan } from "./format.js";
 
 /** A card with a form whose submit runs `act` and shows its result or the service's error. */
 function actionCard(title: string, description: string, controls: Child[], button: string, act: (out: HTMLElement) => Promise<void>): HTMLElement {
@@ -143,6 +143,7 @@ function simulationCard(api: Api): HTMLElement {
         const rate = (done * 1000) / Math.max(1, performance.now() - started);
         fill(label, `${count(done)} of ${count(total)} · ${count(Math.round(rate))} requests/s`);
       }
+      const simulationEnded = Date.now();
       const sum = (f: (r: SimulateResponse) => number) => reports.reduce((a, r) => a + f(r), 0);
       const injected = reports.flatMap((r) => r.injected);
       const check = h("div", { "aria-live": "polite", "data-testid": "reconcile-now-result" });
@@ -151,8 +152,17 @@ function simulationCard(api: Api): HTMLElement {
         reconcileNow.disabled = true;
         fill(check, h("p", { class: "muted" }, "Reconciling…"));
         void (async () => {
-          // Every order of the simulation has its answer by now: compare up to this moment.
-          const { run } = await withOperator(() => api.recon.reconcile({ cutoffTime: nowBusinessTime(1000) }));
+          // A run without a cut-off compares the orders answered at least the service's lag ago:
+          // once that long (and a second more) has passed since the simulation ended, every
+          // order it sent is compared.
+          const lag = await reconCutoffLagSeconds(api);
+          const wait = simulationEnded + (lag + 1) * 1000 - Date.now();
+          if (wait > 0) {
+            fill(check, h("p", { class: "muted" }, `Waiting ${Math.ceil(wait / 1000)} s (RECON_CUTOFF_LAG_SECONDS is ${lag}) so that every order of the simulation is compared…`));
+            await new Promise((resolve) => setTimeout(resolve, wait));
+          }
+          fill(check, h("p", { class: "muted" }, "Reconciling…"));
+          const { run } = await withOperator(() => api.recon.reconcile({}));
           const rows = await differingRows(api, run!, isPayment ? OrderType.PAYMENT : OrderType.WITHDRAWAL);
           const found = new Set(rows.map((r) => `${r.requestId}|${r.diffType}`));
           const expected = new Set(injected.map((f) => `${f.requestId}|${f.expectedDiffType}`));

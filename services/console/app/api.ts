@@ -15,6 +15,8 @@ export interface ConsoleConfig {
   ownUrl: string;
   services: { name: string; url: string }[];
   timeZone: string;
+  /** Only in the reconciliation service's configuration. */
+  cutoffLagSeconds?: number;
 }
 
 export interface Api {
@@ -129,4 +131,12 @@ export async function loadApi(): Promise<Api> {
 export function errorMessage(err: unknown): string {
   if (err instanceof ConnectError) return `${Code[err.code] ?? err.code}: ${err.rawMessage}`;
   return err instanceof Error ? err.message : String(err);
+}
+
+/** The reconciliation service's cut-off lag (RECON_CUTOFF_LAG_SECONDS), from its own configuration. */
+export async function reconCutoffLagSeconds(api: Api): Promise<number> {
+  const res = await fetch(`${api.reconUrl}/console/config.json`, { cache: "no-cache" });
+  if (!res.ok) throw new Error(`could not read the reconciliation service's configuration: HTTP ${res.status}`);
+  const lag = ((await res.json()) as ConsoleConfig).cutoffLagSeconds;
+  return typeof lag === "number" && lag >= 0 ? lag : 5;
 }

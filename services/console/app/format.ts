@@ -50,22 +50,6 @@ export function businessTime(text: string): string {
   return `${text} ${zoneOffset(new Date())}`;
 }
 
-/** Now, as a business time ("yyyy-MM-dd HH:mm:ss" in the business zone). */
-export function nowBusinessTime(offsetMs = 0): string {
-  const parts = new Intl.DateTimeFormat("en-CA", {
-    timeZone: zone,
-    year: "numeric",
-    month: "2-digit",
-    day: "2-digit",
-    hour: "2-digit",
-    minute: "2-digit",
-    second: "2-digit",
-    hourCycle: "h23",
-  }).formatToParts(new Date(Date.now() + offsetMs));
-  const p = (t: string) => parts.find((x) => x.type === t)?.value ?? "00";
-  return `${p("year")}-${p("month")}-${p("day")} ${p("hour")}:${p("minute")}:${p("second")}`;
-}
-
 export function milliseconds(ms: bigint | number): string {
   const v = Number(ms);
   return v < 1000 ? `${v} ms` : `${(v / 1000).toFixed(2)} s`;

@@ -6,10 +6,11 @@
  * than the sources: one file to read instead of hundreds, so the command line starts quickly.
  * Type-checking stays with `tsc -p .`.
  */
-import { readdirSync, rmSync } from "node:fs";
+import { cpSync, readdirSync, rmSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
+import { CONSOLE_BUNDLE_OPTIONS } from "../services/console/routes.js";
 
 const root = resolve(import.meta.dirname, "..");
 
@@ -54,9 +55,18 @@ export async function bundleCli(outfile: string): Promise<void> {
   });
 }
 
+/** The operations console's browser app in one file, and its static files, beside its routes. */
+export async function bundleConsole(outdir: string): Promise<void> {
+  const dir = join(outdir, "services", "console");
+  await build({ ...CONSOLE_BUNDLE_OPTIONS, entryPoints: [...CONSOLE_BUNDLE_OPTIONS.entryPoints], target: [...CONSOLE_BUNDLE_OPTIONS.target], outfile: join(dir, "console-app.js") });
+  rmSync(join(dir, "app"), { recursive: true, force: true });
+  cpSync(join(root, "services", "console", "static"), join(dir, "static"), { recursive: true });
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const outdir = resolve(process.argv[2] ?? join(root, "dist"));
   const count = await compile(outdir);
   await bundleCli(join(outdir, "paycli.mjs"));
+  await bundleConsole(outdir);
   process.stdout.write(`compiled ${count} files into ${relative(process.cwd(), outdir) || "."}, and paycli.mjs\n`);
 }

@@ -234,3 +234,11 @@ export async function refundablePayments(
   }
   return out;
 }
+
+/** Number and amount of orders per order type and state. */
+export async function countOrders(db: Knex, orderType?: OrderTypeName): Promise<{ orderType: OrderTypeName; state: OrderState; count: bigint; amount: bigint }[]> {
+  let q = db("merchant_orders").select("order_type", "state").count({ n: "*" }).sum({ total: "amount" }).groupBy("order_type", "state");
+  if (orderType) q = q.where({ order_type: orderType });
+  const rows = (await q) as { order_type: OrderTypeName; state: OrderState; n: unknown; total: unknown }[];
+  return rows.map((r) => ({ orderType: r.order_type, state: r.state, count: toFen(r.n), amount: r.total === null ? 0n : toFen(r.total) }));
+}

@@ -14,6 +14,7 @@ import { optionalBusinessTime, pageSize, requireAmount, requireOrderId, requireS
 import { exportOrders } from "./exports.js";
 import type { OrderSender } from "./orderSender.js";
 import {
+  countOrders,
   findOrder,
   listOrders,
   ORDER_STATES,
@@ -215,6 +216,20 @@ export function createMerchantService(deps: MerchantDeps): ServiceImpl<typeof Me
         if (ctx.signal.aborted) return;
         yield { orders };
       }
+    },
+
+    async countOrders(req) {
+      const orderType = typeName("order_type", req.orderType, true);
+      const found = await countOrders(db.knex, orderType);
+      const types: OrderTypeName[] = orderType ? [orderType] : ["PAYMENT", "WITHDRAWAL"];
+      return {
+        counts: types.flatMap((t) =>
+          ORDER_STATES.map((state) => {
+            const hit = found.find((f) => f.orderType === t && f.state === state);
+            return { orderType: t === "PAYMENT" ? OrderType.PAYMENT : OrderType.WITHDRAWAL, state, count: hit?.count ?? 0n, amount: hit?.amount ?? 0n };
+          }),
+        ),
+      };
     },
   };
 }

@@ -10,6 +10,7 @@ import { operatorTokenGuard } from "../shared/authentication.js";
 import { signatureHeaders } from "../shared/signing.js";
 import { grpcChannelCredentials } from "../shared/tls.js";
 import { ApiCatalog, docsRoutes } from "../shared/apiDocs.js";
+import { consoleRoutes } from "../console/routes.js";
 import { merchantApiDocument } from "./apiDocs.js";
 import { BusinessClock } from "../shared/time.js";
 import type { MerchantConfig } from "./config.js";
@@ -132,7 +133,7 @@ export async function startMerchantSystem(
       }),
     ],
     logger,
-    httpRoutes: docsRoutes(docs),
+    httpRoutes: [...docsRoutes(docs), ...consoleRoutes({ catalog: docs, timeZone: config.timeZone, logger })],
     maxMessageBytes: config.maxMessageBytes,
     limits: config.callLimits,
     tls: config.tls,

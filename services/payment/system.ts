@@ -7,6 +7,7 @@ import type { Logger } from "../shared/logger.js";
 import { bind, serve, type RunningServer } from "../shared/server.js";
 import { combineGuards, merchantSignatureGuard, operatorTokenGuard } from "../shared/authentication.js";
 import { ApiCatalog, docsRoutes } from "../shared/apiDocs.js";
+import { consoleRoutes } from "../console/routes.js";
 import { paymentApiDocument } from "./apiDocs.js";
 import { MemoryCreditBuffer, RedisCreditBuffer, type CreditBuffer } from "./creditBuffer.js";
 import type { PaymentConfig } from "./config.js";
@@ -80,7 +81,7 @@ export async function startPaymentSystem(
       }),
     ],
     logger,
-    httpRoutes: docsRoutes(docs),
+    httpRoutes: [...docsRoutes(docs), ...consoleRoutes({ catalog: docs, timeZone: config.timeZone, logger })],
     maxMessageBytes: config.maxMessageBytes,
     limits: config.callLimits,
     tls: config.tls,

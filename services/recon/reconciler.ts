@@ -62,13 +62,6 @@ const PAYMENT_TYPE: Record<OrderType, PaymentOrderType> = {
   [OrderType.REFUND]: PaymentOrderType.REFUND,
 };
 
-/** The diff file of each order type. */
-export const DIFF_FILES: Record<OrderType, string> = {
-  [OrderType.UNSPECIFIED]: "payment_diff.csv",
-  [OrderType.PAYMENT]: "payment_diff.csv",
-  [OrderType.WITHDRAWAL]: "withdrawal_diff.csv",
-  [OrderType.REFUND]: "refund_diff.csv",
-};
 
 async function* rowsOf(stream: AsyncIterable<{ orders: ExportRow[] }>): AsyncGenerator<ExportRow[]> {
   for await (const message of stream) yield message.orders;

@@ -7,7 +7,8 @@ import { invalidField } from "../shared/errors.js";
 import type { BusinessClock } from "../shared/time.js";
 import { optionalBusinessTime, pageSize } from "../shared/validation.js";
 import { readCsvFile } from "./csv.js";
-import { DIFF_FILES, type Reconciler } from "./reconciler.js";
+import { diffFileName, listDiffRows } from "./diffRows.js";
+import type { Reconciler } from "./reconciler.js";
 import { isRunId, type RunStore } from "./runs.js";
 
 export interface ReconDeps {
@@ -90,7 +91,7 @@ export function createReconService(deps: ReconDeps): ServiceImpl<typeof ReconSer
       if (req.diffType !== "" && !DIFF_TYPES.includes(req.diffType)) throw invalidField("diff_type", `must be one of ${DIFF_TYPES.join(", ")} or empty`);
       for (const summary of run.diffs) {
         if (req.orderType !== OrderType.UNSPECIFIED && summary.orderType !== req.orderType) continue;
-        const name = DIFF_FILES[summary.orderType];
+        const name = diffFileName(summary.orderType);
         const path = join(run.directory, name);
         let cols: Map<string, number> | undefined;
         let out: DiffRow[] = [];
@@ -158,6 +159,16 @@ export function createReconService(deps: ReconDeps): ServiceImpl<typeof ReconSer
         }
       }
       if (out.length > 0) yield { rows: out };
+    },
+
+    async listDiffRows(req, ctx) {
+      const run = await runOf(req.runId, RunKind.RECONCILIATION);
+      try {
+        return await listDiffRows(run, req, ctx.signal);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new ConnectError(`run ${run.runId} has no ${diffFileName(req.orderType)}`, Code.NotFound);
+        throw err;
+      }
     },
   };
 }

@@ -4,6 +4,7 @@ import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
 import { ApiCatalog, docsRoutes } from "../shared/apiDocs.js";
+import { consoleRoutes } from "../console/routes.js";
 import { createGrpcClient } from "../shared/grpc.js";
 import type { Logger } from "../shared/logger.js";
 import { bind, serve, type RunningServer } from "../shared/server.js";
@@ -97,7 +98,7 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
   ];
   const server = await serve({
     name: "recon",
-    httpRoutes: docsRoutes(docs),
+    httpRoutes: [...docsRoutes(docs), ...consoleRoutes({ catalog: docs, timeZone: config.timeZone, logger, runs, cutoffLagSeconds: config.cutoffLagSeconds })],
     listen: config.listen,
     services: [
       bind(ReconService, impl, {

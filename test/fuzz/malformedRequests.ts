@@ -209,6 +209,7 @@ function tables(clock: BusinessClock, rng: Rng): Record<string, MethodTable> {
       combos: [{ min_amount: "10", max_amount: "5" }],
       strict: ["account_prefix"],
     },
+    "merchant.v1.MerchantService/CountOrders": { base: () => ({ order_type: "ORDER_TYPE_PAYMENT" }), invalid: { order_type: BAD_ENUM }, strict: [] },
     "merchant.v1.MerchantService/ExportOrders": {
       base: () => ({ order_type: "ORDER_TYPE_PAYMENT", key: "ORDER_KEY_RESPONSE_ID", cutoff_time: "2019-08-29 17:15:20" }),
       invalid: { order_type: ["ORDER_TYPE_UNSPECIFIED", REMOVE, ...BAD_ENUM], cutoff_time: BAD_CUTOFF, key: BAD_ENUM },
@@ -255,6 +256,11 @@ function tables(clock: BusinessClock, rng: Rng): Record<string, MethodTable> {
       strict: ["run_id"],
     },
     "recon.v1.ReconService/StreamAuditRows": { base: () => ({ run_id: "x", result: "FAIL" }), invalid: { run_id: BAD_RUN_ID }, strict: ["run_id"] },
+    "recon.v1.ReconService/ListDiffRows": {
+      base: () => ({ run_id: "x", order_type: "ORDER_TYPE_PAYMENT", diff_types: ["F113"], saler_id: "saler1", page_size: 10, page_token: "" }),
+      invalid: { run_id: BAD_RUN_ID, order_type: BAD_ENUM, page_size: BAD_PAGE_SIZE, diff_types: [["F999"], ["f113"], [""]], page_token: ["abc", "../x", "中文"] },
+      strict: ["run_id"],
+    },
   };
 }
 

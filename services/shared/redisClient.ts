@@ -71,7 +71,11 @@ export function connectRedis(target: RedisTarget, options: { onNodeLost?: () => 
       slotsRefreshTimeout: 2000,
       clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
     });
-    cluster.on("-node", () => options.onNodeLost?.());
+    // While connecting, the client drops the seed connections it does not need (replicas): only
+    // a node lost by a ready client can have taken acknowledged writes with it.
+    cluster.on("-node", () => {
+      if (cluster.status === "ready") options.onNodeLost?.();
+    });
     client = cluster;
   }
   // Connection errors surface on the calls that fail; the client reconnects by itself.

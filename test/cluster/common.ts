@@ -44,3 +44,8 @@ export function summarize(load: Load, from: number): string {
   const inWindow = load.failures.map((f) => `${((f.at - from) / 1000).toFixed(1)}s ${f.what}`);
   return `calls ${load.calls}, successes ${load.successes}, without outcome ${load.failures.length}${inWindow.length ? `: ${inWindow.slice(0, 8).join("; ")}` : ""}`;
 }
+
+/** A suite that cannot run here: skipped, or a failure when REQUIRE_CLUSTER_ENGINES=1 (CI). */
+export function engineMissing(reason: string): void {
+  if (process.env.REQUIRE_CLUSTER_ENGINES === "1") throw new Error(`REQUIRE_CLUSTER_ENGINES=1 but ${reason}`);
+}

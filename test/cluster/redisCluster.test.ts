@@ -17,7 +17,7 @@ import { uniqueName } from "../harness.js";
 import { BalanceSampler, describeReport, faultSeed, FaultPlatform, finishRun, Load } from "../faults/platform.js";
 import { sleep } from "../faults/processes.js";
 import { LocalRedisCluster } from "./engines.js";
-import { expectClean, expectFailuresWithin, mysqlUrl, serverUrl, summarize } from "./common.js";
+import { engineMissing, expectClean, expectFailuresWithin, mysqlUrl, serverUrl, summarize } from "./common.js";
 
 if (!mysqlUrl && process.env.REQUIRE_REAL_BACKENDS === "1") throw new Error("REQUIRE_REAL_BACKENDS=1 but TEST_MYSQL_URL is not set");
 
@@ -25,6 +25,7 @@ if (!mysqlUrl && process.env.REQUIRE_REAL_BACKENDS === "1") throw new Error("REQ
 const FAILOVER_WINDOW_MS = 20_000;
 
 if (!LocalRedisCluster.available()) {
+  engineMissing("redis-server or redis-cli is not installed");
   describe("Redis Cluster (skipped: redis-server and redis-cli are not installed)", () => {
     it("needs redis-server and redis-cli");
   });

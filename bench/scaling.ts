@@ -12,8 +12,10 @@
  *   5. two payment and two merchant instances on two different Galera nodes.
  * For each: payments/s over BENCH_SECONDS (spread over 100 accounts), the settlement lag (from
  * the end of the payment load until every payment is credited; settlement runs every second),
- * and withdrawals/s of 1 fen from one hot account. Prints a table with ratios to the baseline;
- * it never judges the timings. The machine's load average is printed before and after.
+ * and withdrawals/s of 1 fen from one hot account. Configuration 1 runs again right before 2, 3
+ * and 4, and 4 before 5, so each ratio compares two neighbouring measurements (the machine may
+ * be shared). Prints a table; it never judges the timings. The load average is printed
+ * with every figure.
  *
  * Environment: BENCH_MYSQL_URL / BENCH_REDIS_URL (defaults TEST_* or the local servers),
  * BENCH_SECONDS (15), BENCH_CONCURRENCY (32), BENCH_ONLY (comma-separated configuration numbers).
@@ -104,26 +106,41 @@ async function run(label: string, options: Partial<ConstructorParameters<typeof 
 const load = () => loadavg().map((l) => l.toFixed(1)).join(", ");
 console.log(`bench/scaling: ${SECONDS} s per phase, concurrency ${CONCURRENCY}; MariaDB ${new URL(MYSQL_URL).host}, Redis ${new URL(REDIS_URL).host}`);
 console.log(`load average before: ${load()}`);
-const results: Figures[] = [];
+/** Each figure with the baseline measured just before it, on the same storage. */
+const rows: { r: Figures; base: Figures | undefined }[] = [];
 const want = (n: number) => !ONLY || ONLY.has(n);
-if (want(1)) results.push(await run("1 payment instance, MariaDB, Redis", {}));
-if (want(2)) results.push(await run("3 payment instances, MariaDB, Redis", { paymentInstances: 3 }));
+const show = (r: Figures, base: Figures | undefined) => {
+  rows.push({ r, base });
+  console.log(`${r.label}: ${r.paymentsPerSecond.toFixed(1)} payments/s, settlement lag ${r.settlementLagMs} ms, ${r.withdrawalsPerSecond.toFixed(1)} withdrawals/s; load average ${load()}`);
+};
+const baseline = async (suffix = "") => {
+  const r = await run(`1 payment instance, MariaDB, Redis${suffix}`, {});
+  show(r, undefined);
+  return r;
+};
+// The machine is shared: a baseline right before each variant, so each ratio is of two
+// neighbouring measurements.
+if (want(2)) show(await run("3 payment instances, MariaDB, Redis", { paymentInstances: 3 }), await baseline());
 if (want(3)) {
+  const base = await baseline(" (again)");
   const cluster = await LocalRedisCluster.start(3, 1, 2000);
   try {
-    results.push(await run("1 payment instance, MariaDB, Redis Cluster (3+3)", { redisClusterNodes: cluster.seedList }));
+    show(await run("1 payment instance, MariaDB, Redis Cluster (3+3)", { redisClusterNodes: cluster.seedList }), base);
   } finally {
     await cluster.close();
   }
 }
 if (want(4) || want(5)) {
+  const base = await baseline(" (again)");
   const galera = await LocalGalera.start(3);
   try {
     const urls = galera.nodes.map((n) => galera.url(n));
-    if (want(4)) results.push(await run("1 payment + 1 merchant on Galera node 0", { mysqlServerUrl: urls[0]! }));
+    const one = await run("1 payment + 1 merchant on Galera node 0", { mysqlServerUrl: urls[0]! });
+    show(one, base);
     if (want(5)) {
-      results.push(
+      show(
         await run("2 payment + 2 merchant on Galera nodes 0 and 1", { mysqlServerUrl: urls[0]!, paymentInstances: 2, merchantInstances: 2, instanceServerUrls: [urls[0]!, urls[1]!] }),
+        one,
       );
     }
   } finally {
@@ -131,12 +148,12 @@ if (want(4) || want(5)) {
   }
 }
 console.log(`load average after: ${load()}`);
-const base = results[0]!;
-console.log("\n| configuration | payments/s | ratio | settlement lag (ms) | withdrawals/s, one account | ratio | calls without SUCCESS |");
-console.log("|---|---:|---:|---:|---:|---:|---:|");
-for (const r of results) {
+console.log("\n| configuration | payments/s | settlement lag (ms) | withdrawals/s, one account | against | payments ratio | withdrawals ratio |");
+console.log("|---|---:|---:|---:|---|---:|---:|");
+for (const { r, base } of rows) {
+  const ratio = (a: number, b: number | undefined) => (b ? (a / b).toFixed(2) : "");
   console.log(
-    `| ${r.label} | ${r.paymentsPerSecond.toFixed(0)} | ${(r.paymentsPerSecond / base.paymentsPerSecond).toFixed(2)} | ${r.settlementLagMs} | ${r.withdrawalsPerSecond.toFixed(0)} | ${(r.withdrawalsPerSecond / base.withdrawalsPerSecond).toFixed(2)} | ${r.errors} |`,
+    `| ${r.label} | ${r.paymentsPerSecond.toFixed(1)} | ${r.settlementLagMs} | ${r.withdrawalsPerSecond.toFixed(1)} | ${base?.label ?? "baseline"} | ${ratio(r.paymentsPerSecond, base?.paymentsPerSecond)} | ${ratio(r.withdrawalsPerSecond, base?.withdrawalsPerSecond)} |`,
   );
 }
 process.exit(0);

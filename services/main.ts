@@ -35,7 +35,7 @@ await runUntilSignal(logger, async () => {
   // Every service's /docs page offers every service's API.
   linkApiCatalogs([payment.docs, merchant.docs, recon.docs]);
   const backend = paymentConfig.database.mysqlUrl ? "MySQL" : "SQLite (embedded)";
-  const buffer = paymentConfig.redisUrl ? "Redis" : "in-process";
+  const buffer = paymentConfig.redisClusterNodes ? "Redis Cluster" : paymentConfig.redisUrl ? "Redis" : "in-process";
   const lines = [
     `Payment platform running — storage: ${backend}, credit buffer: ${buffer}`,
     "",

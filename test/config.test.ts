@@ -64,6 +64,8 @@ const READERS: { name: string; read: Reader; bad: [string, string][] }[] = [
       ["PAYMENT_DB_POOL", "1.5"],
       ["PAYMENT_DB_POOL", "0"],
       ["REDIS_URL", "http://localhost:6379"],
+      ["REDIS_CLUSTER_NODES", "10.0.0.1:7000,10.0.0.2"],
+      ["REDIS_CLUSTER_NODES", "10.0.0.1:70000"],
       ["SETTLE_CRON", "every five seconds"],
       ["SETTLE_CHUNK_ACCOUNTS", "0"],
       ["SETTLE_SWEEP_EVERY", "many"],
@@ -84,6 +86,9 @@ const READERS: { name: string; read: Reader; bad: [string, string][] }[] = [
       ["MERCHANT_MYSQL_URL", "file:///tmp/x"],
       ["MERCHANT_DB_POOL", "lots"],
       ["PAYMENT_ADDRESS", "http://payment:50051/"],
+      ["PAYMENT_ADDRESS", "10.0.0.1:50051,payment-2:50051"],
+      ["PAYMENT_ADDRESS", "10.0.0.1:50051,"],
+      ["PAYMENT_ADDRESS", "dns:pay ment:50051"],
       ["PAYMENT_CALL_TIMEOUT_MS", "5"],
       ["RESOLVE_CRON", "whenever"],
       ["RESOLVE_INIT_AFTER_SECONDS", "0"],
@@ -116,6 +121,7 @@ describe("configuration", () => {
       expect(c.database.mysqlUrl).to.equal(undefined);
       expect(c.database.sqliteFile).to.equal("data/payment.sqlite");
       expect(c.redisUrl).to.equal(undefined);
+      expect(c.redisClusterNodes).to.equal(undefined);
       expect(c.timeZone).to.equal("Asia/Shanghai");
     });
 
@@ -130,6 +136,19 @@ describe("configuration", () => {
       expect(c.database.mysqlUrl).to.equal("mysql://root:pw@db:3306/payment");
       expect(c.redisUrl).to.equal("redis://cache:6379");
       expect(c.listen.host).to.equal("0.0.0.0");
+    });
+
+    it("takes REDIS_CLUSTER_NODES for a Redis Cluster, never together with REDIS_URL", () => {
+      const c = readPaymentConfig(new EnvReader({ REDIS_CLUSTER_NODES: "10.0.0.1:7000, redis-2:7001,[::1]:7002" }));
+      expect(c.redisClusterNodes).to.deep.equal([
+        { host: "10.0.0.1", port: 7000 },
+        { host: "redis-2", port: 7001 },
+        { host: "::1", port: 7002 },
+      ]);
+      expect(c.redisUrl).to.equal(undefined);
+      expect(() => readPaymentConfig(new EnvReader({ REDIS_CLUSTER_NODES: "10.0.0.1:7000", REDIS_URL: "redis://cache:6379" }))).to.throw(
+        /REDIS_CLUSTER_NODES: cannot be set together with REDIS_URL/,
+      );
     });
 
     it("prefers PAYMENT_MYSQL_URL and PAYMENT_HOST over the shared settings", () => {
@@ -154,6 +173,11 @@ describe("configuration", () => {
       const c = readMerchantConfig(new EnvReader({ MYSQL_URL: "mysql://root:pw@db:3306", PAYMENT_ADDRESS: "payment:50051" }));
       expect(c.database.mysqlUrl).to.equal("mysql://root:pw@db:3306/merchant");
       expect(c.paymentAddress).to.equal("payment:50051");
+    });
+
+    it("takes several payment instances as a list of IP:port or a dns: name", () => {
+      expect(readMerchantConfig(new EnvReader({ PAYMENT_ADDRESS: "10.0.0.1:50051, 10.0.0.2:50051" })).paymentAddress).to.equal("10.0.0.1:50051,10.0.0.2:50051");
+      expect(readMerchantConfig(new EnvReader({ PAYMENT_ADDRESS: "dns:payment:50051" })).paymentAddress).to.equal("dns:payment:50051");
     });
   });
 

@@ -1,4 +1,4 @@
-import { EnvReader, readListen, type ListenConfig } from "../shared/config.js";
+import { EnvReader, readGrpcAddress, readListen, type ListenConfig } from "../shared/config.js";
 import type { DatabaseConfig } from "../shared/database.js";
 import { mysqlDatabaseUrl, readCron } from "../payment/config.js";
 import { readOperatorToken } from "../shared/authentication.js";
@@ -11,7 +11,10 @@ import { readServerTls, readTlsCa, type ServerTls } from "../shared/tls.js";
 export interface MerchantConfig {
   listen: ListenConfig;
   database: DatabaseConfig;
-  /** host:port of the payment system's gRPC endpoint. */
+  /**
+   * The payment system's gRPC endpoint: host:port, a list of instances ip:port,ip:port,... or
+   * dns:name:port; a list or a DNS name is balanced round-robin.
+   */
   paymentAddress: string;
   timeZone: string;
   callTimeoutMs: number;
@@ -41,7 +44,7 @@ export function readMerchantConfig(env = new EnvReader()): MerchantConfig {
       sqliteFile: env.string("MERCHANT_SQLITE_FILE", "data/merchant.sqlite"),
       poolSize: env.int("MERCHANT_DB_POOL", 32, 1, 1000),
     },
-    paymentAddress: env.host("PAYMENT_ADDRESS", "127.0.0.1:50051"),
+    paymentAddress: readGrpcAddress(env, "PAYMENT_ADDRESS", "127.0.0.1:50051"),
     timeZone: env.timeZone("BUSINESS_TIME_ZONE", "Asia/Shanghai"),
     callTimeoutMs: env.int("PAYMENT_CALL_TIMEOUT_MS", 5000, 10, 600_000),
     resolveCron: readCron(env, "RESOLVE_CRON", "*/15 * * * * *"),

@@ -7,12 +7,18 @@ import { readCallLimits, type CallLimits } from "../shared/callPolicy.js";
 import { readServing, type ServingConfig } from "../shared/serving.js";
 import { parseMerchantKeys } from "../shared/signing.js";
 import { readServerTls, type ServerTls } from "../shared/tls.js";
+import { readRedisTarget, type ClusterNode } from "../shared/redisClient.js";
 
 export interface PaymentConfig {
   listen: ListenConfig;
   database: DatabaseConfig;
   /** redis:// URL of the credit buffer; absent for the in-process buffer. */
   redisUrl: string | undefined;
+  /**
+   * REDIS_CLUSTER_NODES: the credit buffer is on a Redis Cluster reached through these seed nodes
+   * (instead of REDIS_URL).
+   */
+  redisClusterNodes?: ClusterNode[] | undefined;
   /** Hash tag and prefix of every Redis key. */
   redisPrefix: string;
   timeZone: string;
@@ -75,7 +81,7 @@ export function readPaymentConfig(env = new EnvReader()): PaymentConfig {
       sqliteFile: env.string("PAYMENT_SQLITE_FILE", "data/payment.sqlite"),
       poolSize: env.int("PAYMENT_DB_POOL", 32, 1, 1000),
     },
-    redisUrl: env.url("REDIS_URL", ["redis", "rediss"]),
+    ...readRedisTarget(env),
     redisPrefix: env.string("PAYMENT_REDIS_PREFIX", "payment"),
     timeZone: env.timeZone("BUSINESS_TIME_ZONE", "Asia/Shanghai"),
     settleCron: readCron(env, "SETTLE_CRON", "*/5 * * * * *"),

@@ -8,9 +8,12 @@
  * says where to look. If it loses data (Redis restarted or flushed, a process died between
  * commit and buffer write) the set of due accounts is rebuilt from the orders table: `isIntact`
  * turns false when the epoch marker vanishes, and settlement sweeps the table periodically anyway.
+ * On a Redis Cluster a failover can drop writes the lost master acknowledged but had not yet
+ * replicated, while the epoch marker survives on the promoted replica: every process that sees a
+ * node go away removes the marker once the cluster answers again, so the next settlement sweeps.
  */
 import { randomUUID } from "node:crypto";
-import { Redis } from "ioredis";
+import { connectRedis, type RedisClient, type RedisTarget } from "../shared/redisClient.js";
 
 export interface Credit {
   salerId: string;
@@ -154,14 +157,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0`;
 
 /**
- * Redis buffer. Every key carries the same hash tag, so the scripts that touch several keys run
- * on one Redis Cluster slot.
+ * Redis buffer. Every key carries the same hash tag, so the transactions and scripts that touch
+ * several keys run on one Redis Cluster slot (a cluster refuses them with CROSSSLOT otherwise).
  */
 export class RedisCreditBuffer implements CreditBuffer {
   private readonly keys;
   private lastError = "";
+  private nodeLost = false;
+  private invalidating: Promise<void> | undefined;
+  private closed = false;
 
-  constructor(private readonly redis: Redis, prefix: string) {
+  constructor(private readonly redis: RedisClient, prefix: string) {
     redis.on("error", (err: Error) => (this.lastError = err.message));
     redis.on("ready", () => (this.lastError = ""));
     const tag = `{${prefix}}`;
@@ -201,17 +207,35 @@ export class RedisCreditBuffer implements CreditBuffer {
     this.redis.on("error", listener);
   }
 
-  static connect(url: string, prefix: string): RedisCreditBuffer {
-    const redis = new Redis(url, {
-      maxRetriesPerRequest: 2,
-      enableOfflineQueue: true,
-      connectTimeout: 5000,
-      // Without a bound, a call waits out the reconnection back-off of an unreachable Redis.
-      commandTimeout: 2000,
-    });
-    // Connection errors surface on the calls that fail; the client reconnects by itself.
-    redis.on("error", () => {});
-    return new RedisCreditBuffer(redis, prefix);
+  static connect(target: RedisTarget, prefix: string): RedisCreditBuffer {
+    let buffer: RedisCreditBuffer | undefined = undefined;
+    const redis = connectRedis(target, { onNodeLost: () => buffer?.nodeWentAway() });
+    buffer = new RedisCreditBuffer(redis, prefix);
+    return buffer;
+  }
+
+  /** Every key this buffer writes (all under its one hash tag). */
+  allKeys(): string[] {
+    return Object.values(this.keys);
+  }
+
+  /**
+   * A cluster node went away: once the cluster answers again (a replica promoted), the due set
+   * is marked incomplete. Retried every half second for up to two minutes.
+   */
+  private nodeWentAway(): void {
+    this.nodeLost = true;
+    this.invalidating ??= (async () => {
+      for (let attempt = 0; this.nodeLost && !this.closed && attempt < 240; attempt++) {
+        this.nodeLost = false;
+        try {
+          await this.invalidate();
+        } catch {
+          this.nodeLost = true;
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+      }
+    })().finally(() => (this.invalidating = undefined));
   }
 
   async add(salerId: string, amount: bigint): Promise<void> {
@@ -298,6 +322,8 @@ export class RedisCreditBuffer implements CreditBuffer {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    await this.invalidating;
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

@@ -41,8 +41,9 @@ export async function startPaymentSystem(
   options: { settlementFaults?: SettlementFaults } = {},
 ): Promise<PaymentSystem> {
   const db = await openDatabase(config.database, paymentMigrations);
-  const buffer: CreditBuffer = config.redisUrl
-    ? RedisCreditBuffer.connect(config.redisUrl, config.redisPrefix)
+  const redisTarget = config.redisClusterNodes ? { clusterNodes: config.redisClusterNodes } : config.redisUrl ? { url: config.redisUrl } : undefined;
+  const buffer: CreditBuffer = redisTarget
+    ? RedisCreditBuffer.connect(redisTarget, config.redisPrefix)
     : new MemoryCreditBuffer();
   const clock = new BusinessClock(config.timeZone);
   const metrics = new PaymentMetrics(new ServiceMetrics("payment"), db, buffer);

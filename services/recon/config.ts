@@ -1,4 +1,4 @@
-import { EnvReader, readListen, type ListenConfig } from "../shared/config.js";
+import { EnvReader, readGrpcAddress, readListen, type ListenConfig } from "../shared/config.js";
 import { readOperatorToken } from "../shared/authentication.js";
 import { readCallLimits, type CallLimits } from "../shared/callPolicy.js";
 import { readServing, type ServingConfig } from "../shared/serving.js";
@@ -44,7 +44,7 @@ export function readReconConfig(env = new EnvReader()): ReconConfig {
   return {
     listen: readListen(env, "RECON", 50053, 8083),
     merchantAddress: env.host("MERCHANT_ADDRESS", "127.0.0.1:50052"),
-    paymentAddress: env.host("PAYMENT_ADDRESS", "127.0.0.1:50051"),
+    paymentAddress: readGrpcAddress(env, "PAYMENT_ADDRESS", "127.0.0.1:50051"),
     reconDir,
     inputDir: env.string("RECON_INPUT_DIR", reconDir),
     cutoffLagSeconds: env.int("RECON_CUTOFF_LAG_SECONDS", 5, 0, 86_400),

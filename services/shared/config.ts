@@ -82,3 +82,29 @@ export function readListen(env: EnvReader, prefix: string, grpcPort: number, htt
     httpPort: env.port(`${prefix}_HTTP_PORT`, httpPort),
   };
 }
+
+/**
+ * The address of a gRPC service another calls: "host:port"; a list "ip:port,ip:port,..." of
+ * instances (IP literals, IPv6 in brackets); or "dns:name:port", every address the name resolves
+ * to. A list or a DNS name is balanced round-robin by the client (createGrpcClient).
+ */
+export function readGrpcAddress(env: EnvReader, name: string, fallback: string): string {
+  const text = env.string(name, fallback);
+  if (!text.includes(",")) {
+    const h = env.host(name, fallback);
+    if (h.startsWith("dns:") && !/^dns:[A-Za-z0-9._-]+(:\d{1,5})?$/.test(h)) {
+      throw new ConfigError(name, `must be dns:name:port, got "${h}"`);
+    }
+    return h;
+  }
+  for (const raw of text.split(",")) {
+    const entry = raw.trim();
+    if (!/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/.test(entry)) {
+      throw new ConfigError(name, `a list takes IP:port entries (use dns:name:port for a host name), got "${entry}"`);
+    }
+  }
+  return text
+    .split(",")
+    .map((e) => e.trim())
+    .join(",");
+}

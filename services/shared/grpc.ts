@@ -317,8 +317,30 @@ export interface GrpcClientHandle<S extends DescService> {
 }
 
 /**
+ * The grpc-js target of an address (see readGrpcAddress) and whether it names several instances:
+ * a list "ip:port,ip:port" becomes an ipv4: (or ipv6:) target of static addresses; "dns:..." is
+ * resolved by grpc-js, every address of the name.
+ */
+export function grpcTarget(address: string): { target: string; balanced: boolean } {
+  if (address.startsWith("dns:")) return { target: address, balanced: true };
+  if (!address.includes(",")) return { target: address, balanced: false };
+  const entries = address.split(",").map((e) => e.trim());
+  const v6 = entries.every((e) => e.startsWith("["));
+  return { target: `${v6 ? "ipv6" : "ipv4"}:${entries.join(",")}`, balanced: true };
+}
+
+/**
+ * round_robin over every READY connection. A killed or stopping instance drops out of the
+ * rotation as soon as its connection closes or it sends GOAWAY (a server shutting down also
+ * reports NOT_SERVING on grpc.health.v1), and is reconnected in the background; calls it had in
+ * flight fail with UNAVAILABLE, which a caller treats as an unknown outcome.
+ */
+const ROUND_ROBIN = JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] });
+
+/**
  * A promise client with the same shape as connect-es's `Client<S>`, over a grpc-js channel.
- * Errors arrive as ConnectError with the gRPC status code.
+ * Errors arrive as ConnectError with the gRPC status code. An address naming several instances
+ * (a list, or a DNS name) is balanced round-robin over them.
  */
 export function createGrpcClient<S extends DescService>(
   service: S,
@@ -333,8 +355,10 @@ export function createGrpcClient<S extends DescService>(
     upstream?: string;
   } = {},
 ): GrpcClientHandle<S> {
-  const raw = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), {
-    ...options.channelOptions,
+  const { target, balanced } = grpcTarget(address);
+  const channelOptions = balanced ? { "grpc.service_config": ROUND_ROBIN, ...options.channelOptions } : options.channelOptions;
+  const raw = new grpc.Client(target, options.credentials ?? grpc.credentials.createInsecure(), {
+    ...channelOptions,
     ...(options.interceptors ? { interceptors: options.interceptors } : {}),
   });
   const client: Record<string, unknown> = {};

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomInt } from "node:crypto";
 import mysql from "mysql2/promise";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { ConnectError, type Client } from "@connectrpc/connect";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
@@ -108,6 +108,17 @@ export interface PlatformOptions {
   mysqlServerUrl: string;
   /** The payment system's Redis. */
   redisUrl: string;
+  /** A Redis Cluster instead (its seed nodes, REDIS_CLUSTER_NODES); redisUrl is then ignored. */
+  redisClusterNodes?: string;
+  /** Payment instances on the same storage (default 1); the merchant balances over them. */
+  paymentInstances?: number;
+  /** Merchant instances on the same storage (default 1); the load spreads over them. */
+  merchantInstances?: number;
+  /**
+   * Servers of a multi-primary cluster: instance i of each service uses server i modulo their
+   * number (default: mysqlServerUrl for all).
+   */
+  instanceServerUrls?: string[];
   /** Extra environment for each service. */
   paymentEnv?: Record<string, string>;
   merchantEnv?: Record<string, string>;
@@ -146,12 +157,19 @@ export class FaultPlatform {
   readonly reconDir = mkdtempSync(join(tmpdir(), "fault-recon-"));
   payment!: ManagedProcess;
   merchant!: ManagedProcess;
+  /** Every payment instance (the first is `payment`). */
+  payments: ManagedProcess[] = [];
+  /** Every merchant instance (the first is `merchant`). */
+  merchants: ManagedProcess[] = [];
   recon!: ManagedProcess;
+  /** Balanced over every payment instance. */
   paymentClient!: Client<typeof PaymentService>;
   merchantClient!: Client<typeof MerchantService>;
+  /** One client per merchant instance. */
+  merchantClients: Client<typeof MerchantService>[] = [];
   reconClient!: Client<typeof ReconService>;
   /** Reads the lease key and other buffer state; never writes. */
-  redis!: Redis;
+  redis!: Redis | Cluster;
   private closers: (() => void)[] = [];
   private pools = new Map<string, mysql.Pool>();
 
@@ -159,28 +177,39 @@ export class FaultPlatform {
 
   async start(): Promise<void> {
     const o = this.options;
-    const [pg, ph, mg, mh, rg, rh] = await Promise.all(Array.from({ length: 6 }, freePort));
-    const paymentAddress = `127.0.0.1:${pg}`;
-    const merchantAddress = `127.0.0.1:${mg}`;
-    this.payment = serviceProcess("payment", {
-      HOST: "127.0.0.1",
-      PAYMENT_GRPC_PORT: String(pg),
-      PAYMENT_HTTP_PORT: String(ph),
-      PAYMENT_MYSQL_URL: databaseUrl(o.mysqlServerUrl, this.paymentDb),
-      REDIS_URL: o.redisUrl,
-      PAYMENT_REDIS_PREFIX: this.redisPrefix,
-      ...SERVICE_DEFAULTS.payment,
-      ...o.paymentEnv,
-    });
-    this.merchant = serviceProcess("merchant", {
-      HOST: "127.0.0.1",
-      MERCHANT_GRPC_PORT: String(mg),
-      MERCHANT_HTTP_PORT: String(mh),
-      MERCHANT_MYSQL_URL: databaseUrl(o.mysqlServerUrl, this.merchantDb),
-      PAYMENT_ADDRESS: paymentAddress,
-      ...SERVICE_DEFAULTS.merchant,
-      ...o.merchantEnv,
-    });
+    const ports = () => Promise.all([freePort(), freePort()]);
+    const paymentPorts = await Promise.all(Array.from({ length: o.paymentInstances ?? 1 }, ports));
+    const merchantPorts = await Promise.all(Array.from({ length: o.merchantInstances ?? 1 }, ports));
+    const [rg, rh] = await ports();
+    const serverOf = (i: number) => (o.instanceServerUrls?.length ? o.instanceServerUrls[i % o.instanceServerUrls.length]! : o.mysqlServerUrl);
+    const paymentAddress = paymentPorts.map(([pg]) => `127.0.0.1:${pg}`).join(",");
+    const merchantAddress = `127.0.0.1:${merchantPorts[0]![0]}`;
+    const redisEnv: Record<string, string> = o.redisClusterNodes ? { REDIS_CLUSTER_NODES: o.redisClusterNodes } : { REDIS_URL: o.redisUrl };
+    this.payments = paymentPorts.map(([pg, ph], i) =>
+      serviceProcess("payment", {
+        HOST: "127.0.0.1",
+        PAYMENT_GRPC_PORT: String(pg),
+        PAYMENT_HTTP_PORT: String(ph),
+        PAYMENT_MYSQL_URL: databaseUrl(serverOf(i), this.paymentDb),
+        ...redisEnv,
+        PAYMENT_REDIS_PREFIX: this.redisPrefix,
+        ...SERVICE_DEFAULTS.payment,
+        ...o.paymentEnv,
+      }),
+    );
+    this.merchants = merchantPorts.map(([mg, mh], i) =>
+      serviceProcess("merchant", {
+        HOST: "127.0.0.1",
+        MERCHANT_GRPC_PORT: String(mg),
+        MERCHANT_HTTP_PORT: String(mh),
+        MERCHANT_MYSQL_URL: databaseUrl(serverOf(i), this.merchantDb),
+        PAYMENT_ADDRESS: paymentAddress,
+        ...SERVICE_DEFAULTS.merchant,
+        ...o.merchantEnv,
+      }),
+    );
+    this.payment = this.payments[0]!;
+    this.merchant = this.merchants[0]!;
     this.recon = serviceProcess("recon", {
       HOST: "127.0.0.1",
       RECON_GRPC_PORT: String(rg),
@@ -190,20 +219,28 @@ export class FaultPlatform {
       RECON_DIR: this.reconDir,
       RECON_CUTOFF_LAG_SECONDS: "0",
     });
+    // The first instance of each creates the schema; the others start once it is there.
     await Promise.all([this.payment.start(), this.merchant.start(), this.recon.start()]);
+    await Promise.all([...this.payments.slice(1), ...this.merchants.slice(1)].map((p) => p.start()));
     const payment = createGrpcClient(PaymentService, paymentAddress);
-    const merchant = createGrpcClient(MerchantService, merchantAddress);
+    const merchants = merchantPorts.map(([mg]) => createGrpcClient(MerchantService, `127.0.0.1:${mg}`));
     const recon = createGrpcClient(ReconService, `127.0.0.1:${rg}`);
-    this.closers.push(payment.close, merchant.close, recon.close);
+    this.closers.push(payment.close, ...merchants.map((m) => m.close), recon.close);
     this.paymentClient = payment.client;
-    this.merchantClient = merchant.client;
+    this.merchantClients = merchants.map((m) => m.client);
+    this.merchantClient = this.merchantClients[0]!;
     this.reconClient = recon.client;
-    this.redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 1000, lazyConnect: false });
+    this.redis = o.redisClusterNodes
+      ? new Cluster(
+          o.redisClusterNodes.split(",").map((hp) => ({ host: hp.slice(0, hp.lastIndexOf(":")), port: Number(hp.slice(hp.lastIndexOf(":") + 1)) })),
+          { redisOptions: { maxRetriesPerRequest: 1, commandTimeout: 1000 } },
+        )
+      : new Redis(o.redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 1000, lazyConnect: false });
     this.redis.on("error", () => {});
   }
 
   get processes(): ManagedProcess[] {
-    return [this.payment, this.merchant, this.recon].filter((p) => p !== undefined);
+    return [...this.payments, ...this.merchants, this.recon].filter((p) => p !== undefined);
   }
 
   /** A pool on one of the two databases, straight to the server (never through a service). */
@@ -286,6 +323,8 @@ export class Load {
   successes = 0;
   unknownAnswers = 0;
   noAnswer = 0;
+  /** When each call that ended without SUCCESS or FAIL ended (ms since the epoch), and how. */
+  readonly failures: { at: number; what: string }[] = [];
   private stopped = false;
   private paused = false;
   private inFlight = 0;
@@ -315,22 +354,26 @@ export class Load {
       const amount = BigInt(pay ? rng.int(1, 5_000) : rng.int(1, 8_000));
       this.calls++;
       this.inFlight++;
+      const merchants = this.platform.merchantClients.length > 0 ? this.platform.merchantClients : [this.platform.merchantClient];
+      const merchant = merchants[index % merchants.length]!;
       try {
         const { order } = pay
-          ? await this.platform.merchantClient.pay({ salerId, totalFee: amount }, { timeoutMs: 10_000 })
-          : await this.platform.merchantClient.withdraw({ salerId, withdrawMoney: amount }, { timeoutMs: 10_000 });
+          ? await merchant.pay({ salerId, totalFee: amount }, { timeoutMs: 10_000 })
+          : await merchant.withdraw({ salerId, withdrawMoney: amount }, { timeoutMs: 10_000 });
         if (!order) throw new Error("merchant answered without an order");
         if (order.state === "SUCCESS" || order.state === "FAIL") {
           this.acknowledged.set(order.requestId, { type: pay ? "PAYMENT" : "WITHDRAWAL", salerId, amount, state: order.state });
           if (order.state === "SUCCESS") this.successes++;
         } else {
           this.unknownAnswers++;
+          this.failures.push({ at: Date.now(), what: `${order.state}: ${order.responseMsg}` });
           await sleep(100);
         }
       } catch (err) {
         if (!(err instanceof ConnectError)) throw err;
         // The merchant is down, or failed before it could answer: nothing was promised.
         this.noAnswer++;
+        this.failures.push({ at: Date.now(), what: `error ${err.code}: ${err.rawMessage}` });
         await sleep(100);
       } finally {
         this.inFlight--;

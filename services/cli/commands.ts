@@ -122,8 +122,10 @@ async function csvSource(values: OptionValues, name: string): Promise<MessageIni
 
 // --- formatting -------------------------------------------------------------------------------
 
-const merchantTypeName = (t: MerchantOrderType) => (t === MerchantOrderType.PAYMENT ? "payment" : t === MerchantOrderType.WITHDRAWAL ? "withdrawal" : "-");
-const reconTypeName = (t: ReconOrderType) => (t === ReconOrderType.PAYMENT ? "payment" : t === ReconOrderType.WITHDRAWAL ? "withdrawal" : "-");
+const merchantTypeName = (t: MerchantOrderType) =>
+  t === MerchantOrderType.PAYMENT ? "payment" : t === MerchantOrderType.WITHDRAWAL ? "withdrawal" : t === MerchantOrderType.REFUND ? "refund" : "-";
+const reconTypeName = (t: ReconOrderType) =>
+  t === ReconOrderType.PAYMENT ? "payment" : t === ReconOrderType.WITHDRAWAL ? "withdrawal" : t === ReconOrderType.REFUND ? "refund" : "-";
 const keyName = (k: OrderKey) => (k === OrderKey.REQUEST_ID ? "request_id" : "response_id");
 const ms = (n: bigint | number) => formatDuration(Number(n) / 1000).replace(/^0s$/, `${Number(n)}ms`);
 
@@ -160,6 +162,14 @@ export async function withdraw(ctx: CommandContext): Promise<Output> {
   const salerId = required(ctx.values, "saler");
   const withdrawMoney = requiredAmount(ctx.values, "amount");
   const { order } = await call("merchant", ctx.services.addresses, () => ctx.services.merchant.withdraw({ salerId, withdrawMoney }));
+  return orderOutcome(order!);
+}
+
+export async function refund(ctx: CommandContext): Promise<Output> {
+  const paymentRequestId = required(ctx.values, "of");
+  if (!/^\d{20}$/.test(paymentRequestId)) throw new UsageError(`--of must be a 20-digit request_id, got "${paymentRequestId}"`);
+  const refundFee = requiredAmount(ctx.values, "amount");
+  const { order } = await call("merchant", ctx.services.addresses, () => ctx.services.merchant.refund({ paymentRequestId, refundFee }));
   return orderOutcome(order!);
 }
 

@@ -126,6 +126,13 @@ export function buildProgram(run: (inv: Invocation) => Promise<void>): Command {
     .action(action("withdraw"));
 
   program
+    .command("refund")
+    .description("refund all or part of one of the merchant's successful payments (退款)")
+    .addOption(option("--of <request_id>", "request_id of the merchant's successful payment to refund").makeOptionMandatory())
+    .addOption(option("--amount <fen>", "amount to refund, an integer number of fen").argParser(AMOUNT).makeOptionMandatory())
+    .action(action("refund"));
+
+  program
     .command("simulate")
     .description(
       "fire many payments or withdrawals concurrently, optionally injecting faults; one Simulate call, so the same seed gives the same orders as the Simulate RPC",

@@ -9,6 +9,7 @@ import type { CommandContext, Output } from "./commands.js";
 const COMMANDS: Record<string, (ctx: CommandContext) => Promise<Output>> = {
   pay: commands.pay,
   withdraw: commands.withdraw,
+  refund: commands.refund,
   simulate: commands.simulate,
   settle: commands.settle,
   resolve: commands.resolve,

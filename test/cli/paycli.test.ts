@@ -79,6 +79,20 @@ describe("paycli [embedded]", () => {
       expect(JSON.parse(json.stdout).orders.map((o: { request_id: string }) => o.request_id)).to.deep.equal([requestId]);
     });
 
+    it("refunds part of a payment and shows it on the payment; a bad --of is a usage error (exit 2)", async () => {
+      const paid = await paycli(p, ["pay", "--saler", "cli_refund", "--amount", "900"]);
+      const paymentId = /^request_id\s+(\d{20})$/m.exec(paid.stdout)![1]!;
+      await p.paymentClient.settle({ fullSweep: true });
+      const r = await paycli(p, ["refund", "--of", paymentId, "--amount", "300"]);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.stdout).to.match(/^state\s+SUCCESS$/m);
+      expect(r.stdout).to.match(/^type\s+refund$/m);
+      expect((await p.merchantClient.getOrder({ requestId: paymentId })).order).to.include({ refunded: 300n, refundable: 600n });
+      const bad = await paycli(p, ["refund", "--of", "yesterday", "--amount", "1"]);
+      expect(bad.code).to.equal(2);
+      expect(bad.stderr).to.contain("--of");
+    });
+
     it("exits 1 on a FAIL answer and shows the reason", async () => {
       await paycli(p, ["pay", "--saler", "cli_saler2", "--amount", "100"]);
       // The credit is not settled yet, so the settled balance is 0.

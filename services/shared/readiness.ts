@@ -11,6 +11,7 @@
 import type * as http from "node:http";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
+import { grpcTarget } from "./grpc.js";
 import type { Logger } from "./logger.js";
 
 export interface DependencyCheck {
@@ -177,7 +178,9 @@ export function upstreamCheck(
   serviceName: string,
   credentials: grpc.ChannelCredentials,
 ): DependencyCheck & { close(): void } {
-  const client = new HealthClient(address, credentials);
+  // A list of instances (or a DNS name) is ready when any of them is: the channel balances over them.
+  const { target, balanced } = grpcTarget(address);
+  const client = new HealthClient(target, credentials, balanced ? { "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) } : {});
   return {
     name,
     check: () =>

@@ -1,6 +1,7 @@
 /** The merchant system's OpenAPI document, with examples a person can execute as they are. */
 import { comments_merchant_v1_merchant } from "../../gen/merchant/v1/merchant_comments.js";
 import {
+  CountOrdersRequestSchema,
   GetOrderRequestSchema,
   ListOrdersRequestSchema,
   MerchantService,
@@ -88,6 +89,10 @@ export function merchantApiDocument(): OpenApiDocument {
       "merchant.v1.MerchantService/ListOrders": {
         request: jsonExample(ListOrdersRequestSchema, { pageSize: 20 }),
         invalid: { request: { state: "LOST" }, message: "state: must be one of INIT, SUCCESS, FAIL, UNKNOWN or empty" },
+      },
+      "merchant.v1.MerchantService/CountOrders": {
+        request: jsonExample(CountOrdersRequestSchema, {}),
+        invalid: { request: { order_type: 7 }, message: "order_type: must be ORDER_TYPE_PAYMENT or ORDER_TYPE_WITHDRAWAL" },
       },
       "merchant.v1.MerchantService/ResolveUnknownOrders": {
         request: jsonExample(ResolveUnknownOrdersRequestSchema, {}),

@@ -4,6 +4,7 @@ import {
   AuditFilesRequestSchema,
   AuditRequestSchema,
   GetRunRequestSchema,
+  ListDiffRowsRequestSchema,
   ListRunsRequestSchema,
   OrderKey,
   OrderType,
@@ -66,6 +67,11 @@ export function reconApiDocument(): OpenApiDocument {
         // The served document shows the newest run instead, once there is one (run the
         // ReconcileFiles example first on a fresh service).
         request: jsonExample(GetRunRequestSchema, { runId: "20190829171520000-recon-0000" }),
+        invalid: { request: { run_id: "" }, message: "run_id: is not a run id (yyyyMMddHHmmssSSS-recon|audit-xxxx)" },
+      },
+      "recon.v1.ReconService/ListDiffRows": {
+        // The served document shows the newest reconciliation run instead, once there is one.
+        request: jsonExample(ListDiffRowsRequestSchema, { runId: "20190829171520000-recon-0000", orderType: OrderType.PAYMENT, diffTypes: ["F113", "F114", "F115"], pageSize: 50 }),
         invalid: { request: { run_id: "" }, message: "run_id: is not a run id (yyyyMMddHHmmssSSS-recon|audit-xxxx)" },
       },
     },

@@ -24,7 +24,7 @@ import { DEFAULT_SERVING } from "../shared/serving.js";
 import { ReconMetrics } from "./metrics.js";
 import { upstreamCheck } from "../shared/readiness.js";
 import { access, constants } from "node:fs/promises";
-import { RunKind, RunSchema } from "../../gen/recon/v1/recon_pb.js";
+import { OrderType, RunKind, RunSchema } from "../../gen/recon/v1/recon_pb.js";
 import { create } from "@bufbuild/protobuf";
 
 /** The calls that start runs: they need the operator token when one is configured. */
@@ -125,6 +125,13 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
       "recon.v1.ReconService/GetRun": async () => {
         const [newest] = await runs.list(RunKind.UNSPECIFIED, 1);
         return newest ? { run_id: newest.runId } : undefined;
+      },
+      "recon.v1.ReconService/ListDiffRows": async () => {
+        const [newest] = await runs.list(RunKind.RECONCILIATION, 1);
+        const summary = newest?.diffs[0];
+        if (!newest || !summary) return undefined;
+        const orderType = summary.orderType === OrderType.WITHDRAWAL ? "ORDER_TYPE_WITHDRAWAL" : "ORDER_TYPE_PAYMENT";
+        return { run_id: newest.runId, order_type: orderType, diff_types: ["F113", "F114", "F115"], page_size: 50 };
       },
     },
   });

@@ -46,7 +46,9 @@ export function merchantApiDocument(): OpenApiDocument {
         invalid: { request: { saler_id: "saler1", total_fee: "0" }, message: "total_fee: must be a positive integer number of fen, got 0" },
       },
       "merchant.v1.MerchantService/Refund": {
+        // The served document refunds 1 fen of the newest successful payment instead, once there is one.
         request: jsonExample(RefundRequestSchema, { paymentRequestId: "20190829171520123456", refundFee: 40n }),
+        invalid: { request: { payment_request_id: "abc", refund_fee: "40" }, message: "payment_request_id: must be exactly 20 digits" },
         response: jsonExample(RefundResponseSchema, {
           order: {
             requestId: "20190829171720223344",
@@ -92,7 +94,7 @@ export function merchantApiDocument(): OpenApiDocument {
       },
       "merchant.v1.MerchantService/CountOrders": {
         request: jsonExample(CountOrdersRequestSchema, {}),
-        invalid: { request: { order_type: 7 }, message: "order_type: must be ORDER_TYPE_PAYMENT or ORDER_TYPE_WITHDRAWAL" },
+        invalid: { request: { order_type: 7 }, message: "order_type: must be ORDER_TYPE_PAYMENT, ORDER_TYPE_WITHDRAWAL or ORDER_TYPE_REFUND" },
       },
       "merchant.v1.MerchantService/ResolveUnknownOrders": {
         request: jsonExample(ResolveUnknownOrdersRequestSchema, {}),

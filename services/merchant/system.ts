@@ -150,6 +150,12 @@ export async function startMerchantSystem(
         const newest = (await db.knex("merchant_orders").orderBy("id", "desc").first("request_id")) as { request_id: string } | undefined;
         return newest ? { request_id: newest.request_id } : undefined;
       },
+      "merchant.v1.MerchantService/Refund": async () => {
+        const paid = (await db.knex("merchant_orders").where({ order_type: "PAYMENT", state: "SUCCESS" }).whereNull("fault").orderBy("id", "desc").first("request_id")) as
+          | { request_id: string }
+          | undefined;
+        return paid ? { payment_request_id: paid.request_id, refund_fee: "1" } : undefined;
+      },
     },
   });
   let running: Promise<unknown> | undefined;

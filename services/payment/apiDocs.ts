@@ -89,6 +89,10 @@ export function paymentApiDocument(): OpenApiDocument {
           responseCode: "SUCCESS",
           responseMsg: "OK",
         }),
+        invalid: {
+          request: { request_time: "2019-08-29 17:17:20", request_id: "20190829171720223344", saler_id: "saler2", payment_response_id: "20190829171520000001", refund_fee: "0" },
+          message: "refund_fee: must be a positive integer number of fen, got 0",
+        },
       },
       "payment.v1.PaymentService/QueryOrder": {
         request: jsonExample(QueryOrderRequestSchema, { requestId: "20190829171520123456", orderType: OrderType.PAYMENT }),
@@ -97,6 +101,7 @@ export function paymentApiDocument(): OpenApiDocument {
       "payment.v1.PaymentService/CloseOrder": {
         request: jsonExample(CloseOrderRequestSchema, { requestId: "20190829171520654321", orderType: OrderType.PAYMENT }),
         response: jsonExample(CloseOrderResponseSchema, { closed: true, closeTime: "2019-08-29 17:17:20" }),
+        invalid: { request: { request_id: "2019", order_type: "ORDER_TYPE_PAYMENT" }, message: "request_id: must be exactly 20 digits" },
       },
       "payment.v1.PaymentService/GetBalance": {
         request: jsonExample(GetBalanceRequestSchema, { salerId: "saler2" }),

@@ -63,8 +63,8 @@ function fen(file: string, column: string, text: string): bigint {
 }
 
 export async function listDiffRows(run: Run, req: ListDiffRowsRequest, signal?: AbortSignal): Promise<DiffRowsPage> {
-  if (req.orderType !== OrderType.PAYMENT && req.orderType !== OrderType.WITHDRAWAL) {
-    throw invalidField("order_type", "must be ORDER_TYPE_PAYMENT or ORDER_TYPE_WITHDRAWAL");
+  if (req.orderType !== OrderType.PAYMENT && req.orderType !== OrderType.WITHDRAWAL && req.orderType !== OrderType.REFUND) {
+    throw invalidField("order_type", "must be ORDER_TYPE_PAYMENT, ORDER_TYPE_WITHDRAWAL or ORDER_TYPE_REFUND");
   }
   for (const t of req.diffTypes) {
     if (!(DIFF_TYPES as readonly string[]).includes(t)) throw invalidField("diff_types", `"${t.slice(0, 20)}" is not one of ${DIFF_TYPES.join(", ")}`);

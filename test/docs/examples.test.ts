@@ -28,7 +28,7 @@ const COMMENTS: Record<string, Readonly<Record<string, string>>> = {
   recon: comments_recon_v1_recon,
 };
 /** Looked up last, once the calls before them have made something to look up. */
-const LOOKUPS = ["/payment.v1.PaymentService/GetBalance", "/merchant.v1.MerchantService/GetOrder", "/recon.v1.ReconService/GetRun", "/recon.v1.ReconService/ListDiffRows"];
+const LOOKUPS = ["/payment.v1.PaymentService/GetBalance", "/merchant.v1.MerchantService/GetOrder", "/merchant.v1.MerchantService/Refund", "/recon.v1.ReconService/GetRun", "/recon.v1.ReconService/ListDiffRows"];
 
 async function documentOf(url: string): Promise<Doc> {
   return (await (await fetch(`${url}/openapi.json`)).json()) as Doc;

@@ -84,7 +84,7 @@ export class PaymentMetrics {
     metrics.watchDatabasePool(db.knex);
   }
 
-  orderRecorded(orderType: "PAYMENT" | "WITHDRAWAL", responseCode: string): void {
+  orderRecorded(orderType: "PAYMENT" | "WITHDRAWAL" | "REFUND", responseCode: string): void {
     this.ordersRecorded.inc({ order_type: orderType, outcome: responseCode });
   }
 

@@ -75,7 +75,7 @@ export interface PaymentDeps {
   /** Logs the credit buffer's write failures once per outage (else one warning per payment). */
   bufferOutage?: OutageLog | undefined;
   /** Told of every order recorded (not of replayed answers): metrics. */
-  onRecorded?: ((orderType: "PAYMENT" | "WITHDRAWAL", responseCode: string) => void) | undefined;
+  onRecorded?: ((orderType: "PAYMENT" | "WITHDRAWAL" | "REFUND", responseCode: string) => void) | undefined;
 }
 
 function payResponse(o: PaymentOrder): PayResponse {
@@ -454,7 +454,9 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
         try {
           // A request_id seen before fails as a duplicate (its transaction rolls back) and the
           // stored answer is replayed.
-          return refundResponse(await inTransaction(db, (trx) => recordRefund(trx, order)));
+          const recorded = await inTransaction(db, (trx) => recordRefund(trx, order));
+          deps.onRecorded?.("REFUND", recorded.responseCode);
+          return refundResponse(recorded);
         } catch (err) {
           if (!isDuplicateKeyError(err)) throw err;
           const existing = await findRefund(db.knex, req.requestId);

@@ -185,5 +185,20 @@ for (const backend of backends()) {
         for (const n of own) expect(n.startsWith(`${name}_`), n).to.equal(true);
       }
     });
+
+    it("counts refunds by outcome, a replay not counted again", async () => {
+      const url = p.payment.server.httpUrl;
+      const paid = await p.paymentClient.pay(payRequest("metrics_refund", 500n));
+      await p.paymentClient.settle({ fullSweep: true });
+      const before = await scrape(url);
+      const refund = { ...payRequest("metrics_refund", 1n), paymentResponseId: paid.responseId, refundFee: 200n };
+      expect((await p.paymentClient.refund(refund)).responseCode).to.equal("SUCCESS");
+      await p.paymentClient.refund(refund);
+      expect((await p.paymentClient.refund({ ...payRequest("metrics_refund", 1n), paymentResponseId: paid.responseId, refundFee: 301n })).responseCode).to.equal("FAIL");
+      const d = delta(before, await scrape(url));
+      expect(d.value("payment_orders_recorded_total", { order_type: "REFUND", outcome: "SUCCESS" })).to.equal(1);
+      expect(d.value("payment_orders_recorded_total", { order_type: "REFUND", outcome: "FAIL" })).to.equal(1);
+      expect(d.value("grpc_server_handled_total", { grpc_method: "Refund", grpc_code: "OK" })).to.equal(3);
+    });
   });
 }

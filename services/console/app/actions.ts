@@ -80,7 +80,13 @@ async function differingRows(api: Api, run: Run, orderType: OrderType) {
 
 function simulationCard(api: Api): HTMLElement {
   const num = (name: string, value: string, attrs: Record<string, string | number> = {}) => h("input", { type: "number", name, value, min: 0, step: 1, inputmode: "numeric", ...attrs });
-  const kind = h("select", { name: "order_type" }, h("option", { value: "payment" }, "payments"), h("option", { value: "withdrawal" }, "withdrawals"));
+  const kind = h(
+    "select",
+    { name: "order_type" },
+    h("option", { value: "payment" }, "payments"),
+    h("option", { value: "withdrawal" }, "withdrawals"),
+    h("option", { value: "refund" }, "refunds of successful payments"),
+  );
   const countIn = num("count", "2000", { min: 1 });
   const concurrency = num("concurrency", "32", { min: 1 });
   const accounts = num("accounts", "5", { min: 1 });
@@ -111,7 +117,12 @@ function simulationCard(api: Api): HTMLElement {
     controls,
     "Run simulation",
     async (out) => {
-      const isPayment = kind.value === "payment";
+      const [merchantType, reconType] =
+        kind.value === "payment"
+          ? [MerchantOrderType.PAYMENT, OrderType.PAYMENT]
+          : kind.value === "refund"
+            ? [MerchantOrderType.REFUND, OrderType.REFUND]
+            : [MerchantOrderType.WITHDRAWAL, OrderType.WITHDRAWAL];
       const total = wholeNumber("count", countIn.value, 1, 1_000_000);
       const conc = wholeNumber("concurrency", concurrency.value, 1, 1024);
       const faults = {
@@ -120,7 +131,7 @@ function simulationCard(api: Api): HTMLElement {
         merchantOnly: wholeNumber("merchant_only", merchantOnly.value, 0, 1_000_000),
       };
       const request = {
-        orderType: isPayment ? MerchantOrderType.PAYMENT : MerchantOrderType.WITHDRAWAL,
+        orderType: merchantType,
         concurrency: conc,
         accounts: wholeNumber("accounts", accounts.value, 1, 100_000),
         minAmount: fenAmount("min_amount", minAmount.value),
@@ -163,7 +174,7 @@ function simulationCard(api: Api): HTMLElement {
           }
           fill(check, h("p", { class: "muted" }, "Reconciling…"));
           const { run } = await withOperator(() => api.recon.reconcile({}));
-          const rows = await differingRows(api, run!, isPayment ? OrderType.PAYMENT : OrderType.WITHDRAWAL);
+          const rows = await differingRows(api, run!, reconType);
           const found = new Set(rows.map((r) => `${r.requestId}|${r.diffType}`));
           const expected = new Set(injected.map((f) => `${f.requestId}|${f.expectedDiffType}`));
           const missing = injected.filter((f) => !found.has(`${f.requestId}|${f.expectedDiffType}`));
@@ -269,7 +280,7 @@ export async function actionsPage(api: Api, page: HTMLElement, _shown: () => boo
         const { run } = await withOperator(() => api.recon.reconcile({ cutoffTime: rc.input.value.trim(), key: Number(key.value) as OrderKey, resolveUnknown: rcResolve.input.checked }));
         fill(out, runResult(run!), h("p", { class: "muted" }, `Cut-off ${businessTime(run!.cutoffTime)}`));
       }),
-      actionCard("Audit", "Compares every account's balance with the merchant's payments minus withdrawals, as of the cut-off.", [au.label, auResolve.label], "Audit", async (out) => {
+      actionCard("Audit", "Compares every account's balance with the merchant's payments minus withdrawals and refunds, as of the cut-off.", [au.label, auResolve.label], "Audit", async (out) => {
         const { run } = await withOperator(() => api.recon.audit({ cutoffTime: au.input.value.trim(), resolveUnknown: auResolve.input.checked }));
         fill(out, runResult(run!), h("p", { class: "muted" }, `Cut-off ${businessTime(run!.cutoffTime)}`));
       }),

@@ -15,7 +15,7 @@ const DIFF_MEANING: Record<string, string> = {
 };
 
 export function orderTypeName(t: OrderType | MerchantOrderType): string {
-  return t === OrderType.WITHDRAWAL ? "withdrawal" : t === OrderType.PAYMENT ? "payment" : "unspecified";
+  return t === OrderType.WITHDRAWAL ? "withdrawal" : t === OrderType.PAYMENT ? "payment" : t === OrderType.REFUND ? "refund" : "unspecified";
 }
 
 function runLink(run: Run): HTMLAnchorElement {
@@ -113,26 +113,26 @@ export async function overviewPage(api: Api, page: HTMLElement, _shown: () => bo
       const { counts } = await api.merchant.countOrders({});
       const states = ["INIT", "UNKNOWN", "SUCCESS", "FAIL"];
       const of = (t: MerchantOrderType, s: string) => counts.find((c) => c.orderType === t && c.state === s);
+      const TYPES = [MerchantOrderType.PAYMENT, MerchantOrderType.WITHDRAWAL, MerchantOrderType.REFUND];
       const total = (t: MerchantOrderType, f: "count" | "amount") => counts.filter((c) => c.orderType === t).reduce((a, c) => a + c[f], 0n);
       fill(
         body,
         table(
           "Orders the merchant stored, and their amounts in yuan",
-          [{ label: "state" }, { label: "payments", num: true }, { label: "payment amount", num: true }, { label: "withdrawals", num: true }, { label: "withdrawal amount", num: true }],
-          states.map((s) => [
-            td(s === "UNKNOWN" && (of(MerchantOrderType.PAYMENT, s)?.count ?? 0n) + (of(MerchantOrderType.WITHDRAWAL, s)?.count ?? 0n) > 0n ? "fail" : "", s),
-            count(of(MerchantOrderType.PAYMENT, s)?.count ?? 0n),
-            yuan(of(MerchantOrderType.PAYMENT, s)?.amount ?? 0n),
-            count(of(MerchantOrderType.WITHDRAWAL, s)?.count ?? 0n),
-            yuan(of(MerchantOrderType.WITHDRAWAL, s)?.amount ?? 0n),
-          ]),
           [
-            "total",
-            count(total(MerchantOrderType.PAYMENT, "count")),
-            yuan(total(MerchantOrderType.PAYMENT, "amount")),
-            count(total(MerchantOrderType.WITHDRAWAL, "count")),
-            yuan(total(MerchantOrderType.WITHDRAWAL, "amount")),
+            { label: "state" },
+            { label: "payments", num: true },
+            { label: "payment amount", num: true },
+            { label: "withdrawals", num: true },
+            { label: "withdrawal amount", num: true },
+            { label: "refunds", num: true },
+            { label: "refund amount", num: true },
           ],
+          states.map((s) => [
+            td(s === "UNKNOWN" && TYPES.reduce((n, t) => n + (of(t, s)?.count ?? 0n), 0n) > 0n ? "fail" : "", s),
+            ...TYPES.flatMap((t) => [count(of(t, s)?.count ?? 0n), yuan(of(t, s)?.amount ?? 0n)]),
+          ]),
+          ["total", ...TYPES.flatMap((t) => [count(total(t, "count")), yuan(total(t, "amount"))])],
           { "data-testid": "order-states" },
         ),
         h("p", {}, h("a", { href: "#/actions" }, "Resolve UNKNOWN orders, settle, reconcile, audit or simulate")),
@@ -368,7 +368,7 @@ async function auditRowsView(api: Api, run: Run): Promise<HTMLElement> {
     "section",
     { class: "card", "aria-labelledby": "audit-title" },
     h("h2", { id: "audit-title" }, "Accounts"),
-    h("p", { class: "muted" }, "FAIL first. Difference = balance − audit amount (the merchant's successful payments minus withdrawals), in yuan."),
+    h("p", { class: "muted" }, "FAIL first. Difference = balance − audit amount (the merchant's successful payments minus withdrawals and refunds), in yuan."),
     table(
       undefined,
       [

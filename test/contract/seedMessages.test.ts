@@ -136,6 +136,8 @@ for (const backend of backends()) {
         "response_time",
         "response_code",
         "response_msg",
+        "payment_request_id",
+        "refunded",
         "refundable",
       ]);
       expect(order).to.include({ order_type: "ORDER_TYPE_PAYMENT", saler_id: "saler3", amount: "250", state: "SUCCESS", response_code: "SUCCESS", refundable: "250" });

@@ -105,7 +105,8 @@ describe(`TLS [${backend.name}]`, function () {
     const recon = createGrpcClient(ReconService, p.recon.server.grpcAddress, { credentials: grpcChannelCredentials(readFileSync(certs.ca)) });
     try {
       const { run } = await recon.client.reconcile({});
-      expect(run?.diffs.length).to.equal(2);
+      expect(run?.diffs.length).to.equal(3);
+      expect(run?.balanced).to.equal(true);
     } finally {
       recon.close();
     }

@@ -61,7 +61,7 @@ describe("gRPC server reflection [embedded]", () => {
     const methods = (await bufCurl([`http://${p.merchant.server.grpcAddress}`, "--list-methods"])).trim().split("\n");
     const merchant = methods.filter((m) => m.startsWith("merchant.v1."));
     expect(merchant.sort()).to.deep.equal(
-      ["CountOrders", "ExportOrders", "GetOrder", "ListOrders", "Pay", "ResolveUnknownOrders", "Simulate", "Withdraw"].map((m) => `merchant.v1.MerchantService/${m}`),
+      ["CountOrders", "ExportOrders", "GetOrder", "ListOrders", "Pay", "Refund", "ResolveUnknownOrders", "Simulate", "Withdraw"].map((m) => `merchant.v1.MerchantService/${m}`),
     );
     const recon = (await bufCurl([`http://${p.recon.server.grpcAddress}`, "--list-services"])).trim().split("\n");
     expect(recon).to.include("recon.v1.ReconService");

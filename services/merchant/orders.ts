@@ -176,6 +176,22 @@ export interface RefundTotals {
   inFlight: bigint;
 }
 
+/** What is left to refund of a payment of `amount`: less its refunds that succeeded or wait for an answer. */
+export function refundableOf(amount: bigint, totals: RefundTotals | undefined): bigint {
+  const left = amount - (totals?.refunded ?? 0n) - (totals?.inFlight ?? 0n);
+  return left > 0n ? left : 0n;
+}
+
+/** The refund sums of one payment from its refund orders. */
+export function sumRefunds(refunds: readonly MerchantOrder[]): RefundTotals {
+  const totals: RefundTotals = { refunded: 0n, inFlight: 0n };
+  for (const r of refunds) {
+    if (r.state === "SUCCESS") totals.refunded += r.amount;
+    else if (r.state === "INIT" || r.state === "UNKNOWN") totals.inFlight += r.amount;
+  }
+  return totals;
+}
+
 /** Refund sums of each of these payments (absent: none). */
 export async function refundTotals(db: Knex, paymentRequestIds: readonly string[]): Promise<Map<string, RefundTotals>> {
   const totals = new Map<string, RefundTotals>();
@@ -227,8 +243,7 @@ export async function refundablePayments(
       .orderBy("id")) as { request_id: string; response_id: string; saler_id: string; amount: unknown }[];
     const totals = await refundTotals(db, rows.map((r) => r.request_id));
     for (const r of rows) {
-      const t = totals.get(r.request_id);
-      const left = toFen(r.amount) - (t?.refunded ?? 0n) - (t?.inFlight ?? 0n);
+      const left = refundableOf(toFen(r.amount), totals.get(r.request_id));
       if (left > 0n) out.push({ requestId: r.request_id, responseId: r.response_id, salerId: r.saler_id, left });
     }
   }

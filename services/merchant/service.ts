@@ -18,8 +18,10 @@ import {
   findOrder,
   listOrders,
   ORDER_STATES,
+  refundableOf,
   refundablePayments,
   refundsOf,
+  sumRefunds,
   refundTotals,
   type MerchantOrder,
   type OrderState,
@@ -44,8 +46,7 @@ const ORDER_TYPE: Record<OrderTypeName, OrderType> = {
 
 /** An order as the API shows it; a payment with its refund sums when they are given. */
 export function toOrderMessage(o: MerchantOrder, refunds?: RefundTotals): Order {
-  const refunded = refunds?.refunded ?? 0n;
-  const refundable = o.orderType === "PAYMENT" && o.state === "SUCCESS" ? o.amount - refunded - (refunds?.inFlight ?? 0n) : 0n;
+  const refundable = o.orderType === "PAYMENT" && o.state === "SUCCESS" ? refundableOf(o.amount, refunds) : 0n;
   return create(OrderSchema, {
     requestId: o.requestId,
     orderType: ORDER_TYPE[o.orderType],
@@ -58,8 +59,8 @@ export function toOrderMessage(o: MerchantOrder, refunds?: RefundTotals): Order 
     responseCode: o.responseCode,
     responseMsg: o.responseMsg,
     paymentRequestId: o.paymentRequestId ?? "",
-    refunded,
-    refundable: refundable > 0n ? refundable : 0n,
+    refunded: refunds?.refunded ?? 0n,
+    refundable,
   });
 }
 
@@ -108,10 +109,9 @@ export function createMerchantService(deps: MerchantDeps): ServiceImpl<typeof Me
         throw new ConnectError(`payment_request_id: payment ${req.paymentRequestId} is ${payment.state}; only a successful payment can be refunded`, Code.FailedPrecondition);
       }
       // What the merchant already refunded or is refunding; the payment system decides for good.
-      const totals = (await refundTotals(db.knex, [payment.requestId])).get(payment.requestId);
-      const left = payment.amount - (totals?.refunded ?? 0n) - (totals?.inFlight ?? 0n);
+      const left = refundableOf(payment.amount, (await refundTotals(db.knex, [payment.requestId])).get(payment.requestId));
       if (req.refundFee > left) {
-        throw new ConnectError(`refund_fee: ${req.refundFee} fen is more than the ${left > 0n ? left : 0n} fen refundable of payment ${payment.requestId}`, Code.FailedPrecondition);
+        throw new ConnectError(`refund_fee: ${req.refundFee} fen is more than the ${left} fen refundable of payment ${payment.requestId}`, Code.FailedPrecondition);
       }
       const order = await sender.send("REFUND", payment.salerId, req.refundFee, { refundOf: { requestId: payment.requestId, responseId: payment.responseId } });
       return { order: toOrderMessage(order) };
@@ -123,8 +123,7 @@ export function createMerchantService(deps: MerchantDeps): ServiceImpl<typeof Me
       if (!order) throw new ConnectError(`request_id: no order ${req.requestId}`, Code.NotFound);
       if (order.orderType !== "PAYMENT") return { order: toOrderMessage(order) };
       const refunds = await refundsOf(db.knex, order.requestId);
-      const [shown] = await withRefunds(db, [order]);
-      return { order: shown!, refunds: refunds.map((r) => toOrderMessage(r)) };
+      return { order: toOrderMessage(order, sumRefunds(refunds)), refunds: refunds.map((r) => toOrderMessage(r)) };
     },
 
     async listOrders(req) {

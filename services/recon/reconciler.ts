@@ -28,6 +28,7 @@ import type { ExportRow } from "../shared/orderExport.js";
 import { invalidField } from "../shared/errors.js";
 import type { BusinessClock } from "../shared/time.js";
 import { CsvFileWriter } from "./csv.js";
+import { diffFileName } from "./diffRows.js";
 import { writeOrderFile } from "./orderFiles.js";
 import { copyChecked, encodingOf, excerpt, openInput, type Source } from "./inputFiles.js";
 import type { DiffTotals, ReconEngine, RunInput } from "./engine.js";
@@ -43,9 +44,9 @@ export interface ReconcilerDeps {
 }
 
 const KINDS = [
-  { type: OrderType.PAYMENT, name: "payments", amount: "total_fee", diff: "payment_diff.csv" },
-  { type: OrderType.WITHDRAWAL, name: "withdrawals", amount: "withdraw_money", diff: "withdrawal_diff.csv" },
-  { type: OrderType.REFUND, name: "refunds", amount: "refund_fee", diff: "refund_diff.csv" },
+  { type: OrderType.PAYMENT, name: "payments", amount: "total_fee", diff: diffFileName(OrderType.PAYMENT) },
+  { type: OrderType.WITHDRAWAL, name: "withdrawals", amount: "withdraw_money", diff: diffFileName(OrderType.WITHDRAWAL) },
+  { type: OrderType.REFUND, name: "refunds", amount: "refund_fee", diff: diffFileName(OrderType.REFUND) },
 ] as const;
 
 const MERCHANT_TYPE: Record<OrderType, MerchantOrderType> = {

@@ -5,8 +5,6 @@
  */
 import { expect } from "chai";
 import { Code, ConnectError } from "@connectrpc/connect";
-import * as net from "node:net";
-import type { AddressInfo } from "node:net";
 import { MerchantService, OrderType } from "../../gen/merchant/v1/merchant_pb.js";
 import { OrderType as PaymentOrderType } from "../../gen/payment/v1/payment_pb.js";
 import { MSG_CLOSED } from "../../services/merchant/orderSender.js";
@@ -14,25 +12,10 @@ import { startMerchantSystem } from "../../services/merchant/system.js";
 import { MSG_REFUND_INSUFFICIENT_BALANCE } from "../../services/payment/refunds.js";
 import { createGrpcClient } from "../../services/shared/grpc.js";
 import { backends, freshStore, merchantConfig, silentLogger, startPlatform, type Platform } from "../harness.js";
-import { inParallel, storedBalance } from "../payment/fixtures.js";
+import { closedAddress, inParallel, refusal, storedBalance } from "../payment/fixtures.js";
 import { Relay } from "../payment/relay.js";
 
-async function refusal(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to be refused");
-}
 
-async function closedAddress(): Promise<string> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `127.0.0.1:${port}`;
-}
 
 for (const backend of backends()) {
   describe(`merchant refunds [${backend.name}]`, () => {

@@ -3,8 +3,6 @@
  * the payment system (QueryOrder, same request_id) what really happened.
  */
 import { expect } from "chai";
-import * as net from "node:net";
-import type { AddressInfo } from "node:net";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { OrderType } from "../../gen/payment/v1/payment_pb.js";
 import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/grpc.js";
@@ -14,17 +12,9 @@ import { MSG_CLOSED } from "../../services/merchant/orderSender.js";
 import type { MerchantConfig } from "../../services/merchant/config.js";
 import { BusinessClock, idPrefix } from "../../services/shared/time.js";
 import { backends, freshStore, merchantConfig, silentLogger, startPlatform, type Platform, type Store } from "../harness.js";
-import { MSG_INSUFFICIENT_BALANCE, storedBalance } from "../payment/fixtures.js";
+import { closedAddress, MSG_INSUFFICIENT_BALANCE, storedBalance } from "../payment/fixtures.js";
 import { Relay } from "../payment/relay.js";
 
-/** A loopback address nothing listens on. */
-async function closedAddress(): Promise<string> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `127.0.0.1:${port}`;
-}
 
 interface Merchant {
   system: MerchantSystem;

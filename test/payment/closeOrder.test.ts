@@ -4,51 +4,16 @@
  * payment instances on one database.
  */
 import { expect } from "chai";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import { OrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import { Code } from "@connectrpc/connect";
+import { OrderType } from "../../gen/payment/v1/payment_pb.js";
 import { MSG_PAYMENT_CLOSED, MSG_WITHDRAWAL_CLOSED } from "../../services/payment/service.js";
-import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/grpc.js";
-import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
-import { backends, deleteRedisKeys, freshStore, paymentConfig, silentLogger, uniqueName, type Store } from "../harness.js";
-import { countRows, inParallel, payRequest, storedBalance, withdrawRequest } from "./fixtures.js";
+import { backends } from "../harness.js";
+import { countRows, inParallel, paymentInstances, payRequest, refusal, storedBalance, withdrawRequest } from "./fixtures.js";
 
-async function refusal(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to be refused");
-}
 
 for (const backend of backends()) {
   describe(`CloseOrder [${backend.name}]`, () => {
-    let store: Store;
-    let prefix: string;
-    let systems: PaymentSystem[] = [];
-    let handles: GrpcClientHandle<typeof PaymentService>[] = [];
-
-    beforeEach(() => {
-      store = freshStore(backend, "payment");
-      prefix = uniqueName("close");
-    });
-    afterEach(async () => {
-      for (const h of handles) h.close();
-      for (const s of systems) await s.close();
-      handles = [];
-      systems = [];
-      await store.drop();
-      if (backend.redisUrl) await deleteRedisKeys(backend.redisUrl, prefix);
-    });
-
-    /** One more payment instance on the shared database and Redis prefix. */
-    async function instance(): Promise<{ system: PaymentSystem; client: Client<typeof PaymentService> }> {
-      const system = await startPaymentSystem(paymentConfig(backend, store, prefix), silentLogger);
-      const handle = createGrpcClient(PaymentService, system.server.grpcAddress);
-      systems.push(system);
-      handles.push(handle);
-      return { system, client: handle.client };
-    }
+    const { instance } = paymentInstances(backend, "close");
 
     it("closes an unknown request_id for good: a later Pay answers FAIL and credits nothing", async () => {
       const { system, client } = await instance();

@@ -3,13 +3,19 @@
  * concurrency, a settlement loop that runs beside the traffic, row counts, and the ways a
  * credit buffer loses its data.
  */
+import * as net from "node:net";
+import type { AddressInfo } from "node:net";
 import { expect } from "chai";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Knex } from "knex";
 import type { PayRequest, WithdrawRequest } from "../../gen/payment/v1/payment_pb.js";
 import { BusinessClock, idPrefix } from "../../services/shared/time.js";
 import { MemoryCreditBuffer } from "../../services/payment/creditBuffer.js";
-import { deleteRedisKeys, type Platform } from "../harness.js";
+import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import type { Client } from "@connectrpc/connect";
+import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/grpc.js";
+import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
+import { deleteRedisKeys, freshStore, paymentConfig, silentLogger, uniqueName, type Backend, type Platform, type Store } from "../harness.js";
 
 export const MSG_INSUFFICIENT_BALANCE = "账户余额不足，提款失败";
 
@@ -142,4 +148,60 @@ export function sumBy<T>(items: readonly T[], key: (t: T) => string, amount: (t:
   const sums = new Map<string, bigint>();
   for (const t of items) sums.set(key(t), (sums.get(key(t)) ?? 0n) + amount(t));
   return sums;
+}
+
+/** The error a call was refused with; fails when the call succeeds. */
+export async function refusal(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("expected the call to be refused");
+}
+
+/** A loopback address nothing listens on. */
+export async function closedAddress(): Promise<string> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `127.0.0.1:${port}`;
+}
+
+export interface PaymentInstance {
+  system: PaymentSystem;
+  client: Client<typeof PaymentService>;
+}
+
+/**
+ * Payment processes on one fresh database and Redis prefix per test, as separate processes
+ * would be: `instance()` starts one more; each test's instances and storage go afterwards.
+ */
+export function paymentInstances(backend: Backend, prefixName: string): { instance(): Promise<PaymentInstance> } {
+  let store: Store;
+  let prefix: string;
+  let systems: PaymentSystem[] = [];
+  let handles: GrpcClientHandle<typeof PaymentService>[] = [];
+  beforeEach(() => {
+    store = freshStore(backend, "payment");
+    prefix = uniqueName(prefixName);
+  });
+  afterEach(async () => {
+    for (const h of handles) h.close();
+    for (const s of systems) await s.close();
+    handles = [];
+    systems = [];
+    await store.drop();
+    if (backend.redisUrl) await deleteRedisKeys(backend.redisUrl, prefix);
+  });
+  return {
+    async instance() {
+      const system = await startPaymentSystem(paymentConfig(backend, store, prefix), silentLogger);
+      const handle = createGrpcClient(PaymentService, system.server.grpcAddress);
+      systems.push(system);
+      handles.push(handle);
+      return { system, client: handle.client };
+    },
+  };
 }

@@ -4,7 +4,7 @@
  * concurrently, on one instance or several.
  */
 import { expect } from "chai";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { Code, type Client } from "@connectrpc/connect";
 import { OrderType, PaymentService, type PayResponse, type RefundRequest } from "../../gen/payment/v1/payment_pb.js";
 import {
   MSG_REFUND_CLOSED,
@@ -13,51 +13,17 @@ import {
   MSG_REFUND_NO_PAYMENT,
   MSG_REFUND_OTHER_ACCOUNT,
 } from "../../services/payment/refunds.js";
-import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/grpc.js";
-import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
-import { backends, deleteRedisKeys, freshStore, paymentConfig, silentLogger, uniqueName, type Store } from "../harness.js";
-import { countRows, inParallel, payRequest, requestStamp, storedBalance, withdrawRequest } from "./fixtures.js";
+import { backends } from "../harness.js";
+import { countRows, inParallel, paymentInstances, payRequest, refusal, requestStamp, storedBalance, withdrawRequest } from "./fixtures.js";
 
 function refundRequest(salerId: string, payment: PayResponse, refundFee: bigint): Pick<RefundRequest, "requestTime" | "requestId" | "salerId" | "paymentResponseId" | "refundFee"> {
   return { ...requestStamp(), salerId, paymentResponseId: payment.responseId, refundFee };
 }
 
-async function refusal(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to be refused");
-}
 
 for (const backend of backends()) {
   describe(`refunds [${backend.name}]`, () => {
-    let store: Store;
-    let prefix: string;
-    let systems: PaymentSystem[] = [];
-    let handles: GrpcClientHandle<typeof PaymentService>[] = [];
-
-    beforeEach(() => {
-      store = freshStore(backend, "payment");
-      prefix = uniqueName("refund");
-    });
-    afterEach(async () => {
-      for (const h of handles) h.close();
-      for (const s of systems) await s.close();
-      handles = [];
-      systems = [];
-      await store.drop();
-      if (backend.redisUrl) await deleteRedisKeys(backend.redisUrl, prefix);
-    });
-
-    async function instance(): Promise<{ system: PaymentSystem; client: Client<typeof PaymentService> }> {
-      const system = await startPaymentSystem(paymentConfig(backend, store, prefix), silentLogger);
-      const handle = createGrpcClient(PaymentService, system.server.grpcAddress);
-      systems.push(system);
-      handles.push(handle);
-      return { system, client: handle.client };
-    }
+    const { instance } = paymentInstances(backend, "refund");
 
     /** A settled payment of `fee` to `salerId`. */
     async function settledPayment(client: Client<typeof PaymentService>, salerId: string, fee: bigint): Promise<PayResponse> {

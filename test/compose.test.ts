@@ -157,4 +157,16 @@ describe("docker-compose.yml", () => {
     expect(config.merchantAddress).to.equal(`merchant:${merchant.listen.grpcPort}`);
     expect(s.depends_on).to.deep.equal({ payment: { condition: "service_healthy" }, merchant: { condition: "service_healthy" } });
   });
+
+  it("gives every service's pages (console, /docs) the others' published HTTP ports", () => {
+    const readers = { payment: readPaymentConfig, merchant: readMerchantConfig, recon: readReconConfig } as const;
+    const expected = Object.fromEntries(
+      Object.entries(readers).map(([name, read]) => [name, `http://localhost:${read(new EnvReader(environmentOf(services[name]!))).listen.httpPort}`]),
+    );
+    for (const [name, read] of Object.entries(readers)) {
+      const config = read(new EnvReader(environmentOf(services[name]!)));
+      expect(config.serving?.publicUrls, name).to.deep.equal(expected);
+    }
+    expect(Object.keys(expected)).to.deep.equal(["payment", "merchant", "recon"]);
+  });
 });

@@ -41,6 +41,12 @@ const SHARED_BAD: [string, string][] = [
   ["CORS_ALLOWED_ORIGINS", "https://buf.build/studio"],
   ["CORS_ALLOWED_ORIGINS", "*,https://buf.build"],
   ["CORS_ALLOWED_ORIGINS", "ftp://files.example"],
+  ["PUBLIC_URLS", "wallet=http://localhost:9000"],
+  ["PUBLIC_URLS", "http://localhost:8081"],
+  ["PUBLIC_URLS", "payment=localhost:8081"],
+  ["PUBLIC_URLS", "payment=http://localhost:8081/api"],
+  ["PUBLIC_URLS", "payment=*"],
+  ["PUBLIC_URLS", "payment=http://a:8081,payment=http://b:8081"],
 ];
 /** Bad values the services with a database refuse. */
 const STORAGE_BAD: [string, string][] = [
@@ -149,6 +155,12 @@ describe("configuration", () => {
       expect(() => readPaymentConfig(new EnvReader({ REDIS_CLUSTER_NODES: "10.0.0.1:7000", REDIS_URL: "redis://cache:6379" }))).to.throw(
         /REDIS_CLUSTER_NODES: cannot be set together with REDIS_URL/,
       );
+    });
+
+    it("takes PUBLIC_URLS, the origins a browser reaches each service's pages at", () => {
+      expect(readPaymentConfig(new EnvReader({})).serving?.publicUrls).to.deep.equal({});
+      const c = readPaymentConfig(new EnvReader({ PUBLIC_URLS: " payment=http://localhost:8081, recon=https://recon.example/ ,merchant=http://[::1]:8082" }));
+      expect(c.serving?.publicUrls).to.deep.equal({ payment: "http://localhost:8081", recon: "https://recon.example", merchant: "http://[::1]:8082" });
     });
 
     it("prefers PAYMENT_MYSQL_URL and PAYMENT_HOST over the shared settings", () => {

@@ -32,7 +32,7 @@ const APP_ENTRY = join(here, "app", "main.ts");
 const STATIC_DIR = join(here, "static");
 
 /** Columns whose integer values are amounts or counts: numbers in the spreadsheet. */
-const NUMERIC_COLUMNS = new Set(["total_fee", "withdraw_money", "amount", "merchant_amount", "payment_amount", "balance", "audit_amount", "pending", "pending_count"]);
+const NUMERIC_COLUMNS = new Set(["total_fee", "withdraw_money", "refund_fee", "amount", "merchant_amount", "payment_amount", "balance", "audit_amount", "pending", "pending_count"]);
 const FILE_NAME = /^[a-z0-9_]{1,64}\.csv$/;
 const RUN_FILE_PATH = /^\/console\/runs\/([0-9a-z-]{1,64})\/files\/([^/?]{1,80})$/;
 

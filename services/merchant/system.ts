@@ -121,7 +121,7 @@ export async function startMerchantSystem(
       return report;
     },
   };
-  const docs = new ApiCatalog("merchant");
+  const docs = new ApiCatalog("merchant", (config.serving ?? DEFAULT_SERVING).publicUrls);
   const upstream = upstreamCheck("payment", config.paymentAddress, PaymentService.typeName, grpcChannelCredentials(config.paymentTlsCa));
   const server = await serve({
     name: "merchant",

@@ -66,7 +66,7 @@ export async function startPaymentSystem(
     onRecorded: (type, code) => metrics.orderRecorded(type, code),
     bufferOutage: new OutageLog(logger, "credit buffer writes (settlement sweeps the orders table meanwhile)"),
   });
-  const docs = new ApiCatalog("payment");
+  const docs = new ApiCatalog("payment", (config.serving ?? DEFAULT_SERVING).publicUrls);
   const server = await serve({
     name: "payment",
     listen: config.listen,

@@ -91,7 +91,7 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
     audit: observed("audit", "live", base.audit.bind(base)),
     auditFiles: observed("audit", "files", base.auditFiles.bind(base)),
   } as typeof base;
-  const docs = new ApiCatalog("recon");
+  const docs = new ApiCatalog("recon", (config.serving ?? DEFAULT_SERVING).publicUrls);
   const upstreams = [
     upstreamCheck("merchant", config.merchantAddress, MerchantService.typeName, grpcChannelCredentials(config.merchantTlsCa)),
     upstreamCheck("payment", config.paymentAddress, PaymentService.typeName, grpcChannelCredentials(config.paymentTlsCa)),

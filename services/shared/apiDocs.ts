@@ -8,7 +8,8 @@
  * - CORS for the pages of the catalog's other services, so a page served by one service can call
  *   the others. Other origins get no CORS headers, so browsers keep them out.
  *
- * A service alone knows only itself; the platform process links the catalogs of all services.
+ * A service alone knows only itself and the services PUBLIC_URLS names; the platform process
+ * (npm start) links the catalogs of all three.
  */
 import { createReadStream, statSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -51,31 +52,51 @@ async function withLiveExamples(spec: ApiSpec): Promise<OpenApiDocument> {
   return { ...spec.document, paths };
 }
 
-/** The documents one service's page shows: its own, plus the others the platform links in. */
+/** A service the pages link to: its name and the origin of its HTTP port. */
+export interface ApiEntry {
+  name: string;
+  url: string;
+}
+
+/**
+ * The services one service's pages show: its own document, plus the others, either linked in by
+ * the platform process (npm start) or configured by their public URLs (PUBLIC_URLS), whose
+ * documents the browser loads from their own ports.
+ */
 export class ApiCatalog {
-  private specs: ApiSpec[] = [];
+  private entries: ApiEntry[];
+  private ownSpec: ApiSpec | undefined;
 
-  constructor(readonly ownName: string) {}
-
-  /** Adds a service's document, replacing an earlier one of the same name. */
-  add(spec: ApiSpec): void {
-    const i = this.specs.findIndex((s) => s.name === spec.name);
-    if (i >= 0) this.specs[i] = spec;
-    else this.specs.push(spec);
+  /** publicUrls: name -> origin; this service's own entry, if there, is the URL it is advertised at. */
+  constructor(
+    readonly ownName: string,
+    private readonly publicUrls: Readonly<Record<string, string>> = {},
+  ) {
+    this.entries = Object.entries(publicUrls).map(([name, url]) => ({ name, url }));
   }
 
-  list(): readonly ApiSpec[] {
-    return this.specs;
+  /** Adds this service's own document (or another's), keeping its place in the list. */
+  add(spec: ApiSpec): void {
+    const advertised = spec.name === this.ownName ? this.publicUrls[spec.name] : undefined;
+    const entry = advertised ? { ...spec, url: advertised } : spec;
+    if (entry.name === this.ownName) this.ownSpec = entry;
+    const i = this.entries.findIndex((s) => s.name === entry.name);
+    if (i >= 0) this.entries[i] = entry;
+    else this.entries.push(entry);
+  }
+
+  list(): readonly ApiEntry[] {
+    return this.entries;
   }
 
   own(): ApiSpec | undefined {
-    return this.specs.find((s) => s.name === this.ownName);
+    return this.ownSpec;
   }
 
-  /** Lists exactly these documents, in this order (this service's own is kept if missing). */
-  replaceAll(specs: readonly ApiSpec[]): void {
-    const own = this.own();
-    this.specs = own && !specs.some((s) => s.name === own.name) ? [own, ...specs] : [...specs];
+  /** Lists exactly these services, in this order (this service's own is kept if missing). */
+  replaceAll(specs: readonly ApiEntry[]): void {
+    const own = this.ownSpec;
+    this.entries = own && !specs.some((s) => s.name === own.name) ? [own, ...specs] : [...specs];
   }
 }
 

@@ -7,12 +7,15 @@
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import { unzipSync, strFromU8 } from "fflate";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { linkApiCatalogs } from "../../services/shared/apiDocs.js";
+import { EnvReader } from "../../services/shared/config.js";
+import { readServing } from "../../services/shared/serving.js";
 import { OrderKey, OrderType } from "../../gen/recon/v1/recon_pb.js";
 import { startPlatform, type Platform } from "../harness.js";
 
@@ -429,6 +432,99 @@ describe("operations console with OPERATOR_TOKEN [embedded]", function () {
       const { runs } = await p!.reconClient.listRuns({});
       expect(runs).to.have.length(1);
       expect(realErrors()).to.deep.equal([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+/** Ports free on loopback now: held together so that they differ, then released for the services. */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<NetServer>((resolve, reject) => {
+      const s = createNetServer();
+      s.once("error", reject);
+      s.listen(0, "127.0.0.1", () => resolve(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+describe("operations console of services linked only by PUBLIC_URLS (as under docker-compose) [embedded]", function () {
+  let p: Platform | undefined;
+  let browser: BrowserContext | undefined;
+  let profile: string | undefined;
+  let publicUrls: Record<string, string> = {};
+
+  before(async function () {
+    if (!existsSync(CHROMIUM)) {
+      if (process.env.REQUIRE_BROWSER === "1") throw new Error(`REQUIRE_BROWSER=1 but ${CHROMIUM} is missing`);
+      this.skip();
+    }
+    const [payment, merchant, recon] = (await freePorts(3)) as [number, number, number];
+    // Advertised under "localhost" while the page is opened at 127.0.0.1, as a user may.
+    const env = { PUBLIC_URLS: `payment=http://localhost:${payment},merchant=http://localhost:${merchant},recon=http://localhost:${recon}` };
+    const serving = readServing(new EnvReader(env));
+    publicUrls = { ...serving.publicUrls };
+    const listen = (httpPort: number) => ({ host: "127.0.0.1", grpcPort: 0, httpPort });
+    // No linkApiCatalogs: each service knows the others only from its configuration.
+    p = await startPlatform(
+      { name: "embedded" },
+      {
+        payment: { listen: listen(payment), serving },
+        merchant: { listen: listen(merchant), serving, resolveCron: "off" },
+        recon: { listen: listen(recon), serving },
+      },
+    );
+    profile = mkdtempSync(join(tmpdir(), "chromium-profile-"));
+    browser = await launch(profile);
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+    await p?.close();
+  });
+
+  it("lists the three services on every port, and the console of one shows the others' data", async () => {
+    for (const own of ["payment", "merchant", "recon"] as const) {
+      const port = new URL(publicUrls[own]!).port;
+      const config = (await (await fetch(`http://127.0.0.1:${port}/console/config.json`)).json()) as { own: string; ownUrl: string; services: { name: string; url: string }[] };
+      expect(config.own).to.equal(own);
+      expect(config.ownUrl).to.equal(publicUrls[own]);
+      expect(config.services).to.deep.equal(["payment", "merchant", "recon"].map((name) => ({ name, url: publicUrls[name] })));
+    }
+    // The payment service lets the reconciliation service's page call it.
+    const reconOrigin = `http://127.0.0.1:${new URL(publicUrls.recon!).port}`;
+    const preflight = await fetch(`http://127.0.0.1:${new URL(publicUrls.payment!).port}/payment.v1.PaymentService/ListAccounts`, {
+      method: "OPTIONS",
+      headers: { origin: reconOrigin, "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+    });
+    expect(preflight.status).to.equal(204);
+    expect(preflight.headers.get("access-control-allow-origin")).to.equal(reconOrigin);
+    const stranger = await fetch(`http://127.0.0.1:${new URL(publicUrls.payment!).port}/payment.v1.PaymentService/ListAccounts`, {
+      method: "OPTIONS",
+      headers: { origin: "http://127.0.0.1:1", "access-control-request-method": "POST" },
+    });
+    expect(stranger.headers.get("access-control-allow-origin")).to.equal(null);
+
+    const paid = await p!.merchantClient.pay({ salerId: "peer_acct", totalFee: 12_345n });
+    expect(paid.order?.state).to.equal("SUCCESS");
+
+    const { page, errors } = await openPage(browser!);
+    try {
+      await page.goto(`${reconOrigin}/#/`);
+      await page.getByRole("heading", { name: "Overview" }).waitFor();
+      await page.locator('[data-testid="accounts"] tbody tr').first().waitFor();
+      const accounts = await rowsAsRecords(page, "accounts");
+      expect(accounts.find((r) => r.saler_id === "peer_acct")?.["pending credit"]).to.equal("123.45");
+      await page.locator('[data-testid="order-states"] tbody tr').first().waitFor();
+      const states = await rowsAsRecords(page, "order-states");
+      expect(states.find((r) => r.state === "SUCCESS")?.payments).to.equal("1");
+      await shot(page, "peers-overview");
+      expect(errors).to.deep.equal([]);
     } finally {
       await page.close();
     }

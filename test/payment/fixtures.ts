@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { expect } from "chai";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Knex } from "knex";
-import type { PayRequest, WithdrawRequest } from "../../gen/payment/v1/payment_pb.js";
+import type { PayRequest, RefundRequest, WithdrawRequest } from "../../gen/payment/v1/payment_pb.js";
 import { BusinessClock, idPrefix } from "../../services/shared/time.js";
 import { MemoryCreditBuffer } from "../../services/payment/creditBuffer.js";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
@@ -38,6 +38,13 @@ export function payRequest(salerId: string, totalFee: bigint): PayFields {
 
 export function withdrawRequest(salerId: string, withdrawMoney: bigint): WithdrawFields {
   return { ...requestStamp(), salerId, withdrawMoney };
+}
+
+type RefundFields = Pick<RefundRequest, "requestTime" | "requestId" | "salerId" | "paymentResponseId" | "refundFee">;
+
+/** A refund of part or all of a payment, by the payment's response_id. */
+export function refundRequest(salerId: string, payment: { responseId: string }, refundFee: bigint): RefundFields {
+  return { ...requestStamp(), salerId, paymentResponseId: payment.responseId, refundFee };
 }
 
 /** Runs fn(0..count-1) with at most `concurrency` calls in flight; results in index order. */

@@ -14,11 +14,7 @@ import {
   MSG_REFUND_OTHER_ACCOUNT,
 } from "../../services/payment/refunds.js";
 import { backends } from "../harness.js";
-import { countRows, inParallel, paymentInstances, payRequest, refusal, requestStamp, storedBalance, withdrawRequest } from "./fixtures.js";
-
-function refundRequest(salerId: string, payment: PayResponse, refundFee: bigint): Pick<RefundRequest, "requestTime" | "requestId" | "salerId" | "paymentResponseId" | "refundFee"> {
-  return { ...requestStamp(), salerId, paymentResponseId: payment.responseId, refundFee };
-}
+import { countRows, inParallel, paymentInstances, payRequest, refundRequest, refusal, requestStamp, storedBalance, withdrawRequest } from "./fixtures.js";
 
 
 for (const backend of backends()) {

@@ -1,5 +1,5 @@
 /**
- * Withdrawals on one account at concurrency 64.
+ * Withdrawals on one account, and refunds of one payment, at concurrency 64.
  *
  *   npx tsx bench/withdrawals.ts
  *
@@ -11,7 +11,14 @@
  * balance >= ?`) sent straight to MariaDB from 64 connections, each statement autocommitted, on
  * a copy of the accounts table. Both must end with the balance lowered by exactly the count.
  *
- * BENCH_WITHDRAWALS (5000).
+ * Refunds: one settled payment of 10^9 fen to another account, refunded 1 fen at a time with 64
+ * in flight: each Refund is one transaction (the refund order, the payment's conditional
+ * `refunded` raise, the account's conditional debit), all of them on the same two rows. Baseline
+ * in the same run: those three statements in one transaction straight on MariaDB from 64
+ * connections, on copies of the tables. Both must end with the payment's `refunded` equal to the
+ * count and the balance lowered by it.
+ *
+ * BENCH_WITHDRAWALS (5000), BENCH_REFUNDS (2000).
  */
 import mysql from "mysql2/promise";
 import { createGrpcClient } from "../services/shared/grpc.js";
@@ -22,6 +29,9 @@ import { withConnection } from "./lib/orders.js";
 import { deploy } from "./lib/services.js";
 
 const COUNT = envInt("BENCH_WITHDRAWALS", 5000);
+const REFUNDS = envInt("BENCH_REFUNDS", 2000);
+const REFUND_ACCOUNT = "hot2";
+const REFUNDED_PAYMENT = 1_000_000_000n;
 const CONCURRENCY = 64;
 const WARMUP = 500;
 const START_BALANCE = 1_000_000_000n;
@@ -38,13 +48,18 @@ const stamp = () => {
   return { requestTime, requestId: idPrefix(requestTime) + String(seq).padStart(6, "0") };
 };
 
-const balanceOf = (table: string) =>
+const balanceOf = (table: string, account = ACCOUNT) =>
   withConnection(d.paymentDatabase, async (c) => {
-    const [rows] = (await c.query(`SELECT balance FROM ${table} WHERE saler_id = ?`, [ACCOUNT])) as unknown as [{ balance: string }[]];
+    const [rows] = (await c.query(`SELECT balance FROM ${table} WHERE saler_id = ?`, [account])) as unknown as [{ balance: string }[]];
     return BigInt(rows[0]!.balance);
   });
+const refundedOf = (table: string, responseId: string) =>
+  withConnection(d.paymentDatabase, async (c) => {
+    const [rows] = (await c.query(`SELECT refunded FROM ${table} WHERE response_id = ?`, [responseId])) as unknown as [{ refunded: string }[]];
+    return BigInt(rows[0]!.refunded);
+  });
 
-let ours, baseline;
+let ours, baseline, oursRefunds, baselineRefunds;
 const checks: string[] = [];
 try {
   await withConnection(d.paymentDatabase, async (c) => {
@@ -88,20 +103,101 @@ try {
   const baseLeft = await balanceOf("baseline_accounts");
   checks.push(`baseline: balance ${START_BALANCE} − ${COUNT + WARMUP} = ${baseLeft}: ${baseLeft === START_BALANCE - BigInt(COUNT + WARMUP) ? "OK" : "MISMATCH"}`);
   log(`baseline conditional UPDATE: ${baseline.perSecond.toFixed(0)}/s`);
+
+  // Refunds of one settled payment.
+  const refundClient = createGrpcClient(PaymentService, d.payment.grpcAddress);
+  const paid = await refundClient.client.pay({ ...stamp(), salerId: REFUND_ACCOUNT, totalFee: REFUNDED_PAYMENT });
+  if (paid.responseCode !== "SUCCESS") throw new Error(`Pay: ${paid.responseMsg}`);
+  await refundClient.client.settle({});
+  const refundStart = await balanceOf("accounts", REFUND_ACCOUNT);
+  const refund = async () => {
+    const r = await refundClient.client.refund({ ...stamp(), salerId: REFUND_ACCOUNT, paymentResponseId: paid.responseId, refundFee: 1n });
+    if (r.responseCode !== "SUCCESS") throw new Error(`Refund: ${r.responseMsg}`);
+  };
+  log(`refunds: ${WARMUP} warm-up, ${REFUNDS} measured, concurrency ${CONCURRENCY}, one payment`);
+  await measure(WARMUP, CONCURRENCY, refund);
+  oursRefunds = await measure(REFUNDS, CONCURRENCY, refund);
+  refundClient.close();
+  const refunded = await refundedOf("payment_orders", paid.responseId);
+  const refundLeft = await balanceOf("accounts", REFUND_ACCOUNT);
+  const refundCount = BigInt(REFUNDS + WARMUP);
+  checks.push(
+    `Refund: refunded ${refunded} of ${refundCount}, balance ${refundStart} − ${refundCount} = ${refundLeft}: ${refunded === refundCount && refundLeft === refundStart - refundCount ? "OK" : "MISMATCH"}`,
+  );
+  log(`refunds: ${oursRefunds.perSecond.toFixed(0)}/s`);
+
+  await withConnection(d.paymentDatabase, async (c) => {
+    await c.query("CREATE TABLE baseline_refund_orders LIKE refund_orders");
+    await c.query("CREATE TABLE baseline_payment_orders LIKE payment_orders");
+    await c.query("INSERT INTO baseline_payment_orders SELECT * FROM payment_orders WHERE response_id = ?", [paid.responseId]);
+    await c.query("UPDATE baseline_payment_orders SET refunded = 0");
+    await c.query(`INSERT INTO baseline_accounts (saler_id, balance, created_time, updated_time) VALUES (?, ?, '2026-11-26 00:00:00', '2026-11-26 00:00:00')`, [
+      REFUND_ACCOUNT,
+      refundStart.toString(),
+    ]);
+  });
+  const refundPool = mysql.createPool({ uri: databaseUrl(d.paymentDatabase), connectionLimit: CONCURRENCY });
+  let baselineSeq = 0;
+  try {
+    const directRefund = async () => {
+      const c = await refundPool.getConnection();
+      try {
+        const now = clock.current();
+        const n = String(baselineSeq++).padStart(6, "0");
+        await c.beginTransaction();
+        await c.execute(
+          "INSERT INTO baseline_refund_orders (request_id, request_time, saler_id, payment_response_id, refund_fee, response_id, response_time, response_code, response_msg) VALUES (?, ?, ?, ?, ?, ?, ?, 'SUCCESS', 'success')",
+          [idPrefix(now) + n, now, REFUND_ACCOUNT, paid.responseId, 1, idPrefix(now) + n.replace(/^./, "9"), now],
+        );
+        const [fit] = (await c.execute("UPDATE baseline_payment_orders SET refunded = refunded + ? WHERE response_id = ? AND saler_id = ? AND total_fee - refunded >= ?", [
+          1,
+          paid.responseId,
+          REFUND_ACCOUNT,
+          1,
+        ])) as unknown as [{ affectedRows: number }];
+        const [debited] = (await c.execute("UPDATE baseline_accounts SET balance = balance - ?, updated_time = ? WHERE saler_id = ? AND balance >= ?", [
+          1,
+          now,
+          REFUND_ACCOUNT,
+          1,
+        ])) as unknown as [{ affectedRows: number }];
+        if (fit.affectedRows !== 1 || debited.affectedRows !== 1) throw new Error("baseline refund refused");
+        await c.commit();
+      } catch (err) {
+        await c.rollback();
+        throw err;
+      } finally {
+        c.release();
+      }
+    };
+    await measure(WARMUP, CONCURRENCY, directRefund);
+    baselineRefunds = await measure(REFUNDS, CONCURRENCY, directRefund);
+  } finally {
+    await refundPool.end();
+  }
+  const baseRefunded = await refundedOf("baseline_payment_orders", paid.responseId);
+  const baseRefundLeft = await balanceOf("baseline_accounts", REFUND_ACCOUNT);
+  checks.push(
+    `baseline refunds: refunded ${baseRefunded} of ${refundCount}, balance ${refundStart} − ${refundCount} = ${baseRefundLeft}: ${baseRefunded === refundCount && baseRefundLeft === refundStart - refundCount ? "OK" : "MISMATCH"}`,
+  );
+  log(`baseline refund transaction: ${baselineRefunds.perSecond.toFixed(0)}/s`);
 } finally {
   await d.close();
 }
 
 emit({
   name: "withdrawals",
-  title: "Withdrawals on one account",
+  title: "Withdrawals on one account, refunds of one payment",
   method:
     `One account with a balance of ${START_BALANCE} fen; ${COUNT} Withdraw RPCs of 1 fen (after ${WARMUP} warm-up) from this process to the payment ` +
     `system (own process, fresh database), ${CONCURRENCY} in flight: each is recorded with its conditional debit in one transaction (concurrent ` +
     "withdrawals share one, with one debit of their total). " +
     `Baseline: the same conditional UPDATE straight on MariaDB from ${CONCURRENCY} pooled connections (mysql2), autocommitted, on a copy of the ` +
-    "accounts table in the same database, same count and warm-up.",
-  sizes: { withdrawals: COUNT, concurrency: CONCURRENCY, warmup: WARMUP },
+    "accounts table in the same database, same count and warm-up. " +
+    `Refunds: one settled payment of ${REFUNDED_PAYMENT} fen to another account; ${REFUNDS} Refund RPCs of 1 fen (after ${WARMUP} warm-up), ` +
+    `${CONCURRENCY} in flight, each one transaction (refund order, conditional raise of the payment's refunded sum, conditional debit). ` +
+    `Baseline: those three statements in one transaction straight on MariaDB from ${CONCURRENCY} pooled connections, on copies of the tables.`,
+  sizes: { withdrawals: COUNT, refunds: REFUNDS, concurrency: CONCURRENCY, warmup: WARMUP },
   figures: [
     {
       what: "withdrawals/s, one account, concurrency 64",
@@ -111,6 +207,15 @@ emit({
       unit: "/s",
       better: "higher",
       notes: `p50/p99 ours ${ours.p50Ms.toFixed(1)}/${ours.p99Ms.toFixed(1)} ms, baseline ${baseline.p50Ms.toFixed(1)}/${baseline.p99Ms.toFixed(1)} ms`,
+    },
+    {
+      what: "refunds/s, one payment, concurrency 64",
+      ours: oursRefunds.perSecond,
+      baseline: baselineRefunds.perSecond,
+      baselineWhat: "the same three statements in one transaction straight on MariaDB, 64 connections",
+      unit: "/s",
+      better: "higher",
+      notes: `p50/p99 ours ${oursRefunds.p50Ms.toFixed(1)}/${oursRefunds.p99Ms.toFixed(1)} ms, baseline ${baselineRefunds.p50Ms.toFixed(1)}/${baselineRefunds.p99Ms.toFixed(1)} ms`,
     },
   ],
   loadAverage: loadAtStart,

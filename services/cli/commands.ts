@@ -86,12 +86,24 @@ function requiredAmount(values: OptionValues, name: string): bigint {
   return v;
 }
 
-function orderTypeOption(values: OptionValues, name: string): "payment" | "withdrawal" | undefined {
+type OrderTypeName = "payment" | "withdrawal" | "refund";
+const MERCHANT_ORDER_TYPES: Record<OrderTypeName, MerchantOrderType> = {
+  payment: MerchantOrderType.PAYMENT,
+  withdrawal: MerchantOrderType.WITHDRAWAL,
+  refund: MerchantOrderType.REFUND,
+};
+const RECON_ORDER_TYPES: Record<OrderTypeName, ReconOrderType> = {
+  payment: ReconOrderType.PAYMENT,
+  withdrawal: ReconOrderType.WITHDRAWAL,
+  refund: ReconOrderType.REFUND,
+};
+
+function orderTypeOption(values: OptionValues, name: string): OrderTypeName | undefined {
   const raw = str(values, name);
   if (raw === undefined) return undefined;
   const t = raw.toLowerCase().replace(/s$/, "");
-  if (t !== "payment" && t !== "withdrawal") throw new UsageError(`--${name} must be payment or withdrawal, got "${raw}"`);
-  return t;
+  if (!Object.hasOwn(MERCHANT_ORDER_TYPES, t)) throw new UsageError(`--${name} must be payment, withdrawal or refund, got "${raw}"`);
+  return t as OrderTypeName;
 }
 
 function keyOption(values: OptionValues): OrderKey {
@@ -233,7 +245,7 @@ export async function simulate(ctx: CommandContext): Promise<Output> {
     for (const [i, chunk] of chunks.entries()) {
       const report = await call("merchant", ctx.services.addresses, () =>
         ctx.services.merchant.simulate({
-          orderType: kind === "payment" ? MerchantOrderType.PAYMENT : MerchantOrderType.WITHDRAWAL,
+          orderType: MERCHANT_ORDER_TYPES[kind],
           count: chunk.count,
           concurrency,
           accounts,
@@ -444,7 +456,7 @@ export async function orders(ctx: CommandContext): Promise<Output> {
   do {
     const page = await call("merchant", ctx.services.addresses, () =>
       ctx.services.merchant.listOrders({
-        orderType: type === "payment" ? MerchantOrderType.PAYMENT : type === "withdrawal" ? MerchantOrderType.WITHDRAWAL : MerchantOrderType.UNSPECIFIED,
+        orderType: type === undefined ? MerchantOrderType.UNSPECIFIED : MERCHANT_ORDER_TYPES[type],
         state,
         salerId,
         pageSize: Math.min(1000, limit - found.length),
@@ -599,7 +611,7 @@ export async function reconcile(ctx: CommandContext): Promise<Output> {
     const type = orderTypeOption(v, "type") ?? "payment";
     ({ run } = await call("recon", ctx.services.addresses, () =>
       ctx.services.recon.reconcileFiles({
-        orderType: type === "payment" ? ReconOrderType.PAYMENT : ReconOrderType.WITHDRAWAL,
+        orderType: RECON_ORDER_TYPES[type],
         key,
         merchant: merchantFile,
         payment: paymentFile,

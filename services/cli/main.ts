@@ -135,9 +135,9 @@ export function buildProgram(run: (inv: Invocation) => Promise<void>): Command {
   program
     .command("simulate")
     .description(
-      "fire many payments or withdrawals concurrently, optionally injecting faults; one Simulate call, so the same seed gives the same orders as the Simulate RPC",
+      "fire many payments, withdrawals or refunds (of the accounts' successful payments) concurrently, optionally injecting faults; one Simulate call, so the same seed gives the same orders as the Simulate RPC",
     )
-    .argument("[type]", "payments or withdrawals", oneOf("payments", "withdrawals", "payment", "withdrawal"), "payments")
+    .argument("[type]", "payments, withdrawals or refunds", oneOf("payments", "withdrawals", "refunds", "payment", "withdrawal", "refund"), "payments")
     .addOption(option("--count <n>", "orders to send").argParser(wholeNumber(1, 1_000_000)).default("1000"))
     .addOption(option("--concurrency <n>", "requests in flight at once").argParser(wholeNumber(1, 1024)).default("16"))
     .addOption(option("--accounts <n>", "accounts the orders are spread over").argParser(wholeNumber(1, 100_000)).default("10"))
@@ -176,7 +176,7 @@ export function buildProgram(run: (inv: Invocation) => Promise<void>): Command {
   program
     .command("orders")
     .description("list the merchant's orders, newest first, a page at a time")
-    .addOption(option("--type <type>", "payment or withdrawal (default: both)").argParser(oneOf("payment", "withdrawal", "payments", "withdrawals")))
+    .addOption(option("--type <type>", "payment, withdrawal or refund (default: all)").argParser(oneOf("payment", "withdrawal", "refund", "payments", "withdrawals", "refunds")))
     .addOption(option("--state <state>", "INIT, SUCCESS, FAIL or UNKNOWN (default: all)").argParser((raw) => oneOf("INIT", "SUCCESS", "FAIL", "UNKNOWN")(raw.toUpperCase())))
     .addOption(option("--saler <id>", "one account only"))
     .addOption(option("--limit <n>", "orders on this page").argParser(wholeNumber(1, 100_000)).default("20"))
@@ -195,7 +195,7 @@ export function buildProgram(run: (inv: Invocation) => Promise<void>): Command {
     .addOption(option("--rows <n>", "difference rows to print").argParser(wholeNumber(0, 1_000_000)).default("20"))
     .addOption(option("--merchant-file <csv>", "merchant's orders as CSV (with --payment-file: reconcile files instead)"))
     .addOption(option("--payment-file <csv>", "payment system's orders as CSV"))
-    .addOption(option("--type <type>", "order type of the files").argParser(oneOf("payment", "withdrawal", "payments", "withdrawals")).default("payment"))
+    .addOption(option("--type <type>", "order type of the files").argParser(oneOf("payment", "withdrawal", "refund", "payments", "withdrawals", "refunds")).default("payment"))
     .action(action("reconcile"));
 
   program

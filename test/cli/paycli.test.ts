@@ -252,6 +252,26 @@ describe("paycli [embedded]", () => {
       expect(audit.stdout).to.match(/^SUCCESS\s+5$/m);
       expect(audit.stdout).to.contain("PASS");
     });
+
+    it("simulates refunds of the settled payments with a lost answer; reconciliation finds exactly that refund (exit 1)", async () => {
+      expect((await paycli(p, ["settle"])).code).to.equal(0);
+      const sim = await paycli(p, ["simulate", "refunds", "--count", "40", "--accounts", "5", "--seed", "8", "--max-amount", "500", "--lost-responses", "1", "--json"]);
+      expect(sim.code, sim.stderr).to.equal(0);
+      const report = JSON.parse(sim.stdout) as { injected: Injected[]; order_type: string; succeeded: number; unknown: number };
+      expect(report.order_type).to.equal("refund");
+      expect(report.injected.map((f) => `${f.kind} ${f.expected_diff_type}`)).to.deep.equal(["LOST_RESPONSE F113"]);
+      expect(report.succeeded + report.unknown).to.equal(40);
+      const listed = await paycli(p, ["orders", "--type", "refunds", "--limit", "100", "--json"]);
+      expect(listed.code, listed.stderr).to.equal(0);
+      expect(listed.stdout.match(/"order_type":\s*"ORDER_TYPE_REFUND"/g) ?? []).to.have.length(40);
+
+      const recon = await paycli(p, ["reconcile", "--rows", "100", "--json"]);
+      expect(recon.code, recon.stderr).to.equal(1);
+      const { differences } = JSON.parse(recon.stdout) as { differences: (Diff & { order_type: string })[] };
+      expect(differences.map((d) => `${d.order_type} ${d.diff_type} ${d.response_id} p=${d.payment_amount}`)).to.deep.equal(
+        report.injected.map((f) => `ORDER_TYPE_REFUND F113 ${f.response_id} p=${f.payment_amount}`),
+      );
+    });
   });
 
   describe("a day with injected faults", () => {

@@ -174,6 +174,17 @@ describe("operations console in headless Chromium [embedded]", function () {
       for (const f of ["Lost responses (F113)", "Tampered amounts (F115)", "Merchant-only successes (F114)"]) await page.getByLabel(f).fill("0");
       await page.getByRole("button", { name: "Run simulation" }).click();
       await page.locator('[data-testid="sim-outcome"]').getByText("Simulated 200 withdrawals").waitFor();
+      // Then refunds (退款) of the accounts' successful payments, in part or in full.
+      await page.getByLabel("Order type").first().selectOption("refund");
+      await page.getByLabel("Requests").fill("100");
+      await page.getByLabel("Smallest amount (fen)").fill("100");
+      await page.getByLabel("Largest amount (fen)").fill("2000");
+      await page.getByLabel("Seed").fill("9");
+      await page.getByRole("button", { name: "Run simulation" }).click();
+      await page.locator('[data-testid="sim-outcome"]').getByText("Simulated 100 refunds").waitFor();
+      const refundOutcome = await cells(page, "sim-outcome");
+      const refundsSucceeded = Number(refundOutcome.find((r) => r[0] === "SUCCESS")?.[1] ?? "0");
+      expect(refundsSucceeded, "successful refunds").to.be.greaterThan(50);
 
       // 3. Reconcile: the run page lists exactly the four injected orders.
       const reconcileCard = page.locator("section.card", { has: page.getByRole("heading", { name: "Reconcile", exact: true }) });
@@ -195,6 +206,10 @@ describe("operations console in headless Chromium [embedded]", function () {
       // The withdrawals balance.
       const withdrawals = await cells(page, "summary-withdrawal");
       expect(withdrawals.filter((r) => r[0] !== "F000").map((r) => r[2])).to.deep.equal(["0", "0", "0"]);
+      // And so do the refunds: every successful one on both sides.
+      const refunds = await cells(page, "summary-refund");
+      expect(refunds.filter((r) => r[0] !== "F000").map((r) => r[2])).to.deep.equal(["0", "0", "0"]);
+      expect(refunds.find((r) => r[0] === "F000")?.[2]).to.equal(String(refundsSucceeded));
       // Filter by one account: only its faults.
       const oneSaler = [...truth.values()][0]!.salerId;
       const ofSaler = [...truth].filter(([, t]) => t.salerId === oneSaler).map(([id]) => id);

@@ -3,12 +3,13 @@
  * stored, unsent orders, beside a second instance on the same merchant database whose resolver
  * closes those orders once they are old enough. When the stalled instance resumes, nothing it
  * sends late may move money: for every order, the merchant's outcome and the payment system's
- * agree, and reconciliation finds no difference.
+ * agree, and reconciliation finds no difference. First with payments, then with refunds of them.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
+import { Code, ConnectError } from "@connectrpc/connect";
 import mysql from "mysql2/promise";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
@@ -25,6 +26,7 @@ if (process.env.REQUIRE_REAL_BACKENDS === "1" && !(mysqlUrl && redisUrl)) {
 }
 
 const ORDERS = 2_500;
+const REFUNDS = 1_200;
 const CONCURRENCY = 200;
 const CLOSE_AFTER_SECONDS = 3;
 
@@ -137,11 +139,12 @@ if (!mysqlUrl || !redisUrl) {
       // Two stalls in the middle of the load, each long enough for the other instance to close
       // every order the stalled one had stored and not yet sent.
       let stalls = 0;
-      for (const storedBefore of [400, 1_200]) {
-        await until(`${storedBefore} orders are stored`, async () => {
-          const [c] = await rows<{ n: number }>(merchantPool, "SELECT COUNT(*) AS n FROM merchant_orders");
-          return Number(c!.n) >= storedBefore;
-        }, 60_000);
+      const storedOrders = async () => {
+        const [c] = await rows<{ n: number }>(merchantPool, "SELECT COUNT(*) AS n FROM merchant_orders");
+        return Number(c!.n);
+      };
+      const stallWhenStored = async (storedBefore: number) => {
+        await until(`${storedBefore} orders are stored`, async () => (await storedOrders()) >= storedBefore, 60_000);
         // The stall lands while the instance's new orders wait to be inserted (a gap lock past
         // the last order holds inserts back; answers are still recorded): they commit while it
         // is stopped, so it holds stored orders it has not sent.
@@ -151,7 +154,14 @@ if (!mysqlUrl || !redisUrl) {
         const [[last]] = (await locker.query("SELECT COALESCE(MAX(id), 0) AS id FROM merchant_orders")) as unknown as [{ id: string }[]];
         await locker.query("SELECT id FROM merchant_orders WHERE id > ? FOR UPDATE", [last!.id]);
         await until("the instance's inserts wait for the lock", async () => {
-          const [w] = await rows<{ n: number }>(merchantPool, "SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'");
+          // Waits on the merchant database only: the payment system's own lock waits (refunds of
+          // one payment queue on its row) say nothing about the merchant's inserts.
+          const [w] = await rows<{ n: number }>(
+            merchantPool,
+            `SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
+              WHERE t.trx_state = 'LOCK WAIT' AND p.DB = ?`,
+            [merchantDb],
+          );
           return Number(w!.n) > 0;
         }, 20_000);
         await sleep(100);
@@ -163,7 +173,8 @@ if (!mysqlUrl || !redisUrl) {
         await sleep(300);
         await until("the other instance resolved every open order", async () => (await openOrders()) === 0 && Date.now() - stalledAt > (CLOSE_AFTER_SECONDS + 2) * 1000, 60_000);
         stalling.resume();
-      }
+      };
+      for (const storedBefore of [400, 1_200]) await stallWhenStored(storedBefore);
       await load;
       await until("no open orders are left", async () => (await openOrders()) === 0, 60_000);
 
@@ -206,6 +217,75 @@ if (!mysqlUrl || !redisUrl) {
         const [c] = await rows<{ n: number }>(paymentPool, "SELECT COUNT(*) AS n FROM payment_orders WHERE settlement_id IS NULL");
         return Number(c!.n) === 0;
       }, 60_000);
+
+      // Refunds of the successful payments through the instance that stalls, stalled once more.
+      const refundable = merchantOrders.filter((o) => o.state === "SUCCESS");
+      const storedAtRefunds = await storedOrders();
+      let nextRefund = 0;
+      // A refund of more than the merchant has left of its payment is refused before it is stored.
+      const refundsAnswered = { ok: 0, refused: 0, failed: 0 };
+      const refundLoad = Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          for (;;) {
+            const i = nextRefund++;
+            if (i >= REFUNDS) return;
+            const paid = refundable[(i * 7919) % refundable.length]!;
+            try {
+              await a.client.refund({ paymentRequestId: paid.request_id, refundFee: BigInt(1 + (i % 7)) }, { timeoutMs: 120_000 });
+              refundsAnswered.ok++;
+            } catch (err) {
+              const e = ConnectError.from(err);
+              if (e.code === Code.FailedPrecondition && e.rawMessage.startsWith("refund_fee: ")) refundsAnswered.refused++;
+              else refundsAnswered.failed++;
+            }
+          }
+        }),
+      );
+      await stallWhenStored(storedAtRefunds + 400);
+      await refundLoad;
+      await until("no open orders are left", async () => (await openOrders()) === 0, 60_000);
+      const merchantRefunds = await rows<{ request_id: string; state: string; amount: string; response_msg: string | null }>(
+        merchantPool,
+        "SELECT request_id, state, amount, response_msg FROM merchant_orders WHERE order_type = 'REFUND'",
+      );
+      const paymentRefunds = await rows<{ request_id: string; response_code: string; refund_fee: string }>(
+        paymentPool,
+        "SELECT request_id, response_code, refund_fee FROM refund_orders",
+      );
+      const refundAtPayment = new Map(paymentRefunds.map((o) => [o.request_id, o]));
+      let refundsClosed = 0;
+      const refundDisagreements: string[] = [];
+      for (const o of merchantRefunds) {
+        const done = refundAtPayment.get(o.request_id);
+        if (o.state === "SUCCESS") {
+          if (done?.response_code !== "SUCCESS" || done.refund_fee !== o.amount) refundDisagreements.push(`refund ${o.request_id} SUCCESS at the merchant, ${done?.response_code ?? "absent"} at the payment system`);
+        } else if (o.state === "FAIL") {
+          if (done?.response_code === "SUCCESS") refundDisagreements.push(`refund ${o.request_id} FAIL at the merchant, SUCCESS at the payment system (${done.refund_fee} fen)`);
+          if (o.response_msg === MSG_CLOSED) {
+            refundsClosed++;
+            if (done?.response_code !== "CLOSED") refundDisagreements.push(`refund ${o.request_id} closed at the merchant, ${done?.response_code ?? "absent"} at the payment system`);
+          }
+        } else refundDisagreements.push(`refund ${o.request_id} still ${o.state}`);
+      }
+      // Every payment's refunded sum is its successful refunds, and never more than the payment.
+      const overRefunded = await rows<{ response_id: string }>(
+        paymentPool,
+        `SELECT p.response_id FROM payment_orders p
+           LEFT JOIN (SELECT payment_response_id, SUM(refund_fee) AS s FROM refund_orders WHERE response_code = 'SUCCESS' GROUP BY payment_response_id) r
+             ON r.payment_response_id = p.response_id
+          WHERE p.refunded <> COALESCE(r.s, 0) OR p.refunded > p.total_fee`,
+      );
+      console.log(
+        `      refunds ${merchantRefunds.length}; callers answered ${refundsAnswered.ok}, refused ${refundsAnswered.refused}, failed ${refundsAnswered.failed}; ` +
+          `closed while held by the stalled instance ${refundsClosed}; disagreements ${refundDisagreements.length}`,
+      );
+      expect(refundDisagreements.slice(0, 10)).to.deep.equal([]);
+      expect(overRefunded).to.deep.equal([]);
+      expect(refundsClosed, "refunds the stall left stored and unsent, closed by the other instance").to.be.greaterThan(0);
+      expect(paymentRefunds.filter((o) => o.response_code === "CLOSED").length).to.equal(refundsClosed);
+      expect(merchantRefunds.length).to.equal(REFUNDS - refundsAnswered.refused);
+      expect(refundsAnswered.refused, "refunds refused for more than is left").to.be.lessThan(REFUNDS / 10);
+
       const { run } = await r.client.reconcile({});
       for (const d of run!.diffs) {
         expect(d.f113Count, "orders only at the payment system").to.equal(0n);
@@ -214,7 +294,7 @@ if (!mysqlUrl || !redisUrl) {
       }
       expect(run!.balanced).to.equal(true);
       const audit = (await r.client.audit({})).run!;
-      expect(audit.balanced, "every account's balance equals the merchant's successful payments").to.equal(true);
+      expect(audit.balanced, "every account's balance equals the merchant's successful payments less its refunds").to.equal(true);
       expect(payment.crashes.concat(stalling.crashes, resolver.crashes, recon.crashes)).to.deep.equal([]);
     });
   });

@@ -8,8 +8,11 @@
  * the payments at concurrency 64: for each, the merchant stores the order (INIT), calls the
  * payment system's Pay over gRPC (which records the order and buffers the credit in Redis) and
  * stores the answer. Two runs: amounts spread over many accounts (uniform), then every payment
- * to one account (hot). Baseline in the same run: `sysbench oltp_insert`, 16 threads, on the same
- * MariaDB. Afterwards everything paid must be credited exactly once.
+ * to one account (hot). Baselines in the same run: `sysbench oltp_insert`, 16 threads, on the same
+ * MariaDB; and the bare pipeline (barePipelineChild.ts): the same per-payment work with the same
+ * batching, written directly on mysql2, a plain grpc-js hop and ioredis, in two processes, over
+ * the same accounts, count and concurrency. Afterwards everything paid must be credited exactly
+ * once, by both.
  *
  * BENCH_PAYMENTS (20000), BENCH_PAYMENT_ACCOUNTS (1000), BENCH_SYSBENCH_SECONDS (20).
  */
@@ -19,6 +22,7 @@ import { PaymentService } from "../gen/payment/v1/payment_pb.js";
 import { emit, envInt, loadAverage, log, type BenchResult, type Throughput } from "./lib/common.js";
 import { deploy } from "./lib/services.js";
 import { sysbenchOltpInsert } from "./lib/sysbench.js";
+import { runBarePipeline, type BareRun } from "./lib/barePipeline.js";
 
 const COUNT = envInt("BENCH_PAYMENTS", 20_000);
 const ACCOUNTS = envInt("BENCH_PAYMENT_ACCOUNTS", 1000);
@@ -51,7 +55,7 @@ async function simulate(accounts: number, count: number, seed: bigint, prefix: s
   return { count, seconds, perSecond: r.throughput, p50Ms: r.latencyP50Ms, p99Ms: r.latencyP99Ms, amount: r.amountSucceeded, cpu };
 }
 
-const cpuPerPayment = (r: Run) => `CPU per payment: merchant ${((r.cpu.merchant / r.count) * 1e6).toFixed(0)} µs, payment ${((r.cpu.payment / r.count) * 1e6).toFixed(0)} µs`;
+const cpuPerPayment = (r: { count: number; cpu: { merchant: number; payment: number } }) => `CPU per payment: merchant ${((r.cpu.merchant / r.count) * 1e6).toFixed(0)} µs, payment ${((r.cpu.payment / r.count) * 1e6).toFixed(0)} µs`;
 
 let result: BenchResult;
 try {
@@ -82,6 +86,18 @@ try {
 
   merchant.close();
   payment.close();
+  log(`bare pipeline: ${WARMUP} warm-up, then ${COUNT} uniform over ${ACCOUNTS} accounts, concurrency ${CONCURRENCY}`);
+  const bare: BareRun = await runBarePipeline({
+    paymentDatabase: d.paymentDatabase,
+    merchantDatabase: d.merchantDatabase,
+    count: COUNT,
+    warmup: WARMUP,
+    concurrency: CONCURRENCY,
+    accounts: ACCOUNTS,
+    seed: 2,
+  });
+  log(`bare pipeline: ${bare.perSecond.toFixed(0)}/s`);
+  if (!bare.check.endsWith("OK")) process.exitCode = 1;
   await d.close();
 
   log(`sysbench oltp_insert, ${SYSBENCH_THREADS} threads, ${SYSBENCH_SECONDS} s`);
@@ -96,6 +112,10 @@ try {
       "gRPC Pay (payment INSERT, Redis buffer), merchant UPDATE with the answer; latency is per payment as the merchant saw it. " +
       `Uniform: accounts drawn from ${ACCOUNTS}; hot: every payment to one account. Baseline: sysbench ${sb.version} oltp_insert, ` +
       `${SYSBENCH_THREADS} threads for ${SYSBENCH_SECONDS} s on a fresh database of the same server (one autocommitted INSERT per transaction). ` +
+      "Bare pipeline: the same per-payment work (merchant INSERT, one gRPC Pay, payment INSERT, Redis MULTI, merchant UPDATE) with the services' " +
+      "batching (WriteBatcher, same limits), written directly: mysql2 prepared statements on copies of the two tables, a plain @grpc/grpc-js " +
+      "server and client with the protobuf-es codec, ioredis; no query builder, validation, call policy or logging; same count, warm-up, " +
+      "accounts and concurrency, its two processes measured like the services. " +
       "CPU per payment is each service process's user+system time over the run divided by the payments.",
     sizes: { payments: COUNT, accounts: ACCOUNTS, concurrency: CONCURRENCY, warmup: WARMUP, sysbenchThreads: SYSBENCH_THREADS, sysbenchSeconds: SYSBENCH_SECONDS },
     figures: [
@@ -110,6 +130,16 @@ try {
         notes: `p50 ${uniform.p50Ms.toFixed(1)} ms, p99 ${uniform.p99Ms.toFixed(1)} ms (sysbench p50 ${sb.p50Ms ?? "?"} ms, p99 ${sb.p99Ms} ms); ${cpuPerPayment(uniform)}`,
       },
       {
+        what: `payments/s end to end, uniform over ${ACCOUNTS} accounts, against the bare pipeline`,
+        ours: uniform.perSecond,
+        baseline: bare.perSecond,
+        baselineWhat: "the same work written directly (mysql2, plain grpc-js, ioredis), same batching",
+        unit: "/s",
+        better: "higher",
+        target: "≥ 0.8",
+        notes: `bare p50 ${bare.p50Ms.toFixed(1)} ms, p99 ${bare.p99Ms.toFixed(1)} ms; bare ${cpuPerPayment(bare)}`,
+      },
+      {
         what: "payments/s end to end, every payment to one account (hot)",
         ours: hot.perSecond,
         baseline: uniform.perSecond,
@@ -122,7 +152,7 @@ try {
     ],
     loadAverage: loadAtStart,
     seconds: (performance.now() - started) / 1000,
-    checks: [check],
+    checks: [check, bare.check],
   };
 } catch (err) {
   merchant.close();

@@ -2,7 +2,7 @@
  * Runs every benchmark, each in a process of its own, and writes bench/REPORT.md.
  *
  *   npm run bench                      # all of them
- *   BENCH_ONLY=rpc,withdrawals npm run bench
+ *   npm run bench -- rpc withdrawals   # only these (BENCH_ONLY=rpc,withdrawals likewise)
  *
  * Installs the baselines first when they are missing (bench/install-baselines.sh). Benchmarks
  * print figures next to their same-run baselines; none passes or fails on time. A benchmark
@@ -27,8 +27,13 @@ const BENCHMARKS: { name: string; script: string; args?: string[] }[] = [
   { name: "reconcile", script: "reconcileVersus.ts" },
 ];
 
-const only = process.env.BENCH_ONLY?.split(",").map((s) => s.trim());
-const selected = BENCHMARKS.filter((b) => !only || only.includes(b.name));
+const named = [...process.argv.slice(2), ...(process.env.BENCH_ONLY?.split(",") ?? [])].map((s) => s.trim()).filter((s) => s !== "");
+const unknown = named.filter((n) => !BENCHMARKS.some((b) => b.name === n));
+if (unknown.length > 0) {
+  console.error(`unknown benchmark(s): ${unknown.join(", ")}; the benchmarks are ${BENCHMARKS.map((b) => b.name).join(", ")}`);
+  process.exit(2);
+}
+const selected = BENCHMARKS.filter((b) => named.length === 0 || named.includes(b.name));
 
 function sh(command: string): string {
   const r = spawnSync("bash", ["-c", command], { encoding: "utf8" });
@@ -75,15 +80,23 @@ function cell(n: number | undefined, unit: string): string {
   return n === undefined ? "—" : `${fmt(n)} ${unit}`;
 }
 
-function report(facts: [string, string][], results: BenchResult[], failed: string[], started: Date, seconds: number): string {
+function report(facts: [string, string][], results: BenchResult[], failed: string[], started: Date, seconds: number, earlier: Map<string, Date>): string {
   const out: string[] = [];
+  const utc = (d: Date) => `${d.toISOString().replace("T", " ").slice(0, 19)} UTC`;
   out.push("# Benchmark report", "");
   out.push(
-    `Written by \`npm run bench\` (bench/run.ts) on ${started.toISOString().replace("T", " ").slice(0, 19)} UTC in ${(seconds / 60).toFixed(1)} min. ` +
+    `Written by \`npm run bench\` (bench/run.ts) on ${utc(started)} in ${(seconds / 60).toFixed(1)} min. ` +
       "Every figure sits next to a baseline measured in the same run on the same machine; a ratio above 1 means ours is better " +
       "(ours/baseline for rates, baseline/ours for times and memory). Benchmarks print figures; none passes or fails on time.",
     "",
   );
+  if (earlier.size > 0) {
+    out.push(
+      `Only ${selected.map((b) => b.name).join(", ")} ran this time (\`npm run bench -- <name…>\`); ` +
+        `${[...earlier].map(([name, at]) => `${name} is from ${utc(at)}`).join(", ")}, on the same machine, whose facts below are this run's.`,
+      "",
+    );
+  }
   out.push("## Machine", "", "| | |", "|---|---|");
   for (const [k, v] of facts) out.push(`| ${k} | ${v} |`);
   out.push("");
@@ -140,7 +153,9 @@ if (install.status !== 0) throw new Error("bench/install-baselines.sh failed");
 const facts = await machineFacts();
 for (const [k, v] of facts) log(`${k}: ${v}`);
 const resultsDir = join(DATA_DIR, "results");
-rmSync(resultsDir, { recursive: true, force: true });
+// A run of some benchmarks keeps the others' latest results, so the report still shows them all.
+if (named.length === 0) rmSync(resultsDir, { recursive: true, force: true });
+else for (const b of selected) rmSync(join(resultsDir, `${b.name}.json`), { force: true });
 if (process.env.BENCH_PROFILE === "1") rmSync(PROFILE_DIR, { recursive: true, force: true });
 mkdirSync(resultsDir, { recursive: true });
 const results: BenchResult[] = [];
@@ -161,7 +176,15 @@ for (const b of selected) {
   }
 }
 const seconds = (performance.now() - t0) / 1000;
-const text = report(facts, results, failed, started, seconds);
+const earlier = new Map<string, Date>();
+for (const b of BENCHMARKS) {
+  const file = join(resultsDir, `${b.name}.json`);
+  if (selected.includes(b) || !existsSync(file)) continue;
+  results.push(JSON.parse(readFileSync(file, "utf8")) as BenchResult);
+  earlier.set(b.name, statSync(file).mtime);
+}
+results.sort((a, b) => BENCHMARKS.findIndex((x) => x.name === a.name) - BENCHMARKS.findIndex((x) => x.name === b.name));
+const text = report(facts, results, failed, started, seconds, earlier);
 const reportPath = join(ROOT, "bench", "REPORT.md");
 writeFileSync(reportPath, text + "\n");
 log(`wrote ${reportPath} after ${(seconds / 60).toFixed(1)} min`);

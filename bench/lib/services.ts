@@ -32,7 +32,7 @@ export interface ServiceProcess {
 
 export const PROFILE_DIR = join(DATA_DIR, "profiles");
 
-async function procCpuSeconds(pid: number): Promise<number> {
+export async function procCpuSeconds(pid: number): Promise<number> {
   const { readFile } = await import("node:fs/promises");
   const stat = await readFile(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");

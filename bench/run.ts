@@ -1,5 +1,6 @@
 /**
- * Runs every benchmark, each in a process of its own, and writes bench/REPORT.md.
+ * Runs every benchmark, each in a process of its own, and writes bench/REPORT.md from their
+ * results (bench/results/<name>.json).
  *
  *   npm run bench                      # all of them
  *   npm run bench -- rpc withdrawals   # only these (BENCH_ONLY=rpc,withdrawals likewise)
@@ -13,7 +14,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, wri
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { DATA_DIR, REDIS_URL, ROOT, adminQuery, fmt, log, ratioOf, type BenchResult } from "./lib/common.js";
+import { REDIS_URL, ROOT, adminQuery, fmt, log, ratioOf, type BenchResult } from "./lib/common.js";
 import { PROFILE_DIR } from "./lib/services.js";
 import { summarize } from "./profileSummary.js";
 import { watchOtherLoad } from "./lib/otherLoad.js";
@@ -152,8 +153,9 @@ if (install.status !== 0) throw new Error("bench/install-baselines.sh failed");
 
 const facts = await machineFacts();
 for (const [k, v] of facts) log(`${k}: ${v}`);
-const resultsDir = join(DATA_DIR, "results");
-// A run of some benchmarks keeps the others' latest results, so the report still shows them all.
+// Each benchmark's latest result, kept beside the report (and committed with it): a run of some
+// benchmarks keeps the others', so the report still shows them all.
+const resultsDir = join(ROOT, "bench", "results");
 if (named.length === 0) rmSync(resultsDir, { recursive: true, force: true });
 else for (const b of selected) rmSync(join(resultsDir, `${b.name}.json`), { force: true });
 if (process.env.BENCH_PROFILE === "1") rmSync(PROFILE_DIR, { recursive: true, force: true });

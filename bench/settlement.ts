@@ -8,6 +8,10 @@
  * the time it reported. Baseline in the same run: the same per-account sums applied directly on
  * MariaDB as batched `INSERT … ON DUPLICATE KEY UPDATE` into a copy of the accounts table, in
  * chunks of the settlement's own chunk size; credits/s is the same credit count over that time.
+ * A second baseline does the settlement's whole work directly in SQL on copies of the tables:
+ * find the accounts with pending orders, then per chunk of accounts one transaction that records
+ * a settlement, stamps the chunk's pending orders with it, sums them into the balances with one
+ * INSERT … SELECT … ON DUPLICATE KEY UPDATE, and records the settlement's totals.
  *
  * Lag: payments sent to Pay at a steady rate while settlement runs on its default schedule
  * (every 5 s); a poller sees each order's settlement commit (the settlement stamps the order and
@@ -38,6 +42,7 @@ const loadAtStart = await loadAverage();
 const d1 = await deploy({ merchant: false, paymentEnv: { SETTLE_CRON: "off", SETTLE_CHUNK_ACCOUNTS: String(CHUNK) }, profileTag: "settlement" });
 let settle: { credits: bigint; accounts: number; ms: number; amount: bigint };
 let baselineMs: number;
+let sqlMs: number;
 try {
   log(`settlement: loading ${CREDITS} pending credits over ${ACCOUNTS} accounts`);
   await createAccounts(d1.paymentDatabase, ACCOUNTS, "acct");
@@ -71,6 +76,47 @@ try {
     return ms;
   });
   log(`baseline upserts: ${baselineMs.toFixed(0)} ms`);
+
+  // Baseline: the same work as the settlement, directly in SQL, on copies of the tables.
+  sqlMs = await withConnection(d1.paymentDatabase, async (c) => {
+    await c.query("CREATE TABLE sql_payment_orders LIKE payment_orders");
+    await c.query("INSERT INTO sql_payment_orders SELECT * FROM payment_orders");
+    await c.query("UPDATE sql_payment_orders SET settlement_id = NULL");
+    await c.query("CREATE TABLE sql_accounts LIKE accounts");
+    await createAccounts(d1.paymentDatabase, ACCOUNTS, "acct", "sql_accounts");
+    await c.query("CREATE TABLE sql_settlements LIKE settlements");
+    const now = "2026-11-26 00:00:05";
+    const t0 = performance.now();
+    const [due] = (await c.query("SELECT DISTINCT saler_id FROM sql_payment_orders WHERE settlement_id IS NULL ORDER BY saler_id")) as unknown as [
+      { saler_id: string }[],
+    ];
+    for (let i = 0; i < due.length; i += CHUNK) {
+      const chunk = due.slice(i, i + CHUNK).map((r) => r.saler_id);
+      await c.beginTransaction();
+      const [created] = (await c.execute("INSERT INTO sql_settlements (started_time) VALUES (?)", [now])) as unknown as [{ insertId: number }];
+      const id = created.insertId;
+      const marks = chunk.map(() => "?").join(", ");
+      await c.execute(`UPDATE sql_payment_orders SET settlement_id = ? WHERE saler_id IN (${marks}) AND settlement_id IS NULL`, [id, ...chunk]);
+      await c.execute(
+        `INSERT INTO sql_accounts (saler_id, balance, created_time, updated_time)
+         SELECT saler_id, SUM(total_fee), ?, ? FROM sql_payment_orders WHERE settlement_id = ? GROUP BY saler_id ORDER BY saler_id
+         ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance), updated_time = VALUES(updated_time)`,
+        [now, now, id],
+      );
+      await c.execute(
+        `UPDATE sql_settlements s JOIN (SELECT COUNT(DISTINCT saler_id) AS a, COUNT(*) AS n, SUM(total_fee) AS t FROM sql_payment_orders WHERE settlement_id = ?) x
+            SET s.finished_time = ?, s.accounts = x.a, s.credits = x.n, s.amount = x.t WHERE s.id = ?`,
+        [id, now, id],
+      );
+      await c.commit();
+    }
+    const ms = performance.now() - t0;
+    const [[check]] = (await c.query("SELECT SUM(balance) AS s FROM sql_accounts")) as unknown as [{ s: string }[]];
+    const [[settled]] = (await c.query("SELECT SUM(credits) AS n, SUM(amount) AS t FROM sql_settlements")) as unknown as [{ n: string; t: string }[]];
+    if (BigInt(check!.s) !== amount || BigInt(settled!.t) !== amount || Number(settled!.n) !== CREDITS) throw new Error("direct SQL settlement sums differ");
+    return ms;
+  });
+  log(`settlement in direct SQL: ${sqlMs.toFixed(0)} ms`);
 } finally {
   await d1.close();
 }
@@ -132,6 +178,7 @@ try {
 
 const creditsPerSecond = Number(settle.credits) / (settle.ms / 1000);
 const baselinePerSecond = CREDITS / (baselineMs / 1000);
+const sqlPerSecond = CREDITS / (sqlMs / 1000);
 emit({
   name: "settlement",
   title: "Settlement",
@@ -140,7 +187,10 @@ emit({
     `database; one Settle RPC (full sweep, ${CHUNK} accounts per transaction: stamp the orders, sum them, upsert the balances) settles them; ` +
     "credits/s = credits applied / the run's reported duration. Baseline: the same per-account sums (computed beforehand, not timed) applied " +
     `directly on MariaDB with batched INSERT … ON DUPLICATE KEY UPDATE, ${CHUNK} rows per statement, into a copy of the accounts table; ` +
-    `credits/s = the same ${CREDITS} credits / its time. Lag: ${LAG_RATE} payments/s straight to Pay for ${LAG_SECONDS} s over 1000 accounts with ` +
+    `credits/s = the same ${CREDITS} credits / its time. Same-work baseline: on copies of the orders (pending again), accounts and settlements tables, ` +
+    `the pending accounts found with SELECT DISTINCT, then per ${CHUNK} accounts one transaction: INSERT the settlement, UPDATE its orders' settlement_id, ` +
+    "INSERT … SELECT SUM … GROUP BY … ON DUPLICATE KEY UPDATE the balances, UPDATE the settlement's totals (mysql2 prepared statements, one connection, timed from the SELECT). " +
+    `Lag: ${LAG_RATE} payments/s straight to Pay for ${LAG_SECONDS} s over 1000 accounts with ` +
     `settlement on its default schedule (${SCHEDULE}); a poller every 20 ms sees each settlement commit; lag = commit seen − Pay acknowledged.`,
   sizes: { credits: CREDITS, accounts: ACCOUNTS, chunkAccounts: CHUNK, lagRate: LAG_RATE, lagSeconds: LAG_SECONDS, schedule: SCHEDULE },
   figures: [
@@ -154,6 +204,15 @@ emit({
       notes: `${settle.credits} credits, ${settle.accounts} accounts in ${(settle.ms / 1000).toFixed(2)} s; baseline ${(baselineMs / 1000).toFixed(2)} s`,
     },
     {
+      what: "credits applied per second, against the same work directly in SQL",
+      ours: creditsPerSecond,
+      baseline: sqlPerSecond,
+      baselineWhat: "stamp, sum and upsert per chunk of accounts in SQL, same chunk size",
+      unit: "credits/s",
+      better: "higher",
+      notes: `direct SQL ${(sqlMs / 1000).toFixed(2)} s`,
+    },
+    {
       what: `lag from acknowledgement to balance, p50 (settlement ${SCHEDULE})`,
       ours: percentile(lags, 0.5),
       unit: "ms",
@@ -163,5 +222,5 @@ emit({
   ],
   loadAverage: loadAtStart,
   seconds: (performance.now() - started) / 1000,
-  checks: [`${settle.credits} credits settled, amount ${settle.amount} fen as loaded`, `all ${lags.length} lag payments settled`],
+  checks: [`${settle.credits} credits settled, amount ${settle.amount} fen as loaded; the direct SQL settlement applied the same credits and amount`, `all ${lags.length} lag payments settled`],
 });

@@ -60,6 +60,8 @@ const refundedOf = (table: string, responseId: string) =>
   });
 
 let ours, baseline, oursRefunds, baselineRefunds;
+let cpuPerWithdrawal = 0;
+let cpuPerRefund = 0;
 const checks: string[] = [];
 try {
   await withConnection(d.paymentDatabase, async (c) => {
@@ -78,7 +80,9 @@ try {
   };
   log(`withdrawals: ${WARMUP} warm-up, ${COUNT} measured, concurrency ${CONCURRENCY}, one account`);
   await measure(WARMUP, CONCURRENCY, withdraw);
+  const cpuBefore = await d.payment.cpuSeconds();
   ours = await measure(COUNT, CONCURRENCY, withdraw);
+  cpuPerWithdrawal = ((await d.payment.cpuSeconds()) - cpuBefore) / COUNT;
   client.close();
   const left = await balanceOf("accounts");
   checks.push(`Withdraw: balance ${START_BALANCE} − ${COUNT + WARMUP} = ${left}: ${left === START_BALANCE - BigInt(COUNT + WARMUP) ? "OK" : "MISMATCH"}`);
@@ -116,7 +120,9 @@ try {
   };
   log(`refunds: ${WARMUP} warm-up, ${REFUNDS} measured, concurrency ${CONCURRENCY}, one payment`);
   await measure(WARMUP, CONCURRENCY, refund);
+  const refundCpuBefore = await d.payment.cpuSeconds();
   oursRefunds = await measure(REFUNDS, CONCURRENCY, refund);
+  cpuPerRefund = ((await d.payment.cpuSeconds()) - refundCpuBefore) / REFUNDS;
   refundClient.close();
   const refunded = await refundedOf("payment_orders", paid.responseId);
   const refundLeft = await balanceOf("accounts", REFUND_ACCOUNT);
@@ -206,7 +212,7 @@ emit({
       baselineWhat: "the same conditional UPDATE straight on MariaDB, 64 connections",
       unit: "/s",
       better: "higher",
-      notes: `p50/p99 ours ${ours.p50Ms.toFixed(1)}/${ours.p99Ms.toFixed(1)} ms, baseline ${baseline.p50Ms.toFixed(1)}/${baseline.p99Ms.toFixed(1)} ms`,
+      notes: `p50/p99 ours ${ours.p50Ms.toFixed(1)}/${ours.p99Ms.toFixed(1)} ms, baseline ${baseline.p50Ms.toFixed(1)}/${baseline.p99Ms.toFixed(1)} ms; payment process CPU per withdrawal ${(cpuPerWithdrawal * 1e6).toFixed(0)} µs`,
     },
     {
       what: "refunds/s, one payment, concurrency 64",
@@ -215,7 +221,7 @@ emit({
       baselineWhat: "the same three statements in one transaction straight on MariaDB, 64 connections",
       unit: "/s",
       better: "higher",
-      notes: `p50/p99 ours ${oursRefunds.p50Ms.toFixed(1)}/${oursRefunds.p99Ms.toFixed(1)} ms, baseline ${baselineRefunds.p50Ms.toFixed(1)}/${baselineRefunds.p99Ms.toFixed(1)} ms`,
+      notes: `p50/p99 ours ${oursRefunds.p50Ms.toFixed(1)}/${oursRefunds.p99Ms.toFixed(1)} ms, baseline ${baselineRefunds.p50Ms.toFixed(1)}/${baselineRefunds.p99Ms.toFixed(1)} ms; payment process CPU per refund ${(cpuPerRefund * 1e6).toFixed(0)} µs`,
     },
   ],
   loadAverage: loadAtStart,

@@ -6,8 +6,12 @@ export const TIME_PATTERN = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/;
 
 export class BusinessClock {
   private readonly format: Intl.DateTimeFormat;
-  private cachedSecond = -1;
-  private cachedText = "";
+  /**
+   * Formatted seconds: formatting costs microseconds, and one call often asks for several
+   * instants (now, and now plus or minus a window), so a single cached second would be
+   * recomputed on every call.
+   */
+  private readonly cache = new Map<number, string>();
 
   constructor(readonly timeZone: string, private readonly now: () => number = Date.now) {
     this.format = new Intl.DateTimeFormat("en-CA", {
@@ -30,13 +34,15 @@ export class BusinessClock {
   /** Business time of an epoch-milliseconds instant. */
   at(epochMs: number): string {
     const second = Math.floor(epochMs / 1000);
-    if (second !== this.cachedSecond) {
+    let text = this.cache.get(second);
+    if (text === undefined) {
       const parts: Record<string, string> = {};
       for (const p of this.format.formatToParts(new Date(second * 1000))) parts[p.type] = p.value;
-      this.cachedText = `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
-      this.cachedSecond = second;
+      text = `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
+      if (this.cache.size >= 16) this.cache.clear();
+      this.cache.set(second, text);
     }
-    return this.cachedText;
+    return text;
   }
 
   /** The business time `seconds` before now. */

@@ -171,6 +171,13 @@ const HealthClient = grpc.makeGenericClientConstructor(healthService as unknown 
 /**
  * A check that an upstream service's gRPC port answers its health check. The upstream's own
  * dependencies are its business: an answer of NOT_SERVING still means it can be called.
+ *
+ * The check connects on a subchannel of its own (a local subchannel pool), never on the one the
+ * service's calls to the upstream use. grpc-js otherwise shares a subchannel between channels of
+ * the same target, options and credentials, and a check that finds the upstream down (a service
+ * started before its upstream listens) leaves that subchannel in reconnect back-off: 1 s, then
+ * 1.6 times longer each failure, with jitter. The first calls after the upstream came up would
+ * then fail at once with UNAVAILABLE, without a connection attempt, until the back-off ran out.
  */
 export function upstreamCheck(
   name: string,
@@ -180,7 +187,10 @@ export function upstreamCheck(
 ): DependencyCheck & { close(): void } {
   // A list of instances (or a DNS name) is ready when any of them is: the channel balances over them.
   const { target, balanced } = grpcTarget(address);
-  const client = new HealthClient(target, credentials, balanced ? { "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) } : {});
+  const client = new HealthClient(target, credentials, {
+    "grpc.use_local_subchannel_pool": 1,
+    ...(balanced ? { "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) } : {}),
+  });
   return {
     name,
     check: () =>

@@ -40,6 +40,18 @@ export function expectFailuresWithin(load: Load, from: number, windowMs: number)
   ).to.deep.equal([]);
 }
 
+/**
+ * No call ended without SUCCESS or FAIL before `at` (the first fault): services that came up
+ * in any order answer every call from the start.
+ */
+export function expectNoFailuresBefore(load: Load, at: number): void {
+  const before = load.failures.filter((f) => f.at < at);
+  expect(
+    before.map((f) => `${new Date(f.at).toISOString()} ${f.what}`),
+    "calls without an outcome before any fault (start-up)",
+  ).to.deep.equal([]);
+}
+
 export function summarize(load: Load, from: number): string {
   const inWindow = load.failures.map((f) => `${((f.at - from) / 1000).toFixed(1)}s ${f.what}`);
   return `calls ${load.calls}, successes ${load.successes}, without outcome ${load.failures.length}${inWindow.length ? `: ${inWindow.slice(0, 8).join("; ")}` : ""}`;

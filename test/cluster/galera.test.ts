@@ -15,7 +15,7 @@ import mysql from "mysql2/promise";
 import { BalanceSampler, describeReport, faultSeed, FaultPlatform, finishRun, Load } from "../faults/platform.js";
 import { databaseUrl, sleep } from "../faults/processes.js";
 import { LocalGalera } from "./engines.js";
-import { engineMissing, expectClean, redisUrl, summarize } from "./common.js";
+import { engineMissing, expectClean, expectNoFailuresBefore, redisUrl, summarize } from "./common.js";
 
 if (!redisUrl && process.env.REQUIRE_REAL_BACKENDS === "1") throw new Error("REQUIRE_REAL_BACKENDS=1 but TEST_REDIS_URL is not set");
 
@@ -68,6 +68,7 @@ if (unavailable) {
         sampler.start();
         await sleep(10_000);
         expect(load.successes, "orders before the kill").to.be.greaterThan(0);
+        expectNoFailuresBefore(load, Date.now());
 
         const victim = galera.nodes[1]!;
         const killedAt = Date.now();

@@ -2,13 +2,14 @@
  * Three payment instances behind one merchant: PAYMENT_ADDRESS lists them, and the merchant's
  * gRPC client balances over them round-robin. Under payment and withdrawal load one instance is
  * SIGKILLed: its in-flight calls end UNKNOWN at the merchant and are resolved there (QueryOrder,
- * CloseOrder before FAIL); afterwards calls go to the two left, so callers see failures only
- * in a bounded window after the kill; at the end both sides agree on every order.
+ * CloseOrder before FAIL); afterwards calls go to the two left, so callers see failures
+ * only in a bounded window after the kill and none before it (start-up included); at the end
+ * both sides agree on every order.
  */
 import { expect } from "chai";
 import { BalanceSampler, describeReport, faultSeed, FaultPlatform, finishRun, Load } from "../faults/platform.js";
 import { sleep } from "../faults/processes.js";
-import { expectClean, expectFailuresWithin, mysqlUrl, redisUrl, serverUrl, summarize } from "./common.js";
+import { expectClean, expectFailuresWithin, expectNoFailuresBefore, mysqlUrl, redisUrl, serverUrl, summarize } from "./common.js";
 
 if ((!mysqlUrl || !redisUrl) && process.env.REQUIRE_REAL_BACKENDS === "1") {
   throw new Error("REQUIRE_REAL_BACKENDS=1 but TEST_MYSQL_URL and TEST_REDIS_URL are not both set");
@@ -42,6 +43,7 @@ if (!mysqlUrl || !redisUrl) {
         sampler.start();
         await sleep(6_000);
         expect(load.successes, "payments before the kill").to.be.greaterThan(0);
+        expectNoFailuresBefore(load, Date.now());
         const killedAt = Date.now();
         await platform.payments[1]!.kill();
         const successes = load.successes;

@@ -8,8 +8,9 @@
  * 2. A client that sees a cluster node go away marks the due set incomplete once the cluster
  *    answers again: the promoted replica may lack credits the lost master acknowledged.
  * 3. Under payment load with settlement every second, the master serving the buffer's slot is
- *    SIGKILLed; its replica is promoted, callers see no failure beyond a bounded window, and at
- *    the end every acknowledged payment is settled exactly once and reconciliation is clean.
+ *    SIGKILLed; its replica is promoted, callers see no failure before the kill (start-up
+ *    included) nor beyond a bounded window after it, and at the end every acknowledged payment
+ *    is settled exactly once and reconciliation is clean.
  */
 import { expect } from "chai";
 import { RedisCreditBuffer } from "../../services/payment/creditBuffer.js";
@@ -17,7 +18,7 @@ import { uniqueName } from "../harness.js";
 import { BalanceSampler, describeReport, faultSeed, FaultPlatform, finishRun, Load } from "../faults/platform.js";
 import { sleep } from "../faults/processes.js";
 import { LocalRedisCluster } from "./engines.js";
-import { engineMissing, expectClean, expectFailuresWithin, mysqlUrl, serverUrl, summarize } from "./common.js";
+import { engineMissing, expectClean, expectFailuresWithin, expectNoFailuresBefore, mysqlUrl, serverUrl, summarize } from "./common.js";
 
 if (!mysqlUrl && process.env.REQUIRE_REAL_BACKENDS === "1") throw new Error("REQUIRE_REAL_BACKENDS=1 but TEST_MYSQL_URL is not set");
 
@@ -139,6 +140,7 @@ if (!LocalRedisCluster.available()) {
           expect(Number(settledBefore!.n), "payments settled before the kill").to.be.greaterThan(0);
 
           const master = await cluster.masterOf(`{${platform.redisPrefix}}:due`);
+          expectNoFailuresBefore(load, Date.now());
           const killedAt = Date.now();
           await master.process.kill();
           await cluster.waitHealthy(30_000);

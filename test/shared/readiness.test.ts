@@ -221,3 +221,58 @@ describe("readiness [embedded storage, own Redis]", function () {
     expect(lines.slice(from).filter((l) => l.msg === "dependency payment failing" && l.service === "merchant")).to.have.length(1);
   });
 });
+
+describe("readiness checks of an upstream started later [embedded storage]", function () {
+  /**
+   * The merchant starts first and its readiness check finds the payment system down, again and
+   * again. Once the payment system listens, the merchant's very first payments reach it: the
+   * failed checks leave no reconnect back-off on the connection the calls use (a connection
+   * shared with the checks would fail the first calls at once with UNAVAILABLE, their orders
+   * UNKNOWN).
+   */
+  for (const instances of [1, 3]) {
+    it(`sends the first payments once the payment system is up (${instances === 1 ? "one address" : "a list of three"})`, async () => {
+      const lines: Line[] = [];
+      const sink = new Writable({
+        write(chunk: Buffer, _enc, done) {
+          for (const l of chunk.toString().split("\n")) if (l !== "") lines.push(JSON.parse(l) as Line);
+          done();
+        },
+      });
+      const logger = pino({ level: "info" }, sink);
+      const serving = { ...DEFAULT_SERVING, logCalls: "off" as const, readinessIntervalMs: 100 };
+      const backend = { name: "embedded" as const };
+      const ports = await Promise.all(Array.from({ length: instances }, sparePort));
+      const stores = [freshStore(backend, "payment"), freshStore(backend, "merchant")];
+      const payments: PaymentSystem[] = [];
+      let merchant: MerchantSystem | undefined;
+      try {
+        merchant = await startMerchantSystem(
+          merchantConfig(stores[1]!, ports.map((p) => `127.0.0.1:${p}`).join(","), { serving, callTimeoutMs: 5000 }),
+          logger.child({ service: "merchant" }),
+        );
+        const m = merchant;
+        const failing = await eventually("merchant /readyz", () => readyz(m.server.httpUrl), (r) => r.status === 503);
+        expect(failing.body.checks.find((c) => c.name === "payment")!.reason).to.match(/unreachable/);
+        // Several failed checks: a shared connection would now be in a back-off of a second or more.
+        await new Promise((r) => setTimeout(r, 1500));
+        const prefix = uniqueName("late");
+        for (const port of ports) {
+          payments.push(
+            await startPaymentSystem(
+              paymentConfig(backend, stores[0]!, prefix, { listen: { host: "127.0.0.1", grpcPort: port, httpPort: 0 }, serving }),
+              logger.child({ service: "payment" }),
+            ),
+          );
+        }
+        const orders = [];
+        for (let i = 0; i < 10; i++) orders.push(await m.sender.send("PAYMENT", `late${i}`, 100n));
+        expect(orders.map((o) => `${o.state} ${o.responseMsg}`)).to.deep.equal(orders.map(() => "SUCCESS OK"));
+      } finally {
+        await merchant?.close();
+        for (const p of payments) await p.close();
+        for (const s of stores) await s.drop();
+      }
+    });
+  }
+});

@@ -15,6 +15,7 @@ import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/g
 import { startPaymentSystem } from "../../services/payment/system.js";
 import { backends, deleteRedisKeys, freshStore, paymentConfig, silentLogger, uniqueName, type Backend, type Store } from "../harness.js";
 import { inParallel, payRequest, refundRequest, storedBalance, withdrawRequest } from "./fixtures.js";
+import { MSG_REFUND_EXCEEDS_PAYMENT } from "../../services/payment/refunds.js";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -181,9 +182,10 @@ for (const backend of backends()) {
       try {
         // Payments to refund, settled into the balances by the process's own schedule.
         let proc = await start();
-        const paid = await inParallel(120, 16, async (i) => {
+        // Few small payments, so that the refunds exhaust many of them and the withdrawals the balances.
+        const paid = await inParallel(24, 16, async (i) => {
           const salerId = accounts[i % accounts.length]!;
-          const r = await client.client.pay(payRequest(salerId, 1_000n + BigInt(i)), { timeoutMs: 10_000 });
+          const r = await client.client.pay(payRequest(salerId, 500n + BigInt(i)), { timeoutMs: 10_000 });
           expect(r.responseCode).to.equal("SUCCESS");
           return { salerId, responseId: r.responseId };
         });
@@ -199,8 +201,10 @@ for (const backend of backends()) {
         for (let round = 0; round < 3; round++) {
           if (round > 0) proc = await start();
           let killed = false;
+          let sentThisRound = 0;
           const workers = Array.from({ length: 12 }, async () => {
             while (!killed) {
+              sentThisRound++;
               const n = seq++;
               const payment = payments[(n * 7919) % payments.length]!;
               // Mostly partial refunds (some of them more than is left), now and then a withdrawal.
@@ -218,7 +222,9 @@ for (const backend of backends()) {
               }
             }
           });
-          await new Promise((resolve) => setTimeout(resolve, 600 + Math.floor(Math.random() * 1200)));
+          // However loaded the machine, each round carries at least 40 calls before the kill lands.
+          while (sentThisRound < 40) await new Promise((resolve) => setTimeout(resolve, 20));
+          await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 800)));
           proc.proc.kill("SIGKILL");
           await proc.exited;
           killed = true;
@@ -245,19 +251,24 @@ for (const backend of backends()) {
       child = undefined;
 
       const refundsAcknowledged = [...answered.values()].filter((a) => a.code === "SUCCESS").length;
-      expect(refundsAcknowledged, "successful refunds and withdrawals").to.be.greaterThan(20);
+      console.log(
+        `      3 SIGKILLs; calls ${sent.size}, cut off by a kill ${unanswered.length} (answered when sent again); ` +
+          `SUCCESS ${refundsAcknowledged}, FAIL ${[...answered.values()].filter((a) => a.code === "FAIL").length}`,
+      );
+      expect(refundsAcknowledged, "successful refunds and withdrawals").to.be.greaterThan(10);
       expect([...answered.values()].filter((a) => a.code === "FAIL").length, "refused ones (over-refunds, uncovered)").to.be.greaterThan(0);
 
       const system = await startPaymentSystem(paymentConfig(backend, store, prefix), silentLogger);
       try {
         const knex = system.db.knex;
-        const refunds = (await knex("refund_orders").select("request_id", "saler_id", "payment_response_id", "refund_fee", "response_id", "response_code")) as {
+        const refunds = (await knex("refund_orders").select("request_id", "saler_id", "payment_response_id", "refund_fee", "response_id", "response_code", "response_msg")) as {
           request_id: string;
           saler_id: string;
           payment_response_id: string;
           refund_fee: unknown;
           response_id: string;
           response_code: string;
+          response_msg: string;
         }[];
         const withdrawals = (await knex("withdrawal_orders").select("request_id", "saler_id", "withdraw_money", "response_id", "response_code")) as {
           request_id: string;
@@ -283,15 +294,13 @@ for (const backend of backends()) {
         }[];
         const refundedOf = new Map<string, bigint>();
         for (const r of refunds) if (r.response_code === "SUCCESS") refundedOf.set(r.payment_response_id, (refundedOf.get(r.payment_response_id) ?? 0n) + BigInt(String(r.refund_fee)));
-        let fullyRefunded = 0;
         for (const p of payRows) {
           const refunded = BigInt(String(p.refunded));
           expect(refunded, p.response_id).to.equal(refundedOf.get(p.response_id) ?? 0n);
           expect(refunded <= BigInt(String(p.total_fee)), `${p.response_id} refunded ${refunded} of ${String(p.total_fee)}`).to.equal(true);
-          if (refunded === BigInt(String(p.total_fee))) fullyRefunded++;
           expect(p.settlement_id, "settled").to.not.equal(null);
         }
-        expect(fullyRefunded, "payments refunded in full").to.be.greaterThan(0);
+        expect(refunds.filter((r) => r.response_msg === MSG_REFUND_EXCEEDS_PAYMENT).length, "refunds refused for more than was left of their payment").to.be.greaterThan(0);
         // Every balance is its payments less its successful withdrawals and refunds, never below zero.
         for (const a of accounts) {
           const paidIn = payRows.filter((p) => p.saler_id === a).reduce((s, p) => s + BigInt(String(p.total_fee)), 0n);

@@ -126,6 +126,13 @@ class Session {
     }
   }
 
+  /** Keeps a query's rows in a temporary table, in the query's order. */
+  async table(query: string): Promise<string> {
+    const table = `t${this.tables++}`;
+    await this.run(`CREATE TEMP TABLE ${table} AS ${query}`);
+    return table;
+  }
+
   /** Reads a CSV file into a temporary table, in the file's order: rowid n-1 is data record n. */
   async load(file: RunInput, columns: Columns, select: (c: (name: string) => string) => string): Promise<string> {
     const table = `t${this.tables++}`;
@@ -189,11 +196,9 @@ function pick(columns: Columns): (name: string) => string {
   };
 }
 
-/** The SQL of a checked amount: the value when it is an integer in [0, max], else NULL. */
+/** The SQL of a checked amount: the value when it is written as digits only and is at most max, else NULL. */
 function amountSql(text: string, max: bigint): string {
-  // Digits only; a value as long as the maximum is compared with it as text (same length).
-  const m = max.toString();
-  return `CASE WHEN length(${text}) BETWEEN 1 AND ${m.length} AND ltrim(${text}, '0123456789') = '' AND (length(${text}) < ${m.length} OR ${text} <= '${m}') THEN CAST(${text} AS BIGINT) END`;
+  return `CASE WHEN regexp_full_match(${text}, '[0-9]{1,${max.toString().length}}') AND TRY_CAST(${text} AS UBIGINT) <= ${max} THEN CAST(${text} AS BIGINT) END`;
 }
 
 function toBig(v: unknown): bigint {
@@ -241,23 +246,36 @@ export class ReconEngine {
       const [m, p] = sides as [(typeof sides)[number], (typeof sides)[number]];
       const checked = (side: typeof m, numbered: boolean) =>
         `(SELECT ${numbered ? "row_number() OVER () AS ord, " : ""}${side.c(key)} AS k, ${amountSql(side.c(side.amount), MAX_AMOUNT)} AS amount FROM ${side.read})`;
-      // One pass over both files: every key with its count and amount on each side; from that,
-      // whether any row breaks a rule, and the count and total of every diff type.
-      const [stats] = await s.reading([merchant, payment], () =>
-        s.rows(
-          `WITH g AS (
-             SELECT k, count(*) AS n, sum(s) AS pc, count(amount) AS valid,
-                    sum(amount * s) AS pa, sum(amount * (1 - s)) AS ma
-             FROM (SELECT 0 AS s, k, amount FROM ${checked(m, false)} UNION ALL SELECT 1, k, amount FROM ${checked(p, false)})
-             GROUP BY k)
-           SELECT sum(n - pc) AS merchant_rows, sum(pc) AS payment_rows,
-                  bool_or(n - pc > 1 OR pc > 1 OR valid < n OR k IS NULL OR k = '') AS bad,
-                  count(*) FILTER (WHERE n = 2 AND ma = pa) AS f000_count, CAST(sum(pa) FILTER (WHERE n = 2 AND ma = pa) AS VARCHAR) AS f000_amount,
-                  count(*) FILTER (WHERE pc = n) AS f113_count, CAST(sum(pa) FILTER (WHERE pc = n) AS VARCHAR) AS f113_amount,
-                  count(*) FILTER (WHERE pc = 0) AS f114_count, CAST(sum(ma) FILTER (WHERE pc = 0) AS VARCHAR) AS f114_amount,
-                  count(*) FILTER (WHERE n = 2 AND ma <> pa) AS f115_count, CAST(sum(pa) FILTER (WHERE n = 2 AND ma <> pa) AS VARCHAR) AS f115_amount
-           FROM g`,
+      // One read of both files: the FULL OUTER JOIN gives every order its diff type and is sorted
+      // into the seed's order as it is kept in a temporary table (spilled beyond the memory limit).
+      // `bad` marks a row breaking a rule of its own (an empty key, an amount out of range).
+      const wide = (side: typeof m) =>
+        `(SELECT ${side.c(key)} AS k, ${amountSql(side.c(side.amount), MAX_AMOUNT)} AS amount, ` +
+        `${amountSql(side.c(side.amount), MAX_AMOUNT)} IS NULL AS bad, ` +
+        `${["request_id", "response_id", "saler_id", "request_time", "response_time"].map((n) => `${side.c(n)} AS ${n}`).join(", ")} FROM ${side.read})`;
+      const f = (name: string) => `coalesce(p.${name}, m.${name})`;
+      const diff = await s.reading([merchant, payment], () =>
+        s.table(
+          `SELECT ${f("request_id")} AS request_id, ${f("response_id")} AS response_id, ${f("amount")} AS amount,
+                  CASE WHEN m.k IS NULL THEN 'F113' WHEN p.k IS NULL THEN 'F114' WHEN m.amount = p.amount THEN 'F000' ELSE 'F115' END AS diff_type,
+                  ${f("saler_id")} AS saler_id, m.amount AS merchant_amount, p.amount AS payment_amount,
+                  ${f("request_time")} AS request_time, ${f("response_time")} AS response_time,
+                  coalesce(p.k, m.k) AS k,
+                  coalesce(p.k, m.k, '') = '' OR coalesce(m.bad, false) OR coalesce(p.bad, false) AS bad
+           FROM ${wide(m)} m FULL OUTER JOIN ${wide(p)} p ON m.k = p.k
+           ORDER BY p.k IS NULL, coalesce(p.k, m.k)`,
         ),
+      );
+      // Sorted by key, a key twice in a file gives two neighbouring rows with that key (lag over
+      // the table's order, which is the sort's).
+      const [stats] = await s.rows(
+        `SELECT count(merchant_amount) AS merchant_rows, count(payment_amount) AS payment_rows,
+                bool_or(bad OR dup) AS bad,
+                count(*) FILTER (WHERE diff_type = 'F000') AS f000_count, CAST(sum(amount) FILTER (WHERE diff_type = 'F000') AS VARCHAR) AS f000_amount,
+                count(*) FILTER (WHERE diff_type = 'F113') AS f113_count, CAST(sum(amount) FILTER (WHERE diff_type = 'F113') AS VARCHAR) AS f113_amount,
+                count(*) FILTER (WHERE diff_type = 'F114') AS f114_count, CAST(sum(amount) FILTER (WHERE diff_type = 'F114') AS VARCHAR) AS f114_amount,
+                count(*) FILTER (WHERE diff_type = 'F115') AS f115_count, CAST(sum(amount) FILTER (WHERE diff_type = 'F115') AS VARCHAR) AS f115_amount
+         FROM (SELECT *, coalesce(k = lag(k) OVER (), false) AS dup FROM ${diff})`,
       );
       if (stats!.bad === true) {
         // Find and name the first offence, reading the files again with record numbers.
@@ -290,21 +308,7 @@ export class ReconEngine {
         }
       }
       const rows = t.f000Count + t.f113Count + t.f114Count + t.f115Count;
-      const wide = (side: typeof m) =>
-        `(SELECT ${side.c(key)} AS k, CAST(${side.c(side.amount)} AS BIGINT) AS amount, ${["request_id", "response_id", "saler_id", "request_time", "response_time"].map((n) => `${side.c(n)} AS ${n}`).join(", ")} FROM ${side.read})`;
-      const f = (name: string) => `coalesce(p.${name}, m.${name})`;
-      await s.reading([merchant, payment], () =>
-        s.copy(
-          `SELECT ${f("request_id")}, ${f("response_id")}, coalesce(p.amount, m.amount),
-                  CASE WHEN m.k IS NULL THEN 'F113' WHEN p.k IS NULL THEN 'F114' WHEN m.amount = p.amount THEN 'F000' ELSE 'F115' END,
-                  ${f("saler_id")}, m.amount, p.amount, ${f("request_time")}, ${f("response_time")}
-           FROM ${wide(m)} m FULL OUTER JOIN ${wide(p)} p ON m.k = p.k
-           ORDER BY p.k IS NULL, coalesce(p.k, m.k)`,
-          diffFileHeader(amountColumn),
-          out,
-          rows,
-        ),
-      );
+      await s.copy(`SELECT * EXCLUDE (k, bad) FROM ${diff}`, diffFileHeader(amountColumn), out, rows);
       return t;
     });
   }

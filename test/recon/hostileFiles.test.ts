@@ -106,6 +106,48 @@ describe("hostile files handed in [embedded]", () => {
     expect(run!.diffs[0]).to.include({ f000Count: 70_000n, f113Count: 10_000n, f114Count: 10_000n, f115Count: 10_000n });
   });
 
+  it("reconciles files already in key order in the seed's order, merchant-only rows last", async () => {
+    const n = 100_000;
+    const m: string[] = ["response_id,total_fee"];
+    const pay: string[] = ["response_id,total_fee"];
+    const want: string[] = [];
+    const merchantOnly: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const id = `r${String(i).padStart(7, "0")}`;
+      if (i % 10 === 1) {
+        pay.push(`${id},5`);
+        want.push(`${id} F113 5`);
+      } else if (i % 10 === 2) {
+        m.push(`${id},6`);
+        merchantOnly.push(`${id} F114 6`);
+      } else {
+        m.push(`${id},7`);
+        pay.push(`${id},${i % 10 === 3 ? 8 : 7}`);
+        want.push(`${id} ${i % 10 === 3 ? "F115 8" : "F000 7"}`);
+      }
+    }
+    await writeFile(join(p.reconDir, "sorted_m.csv"), m.join("\n") + "\n");
+    await writeFile(join(p.reconDir, "sorted_p.csv"), pay.join("\n") + "\n");
+    const { run } = await reconcile(path("sorted_m.csv"), path("sorted_p.csv"));
+    const rows = await diffRows(run!.runId);
+    expect(rows.map((r) => `${r.responseId} ${r.diffType} ${r.amount}`)).to.deep.equal([...want, ...merchantOnly]);
+    expect(run!.diffs[0]).to.include({ f000Count: 70_000n, f113Count: 10_000n, f114Count: 10_000n, f115Count: 10_000n, f114Amount: 60_000n });
+  });
+
+  it("refuses a duplicate key in sorted files wherever it is: payment side, matched merchant side, merchant-only", async () => {
+    const sorted = "response_id,total_fee\na,1\nb,1\nc,1\nd,1\n";
+    const cases: [string, string, string][] = [
+      [sorted, "response_id,total_fee\na,1\nb,1\nb,1\nd,1\n", 'payment_payments.csv, line 4, column response_id: duplicate response_id "b": also on line 3'],
+      ["response_id,total_fee\na,1\nb,1\nb,2\nd,1\n", sorted, 'merchant_payments.csv, line 4, column response_id: duplicate response_id "b": also on line 3'],
+      ["response_id,total_fee\na,1\nx,1\nx,1\n", sorted, 'merchant_payments.csv, line 4, column response_id: duplicate response_id "x": also on line 3'],
+      ["response_id,total_fee\nx,1\na,1\nx,1\n", sorted, 'merchant_payments.csv, line 4, column response_id: duplicate response_id "x": also on line 2'],
+    ];
+    for (const [merchant, payment, message] of cases) {
+      const e = await refusal(reconcile(content(merchant), content(payment)));
+      expect(e.rawMessage).to.equal(message);
+    }
+  });
+
   it("refuses amounts beyond 10^12 fen or beyond int64, saves nothing, and ListRuns keeps answering", async () => {
     const before = await runDirs();
     let e = await refusal(reconcile(content("response_id,total_fee\na,99999999999999999999\n"), content("response_id,total_fee\na,1\n")));

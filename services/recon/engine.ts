@@ -1,13 +1,15 @@
 /**
  * The comparison and the audit, run by DuckDB over the CSV files of a run.
  *
- * Each file is read by DuckDB's CSV reader (RFC 4180, every column as text) into a temporary
- * table, in the file's order, so a row number is a record number. Then, in SQL: every key must
- * be present, every amount an integer in [0, 10^12], every key unique; a FULL OUTER JOIN gives
- * each order its diff type (an audit sums per account instead); totals are summed as HUGEINT and
- * refused when they would not fit int64; the result is written by COPY in the seed's order.
- * Anything refused is located with the record scanner of inputFiles.ts: file, physical line,
- * column and the value.
+ * Files are read by DuckDB's CSV reader (RFC 4180, every column as text). A reconciliation reads
+ * both files once: a FULL OUTER JOIN gives each order its diff type and is sorted into the seed's
+ * order as it is kept in a temporary table; one scan of that table then checks every row (a
+ * key, an amount that is an integer in [0, 10^12]), finds a key twice in a file as two
+ * neighbouring rows with the same key, and sums every diff type as HUGEINT (a total beyond int64
+ * is refused); COPY writes the table as the diff file. An audit reads its files into temporary
+ * tables, in the file's order (a row number is a record number), checks them and sums per account.
+ * Anything refused is located with the record scanner of inputFiles.ts, reading the files again:
+ * file, physical line, column and the value.
  *
  * One DuckDB instance serves every run: its memory limit bounds them all, and its sorts, joins
  * and aggregates spill to a directory under the reconciliation directory beyond it.
@@ -59,6 +61,9 @@ export function diffFileHeader(amountColumn: string): string[] {
 }
 
 export const AUDIT_HEADER = ["saler_id", "balance", "result", "audit_amount", "in_merchant", "in_payment"];
+
+/** The columns of an order file copied into the diff file, besides the amount. */
+const PAYLOAD = ["request_id", "response_id", "saler_id", "request_time", "response_time"];
 
 /** A CSV file of a run and the name errors give it. */
 export interface RunInput {
@@ -267,30 +272,30 @@ export class ReconEngine {
       const wide = (side: typeof m) =>
         `(SELECT ${side.c(key)} AS k, ${amountSql(side.c(side.amount), MAX_AMOUNT)} AS amount, ` +
         `${amountSql(side.c(side.amount), MAX_AMOUNT)} IS NULL AS bad, ` +
-        `${["request_id", "response_id", "saler_id", "request_time", "response_time"].map((n) => `${side.c(n)} AS ${n}`).join(", ")} FROM ${side.read})`;
-      const f = (name: string) => `coalesce(p.${name}, m.${name})`;
+        `${PAYLOAD.filter((n) => n !== key).map((n) => `${side.c(n)} AS ${n}`).join(", ")} FROM ${side.read})`;
+      // The key column is carried once, as k.
+      const f = (name: string) => (name === key ? "coalesce(p.k, m.k)" : `coalesce(p.${name}, m.${name})`);
+      // Kept narrow (the sort holds every row): the diff type and the amount are derived when
+      // the table is written.
       const diff = await s.reading([merchant, payment], () =>
         s.table(
-          `SELECT ${f("request_id")} AS request_id, ${f("response_id")} AS response_id, ${f("amount")} AS amount,
-                  CASE WHEN m.k IS NULL THEN 'F113' WHEN p.k IS NULL THEN 'F114' WHEN m.amount = p.amount THEN 'F000' ELSE 'F115' END AS diff_type,
-                  ${f("saler_id")} AS saler_id, m.amount AS merchant_amount, p.amount AS payment_amount,
+          `SELECT ${f("request_id")} AS request_id, ${f("response_id")} AS response_id, ${f("saler_id")} AS saler_id,
+                  m.amount AS merchant_amount, p.amount AS payment_amount,
                   ${f("request_time")} AS request_time, ${f("response_time")} AS response_time,
-                  coalesce(p.k, m.k) AS k,
                   coalesce(p.k, m.k, '') = '' OR coalesce(m.bad, false) OR coalesce(p.bad, false) AS bad
            FROM ${wide(m)} m FULL OUTER JOIN ${wide(p)} p ON m.k = p.k
            ORDER BY p.k IS NULL, coalesce(p.k, m.k)`,
         ),
       );
+      // Once no row is bad, a row has an amount on each side it is on.
+      const type = `CASE WHEN merchant_amount IS NULL THEN 'F113' WHEN payment_amount IS NULL THEN 'F114' WHEN merchant_amount = payment_amount THEN 'F000' ELSE 'F115' END`;
+      const sum = (t: string, amount: string) => `count(*) FILTER (WHERE diff_type = '${t}') AS ${t.toLowerCase()}_count, CAST(sum(${amount}) FILTER (WHERE diff_type = '${t}') AS VARCHAR) AS ${t.toLowerCase()}_amount`;
       // Sorted by key, a key twice in a file gives two neighbouring rows with that key (lag over
       // the table's order, which is the sort's).
       const [stats] = await s.rows(
-        `SELECT count(merchant_amount) AS merchant_rows, count(payment_amount) AS payment_rows,
-                bool_or(bad OR dup) AS bad,
-                count(*) FILTER (WHERE diff_type = 'F000') AS f000_count, CAST(sum(amount) FILTER (WHERE diff_type = 'F000') AS VARCHAR) AS f000_amount,
-                count(*) FILTER (WHERE diff_type = 'F113') AS f113_count, CAST(sum(amount) FILTER (WHERE diff_type = 'F113') AS VARCHAR) AS f113_amount,
-                count(*) FILTER (WHERE diff_type = 'F114') AS f114_count, CAST(sum(amount) FILTER (WHERE diff_type = 'F114') AS VARCHAR) AS f114_amount,
-                count(*) FILTER (WHERE diff_type = 'F115') AS f115_count, CAST(sum(amount) FILTER (WHERE diff_type = 'F115') AS VARCHAR) AS f115_amount
-         FROM (SELECT *, coalesce(k = lag(k) OVER (), false) AS dup FROM ${diff})`,
+        `SELECT count(merchant_amount) AS merchant_rows, count(payment_amount) AS payment_rows, bool_or(bad OR dup) AS bad,
+                ${sum("F000", "payment_amount")}, ${sum("F113", "payment_amount")}, ${sum("F114", "merchant_amount")}, ${sum("F115", "payment_amount")}
+         FROM (SELECT merchant_amount, payment_amount, bad, ${type} AS diff_type, coalesce(${key} = lag(${key}) OVER (), false) AS dup FROM ${diff})`,
       );
       if (stats!.bad === true) {
         // Find and name the first offence, reading the files again with record numbers.
@@ -323,7 +328,12 @@ export class ReconEngine {
         }
       }
       const rows = t.f000Count + t.f113Count + t.f114Count + t.f115Count;
-      await s.copy(`SELECT * EXCLUDE (k, bad) FROM ${diff}`, diffFileHeader(amountColumn), out, rows);
+      await s.copy(
+        `SELECT request_id, response_id, coalesce(payment_amount, merchant_amount), ${type}, saler_id, merchant_amount, payment_amount, request_time, response_time FROM ${diff}`,
+        diffFileHeader(amountColumn),
+        out,
+        rows,
+      );
       return t;
     });
   }

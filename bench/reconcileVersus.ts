@@ -149,9 +149,10 @@ emit({
   method:
     "Order files from bench/reconcileFiles.ts orderFiles() (CSV sorted by response_id, and the same orders shuffled; 1 in 1000 orders only on the " +
     "payment side, 1 in 1000 only on the merchant side, 1 in 1000 with another amount). Ours: the reconciliation service (its own process, default " +
-    "RECON_MEMORY_LIMIT 512MB and RECON_THREADS) answering ReconcileFiles for the two paths: each file copied into the run with its byte checks " +
-    "(line length, UTF-8), one DuckDB pass over both files checking every row and key and summing every diff type, then a FULL OUTER JOIN written " +
-    "by COPY in the seed's order (payment side in key order, then the merchant-only orders); time is the RPC's, peak RSS the process's maxRSS (the " +
+    "RECON_MEMORY_LIMIT 512MB, of which DuckDB's buffer pool gets 60 %, and RECON_THREADS) answering ReconcileFiles for the two paths: each file " +
+    "copied into the run with its byte checks (line length, UTF-8), one FULL OUTER JOIN of both files sorted into the seed's order (payment side in " +
+    "key order, then the merchant-only orders) into a temporary table, one scan of it checking every row and key and summing every diff type, then " +
+    "COPY of the table to the diff file; time is the RPC's, peak RSS the process's maxRSS (the " +
     `whole service). DuckDB (${duckdbVersion}) alone: FULL OUTER JOIN on response_id with the diff type as a CASE, COPY … TO a CSV file, unordered and ` +
     "unchecked, in its own Node process (maxRSS read before an untimed count check). Miller " +
     `(${millerVersion}): join --ul --ur plus a put for the diff type, output to a file, timed with /usr/bin/time -v; the plain join loads the ` +

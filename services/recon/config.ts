@@ -17,7 +17,8 @@ export interface ReconConfig {
   /** A run without a cut-off compares orders answered at least this many seconds ago. */
   cutoffLagSeconds: number;
   /**
-   * RECON_MEMORY_LIMIT (default 512MB): what the comparison engine (DuckDB) may hold in memory;
+   * RECON_MEMORY_LIMIT (default 512MB): what the comparison engine (DuckDB) may add to the
+   * service's memory (its buffer pool gets 60 % of it, see engine.ts);
    * beyond it, its sorts and joins spill to files under the reconciliation directory.
    */
   memoryLimit?: string | undefined;

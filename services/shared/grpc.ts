@@ -332,10 +332,41 @@ export function grpcTarget(address: string): { target: string; balanced: boolean
 /**
  * round_robin over every READY connection. A killed or stopping instance drops out of the
  * rotation as soon as its connection closes or it sends GOAWAY (a server shutting down also
- * reports NOT_SERVING on grpc.health.v1), and is reconnected in the background; calls it had in
- * flight fail with UNAVAILABLE, which a caller treats as an unknown outcome.
+ * reports NOT_SERVING on grpc.health.v1), and is reconnected in the background.
+ *
+ * An instance that is up but fails its calls (one that cannot reach its database: a killed
+ * Galera node) is ejected from the rotation by outlier detection once at least half of its last
+ * second's calls (10 or more) failed, for 5 s and longer each time it is ejected again; never
+ * more than half of the instances at once.
+ *
+ * A call answered UNAVAILABLE is sent again, up to 3 more times with a short back-off; round_robin
+ * gives each attempt the next instance. Every call of the services is safe to repeat: a write
+ * carries its request_id, and an instance that already recorded it answers what it recorded.
+ * Only when every attempt met UNAVAILABLE does the caller see it (an unknown outcome).
  */
-const ROUND_ROBIN = JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] });
+function balancedServiceConfig(serviceName: string): string {
+  const seconds = (n: number) => ({ seconds: n, nanos: 0 });
+  return JSON.stringify({
+    loadBalancingConfig: [
+      {
+        outlier_detection: {
+          interval: seconds(1),
+          base_ejection_time: seconds(5),
+          max_ejection_time: seconds(60),
+          max_ejection_percent: 50,
+          failure_percentage_ejection: { threshold: 50, enforcement_percentage: 100, minimum_hosts: 2, request_volume: 10 },
+          child_policy: [{ round_robin: {} }],
+        },
+      },
+    ],
+    methodConfig: [
+      {
+        name: [{ service: serviceName }],
+        retryPolicy: { maxAttempts: 4, initialBackoff: "0.05s", maxBackoff: "0.5s", backoffMultiplier: 2, retryableStatusCodes: ["UNAVAILABLE"] },
+      },
+    ],
+  });
+}
 
 /**
  * A promise client with the same shape as connect-es's `Client<S>`, over a grpc-js channel.
@@ -356,7 +387,7 @@ export function createGrpcClient<S extends DescService>(
   } = {},
 ): GrpcClientHandle<S> {
   const { target, balanced } = grpcTarget(address);
-  const channelOptions = balanced ? { "grpc.service_config": ROUND_ROBIN, ...options.channelOptions } : options.channelOptions;
+  const channelOptions = balanced ? { "grpc.service_config": balancedServiceConfig(service.typeName), ...options.channelOptions } : options.channelOptions;
   const raw = new grpc.Client(target, options.credentials ?? grpc.credentials.createInsecure(), {
     ...channelOptions,
     ...(options.interceptors ? { interceptors: options.interceptors } : {}),

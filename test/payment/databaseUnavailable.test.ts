@@ -1,8 +1,9 @@
 /**
  * A payment system whose database goes away (a killed or isolated MariaDB or Galera node, seen
  * through a TCP relay this test cuts): calls answer UNAVAILABLE "the database is unavailable;
- * retry", never INTERNAL and never SQL text; the log keeps the real cause; and once the database
- * is back, the same requests repeated get their outcome, each payment recorded once.
+ * retry", never INTERNAL and never SQL text; and once the database is back, the same requests
+ * repeated get their outcome, each payment recorded once. Beside a second instance whose database
+ * still answers, callers that balance over both never see it: the call goes to the other one.
  */
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
@@ -11,7 +12,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { createGrpcClient } from "../../services/shared/grpc.js";
 import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
-import { backends, deleteRedisKeys, freshStore, paymentConfig, silentLogger, uniqueName, type Store } from "../harness.js";
+import { startMerchantSystem } from "../../services/merchant/system.js";
+import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
+import { backends, deleteRedisKeys, freshStore, merchantConfig, paymentConfig, silentLogger, uniqueName, type Store } from "../harness.js";
 import { countRows, payRequest } from "./fixtures.js";
 
 /** A TCP relay to the database that can be cut (every connection dropped, new ones refused) and restored. */
@@ -122,6 +125,85 @@ for (const backend of backends().filter((b) => b.mysqlUrl)) {
       } finally {
         client.close();
       }
+    });
+  });
+  describe(`two payment instances, one whose database goes away [${backend.name}]`, function () {
+    this.timeout(120_000);
+    let store: Store;
+    let merchantStore: Store;
+    let prefix: string;
+    let relay: Relay;
+    const closers: (() => Promise<unknown>)[] = [];
+
+    after(async () => {
+      await relay?.cut();
+      for (const close of closers.reverse()) await close().catch(() => {});
+      await store?.drop();
+      await merchantStore?.drop();
+      if (backend.redisUrl) await deleteRedisKeys(backend.redisUrl, prefix);
+    });
+
+    it("callers balancing over both get every payment recorded once, through the instance that still reaches it", async () => {
+      store = freshStore(backend, "payment");
+      merchantStore = freshStore(backend, "merchant");
+      prefix = uniqueName("du2");
+      const direct = new URL(store.mysqlUrl!);
+      relay = new Relay({ host: direct.hostname, port: Number(direct.port || 3306) });
+      await relay.open();
+      const relayed = new URL(store.mysqlUrl!);
+      relayed.hostname = "127.0.0.1";
+      relayed.port = String(relay.port);
+      const healthy = await startPaymentSystem(paymentConfig(backend, store, prefix), silentLogger);
+      closers.push(() => healthy.close());
+      const cutOff = await startPaymentSystem(
+        paymentConfig(backend, store, prefix, { database: { mysqlUrl: relayed.toString(), sqliteFile: "", poolSize: 4 } }),
+        silentLogger,
+      );
+      closers.push(() => cutOff.close());
+      const both = `${cutOff.server.grpcAddress},${healthy.server.grpcAddress}`;
+      const merchant = await startMerchantSystem(merchantConfig(merchantStore, both), silentLogger);
+      closers.push(() => merchant.close());
+      const payment = createGrpcClient(PaymentService, both);
+      const viaMerchant = createGrpcClient(MerchantService, merchant.server.grpcAddress);
+      closers.push(async () => payment.close(), async () => viaMerchant.close());
+
+      // Both instances serve first: the calls are spread over them.
+      for (let i = 0; i < 4; i++) expect((await payment.client.pay(payRequest("du2", 10n))).responseCode).to.equal("SUCCESS");
+      await relay.cut();
+      const cutAt = Date.now();
+      // Waves of 10 payments every 100 ms for 3 s, straight and through the merchant: a call may
+      // meet the cut-off instance on every attempt only until outlier detection ejects it.
+      const failedAt: number[] = [];
+      let paid = 0;
+      for (let wave = 0; wave < 30; wave++) {
+        const startedAt = Date.now() - cutAt;
+        const answers = await Promise.all(
+          Array.from({ length: 10 }, (_, i) =>
+            (i % 2 === 0
+              ? payment.client.pay(payRequest("du2", BigInt(100 + i)), { timeoutMs: 30_000 }).then((r) => r.responseCode)
+              : viaMerchant.client.pay({ salerId: "du2", totalFee: BigInt(200 + i) }).then((r) => r.order?.state ?? "")
+            ).catch(() => "error"),
+          ),
+        );
+        for (const a of answers) {
+          if (a === "SUCCESS") paid++;
+          else failedAt.push(startedAt);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      console.log(`      300 payments after the cut: ${paid} SUCCESS; others started at ${failedAt.join(", ") || "none"} ms after it`);
+      expect(failedAt.filter((ms) => ms > 1500), "calls that failed more than 1.5 s after the cut").to.deep.equal([]);
+      expect(paid).to.be.greaterThan(290);
+      // Every SUCCESS recorded once; the merchant's failed ones (UNKNOWN) were never recorded.
+      expect(await countRows(healthy.db.knex, "payment_orders")).to.equal(4 + paid);
+      // The instance cut off from its database answers UNAVAILABLE when called alone.
+      const alone = createGrpcClient(PaymentService, cutOff.server.grpcAddress);
+      closers.push(async () => alone.close());
+      const refused = await alone.client.pay(payRequest("du2", 1n)).then(
+        () => undefined,
+        (err: unknown) => ConnectError.from(err),
+      );
+      expect(refused?.code).to.equal(Code.Unavailable);
     });
   });
 }

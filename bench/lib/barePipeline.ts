@@ -24,14 +24,16 @@ export interface BareRun {
   check: string;
 }
 
-function start(mode: "payment" | "merchant", env: Record<string, string>): { child: ChildProcess; lines: AsyncIterator<string> } {
+function start(mode: "payment" | "merchant", env: Record<string, string>): { child: ChildProcess; lines: AsyncIterator<string>; exited: Promise<unknown> } {
   const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bench", "barePipelineChild.ts"), mode], {
     cwd: ROOT,
     stdio: ["pipe", "pipe", "inherit"],
     env: { ...process.env, ...env },
   });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  return { child, lines };
+  // Listened for from the start: the process may be gone before anyone waits for it.
+  const exited = once(child, "exit");
+  return { child, lines, exited };
 }
 
 async function nextLine(lines: AsyncIterator<string>, what: string): Promise<string> {
@@ -83,7 +85,7 @@ export async function runBarePipeline(options: {
     const paid = BigInt(result.amount);
     const ok = Number(m!.n) === total && Number(p!.n) === total && BigInt(m!.s) === paid && BigInt(p!.s) === paid && buffered === paid;
     const check = `bare pipeline: ${m!.n} merchant and ${p!.n} payment orders of ${total}, ${paid} fen paid, ${buffered} fen buffered: ${ok ? "OK" : "MISMATCH"}`;
-    await once(merchant.child, "exit");
+    await merchant.exited;
     return { ...result, cpu, check };
   } finally {
     merchant?.child.kill("SIGKILL");

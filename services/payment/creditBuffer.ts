@@ -12,18 +12,12 @@
  * replicated, while the epoch marker survives on the promoted replica: every process that sees a
  * node go away removes the marker once the cluster answers again, so the next settlement sweeps.
  */
-import { randomUUID } from "node:crypto";
 import { connectRedis, type RedisClient, type RedisTarget } from "../shared/redisClient.js";
+import { acquireRedisLease, MemoryLease, type SettlementLease } from "./settlementLease.js";
 
 export interface Credit {
   salerId: string;
   amount: bigint;
-}
-
-export interface SettlementLease {
-  /** Extends the lease; false when it was lost (expired and taken by another settler). */
-  renew(): Promise<boolean>;
-  release(): Promise<void>;
 }
 
 export interface CreditBuffer {
@@ -46,7 +40,7 @@ export interface CreditBuffer {
   invalidate(): Promise<void>;
   /** Buffered (not yet settled) amount of one account, as the buffer knows it. */
   buffered(salerId: string): Promise<bigint>;
-  /** One settler at a time; undefined when another holds the lease. */
+  /** One settler at a time (settlementLease.ts); undefined when another holds the lease. */
   acquireLease(ttlMs: number): Promise<SettlementLease | undefined>;
   /** Accounts due or being settled, and the amount buffered for all accounts. */
   pending(): Promise<{ accounts: number; fen: bigint }>;
@@ -61,7 +55,7 @@ export class MemoryCreditBuffer implements CreditBuffer {
   private settling = new Set<string>();
   private amounts = new Map<string, bigint>();
   private rebuilt = false;
-  private leased = false;
+  private readonly lease = new MemoryLease();
 
   async add(salerId: string, amount: bigint): Promise<void> {
     this.due.add(salerId);
@@ -104,14 +98,7 @@ export class MemoryCreditBuffer implements CreditBuffer {
   }
 
   async acquireLease(): Promise<SettlementLease | undefined> {
-    if (this.leased) return undefined;
-    this.leased = true;
-    return {
-      renew: async () => this.leased,
-      release: async () => {
-        this.leased = false;
-      },
-    };
+    return this.lease.acquire();
   }
 
   async pending(): Promise<{ accounts: number; fen: bigint }> {
@@ -147,14 +134,6 @@ return 1`;
 
 const PENDING = `
 return {redis.call('SCARD', KEYS[1]) + redis.call('SCARD', KEYS[2]) - #redis.call('SINTER', KEYS[1], KEYS[2]), redis.call('HVALS', KEYS[3])}`;
-
-const RENEW = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0`;
-
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
 
 /**
  * Redis buffer. Every key carries the same hash tag, so the transactions and scripts that touch
@@ -288,18 +267,9 @@ export class RedisCreditBuffer implements CreditBuffer {
   }
 
   async acquireLease(ttlMs: number): Promise<SettlementLease | undefined> {
-    // Never queued while Redis is away: a queued SET NX would run once Redis is back, after this
-    // caller gave up on it, and leave a lease nobody holds, blocking settlement for its TTL.
+    // Never queued while Redis is away (settlementLease.ts).
     await this.untilConnected(2000);
-    const token = randomUUID();
-    const ok = await this.redis.set(this.keys.lease, token, "PX", ttlMs, "NX");
-    if (ok !== "OK") return undefined;
-    return {
-      renew: async () => (await this.redis.eval(RENEW, 1, this.keys.lease, token, String(ttlMs))) === 1,
-      release: async () => {
-        await this.redis.eval(RELEASE, 1, this.keys.lease, token);
-      },
-    };
+    return acquireRedisLease(this.redis, this.keys.lease, ttlMs);
   }
 
   async pending(): Promise<{ accounts: number; fen: bigint }> {

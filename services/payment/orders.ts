@@ -1,6 +1,6 @@
-/** Data access for the payment system's orders and accounts. Takes a knex or a transaction. */
+/** Data access for the payment system's payment and withdrawal orders. Takes a knex or a transaction. */
 import type { Knex } from "knex";
-import { sqlInt, toFen } from "../shared/database.js";
+import { toFen } from "../shared/database.js";
 import { writeWithRetry } from "../shared/contention.js";
 
 export interface PaymentOrder {
@@ -147,55 +147,4 @@ export async function findWithdrawal(db: Knex, requestId: string): Promise<Withd
     responseCode: row.response_code,
     responseMsg: row.response_msg,
   };
-}
-
-/** Creates the account with a zero balance unless it exists. */
-export async function ensureAccount(db: Knex, salerId: string, now: string): Promise<void> {
-  await writeWithRetry(db, () =>
-    db("accounts").insert({ saler_id: salerId, balance: 0n, created_time: now, updated_time: now }).onConflict("saler_id").ignore(),
-  );
-}
-
-/** Debits the balance if it covers the amount; one statement, so it can never go below zero. */
-export async function debit(db: Knex, salerId: string, amount: bigint, now: string): Promise<boolean> {
-  const changed = await db("accounts")
-    .where({ saler_id: salerId })
-    .andWhere("balance", ">=", sqlInt(amount))
-    .update({ balance: db.raw("balance - ?", [sqlInt(amount)]), updated_time: now });
-  return changed === 1;
-}
-
-export async function accountExists(db: Knex, salerId: string): Promise<boolean> {
-  return (await db("accounts").where({ saler_id: salerId }).first("saler_id")) !== undefined;
-}
-
-export interface AccountView {
-  salerId: string;
-  balance: bigint;
-  pending: bigint;
-  pendingCount: bigint;
-}
-
-/** Settled balances plus pending credit, for a page of accounts in saler_id order. */
-export async function accountViews(db: Knex, filter: { salerId?: string; after?: string; limit: number }): Promise<AccountView[]> {
-  let q = db("accounts").select("saler_id", "balance").orderBy("saler_id").limit(filter.limit);
-  if (filter.salerId !== undefined) q = q.where({ saler_id: filter.salerId });
-  if (filter.after !== undefined) q = q.where("saler_id", ">", filter.after);
-  const rows = (await q) as { saler_id: string; balance: unknown }[];
-  if (rows.length === 0) return [];
-  const pending = (await db("payment_orders")
-    .select("saler_id")
-    .sum({ pending: "total_fee" })
-    .count({ n: "*" })
-    .whereIn(
-      "saler_id",
-      rows.map((r) => r.saler_id),
-    )
-    .whereNull("settlement_id")
-    .groupBy("saler_id")) as { saler_id: string; pending: unknown; n: unknown }[];
-  const bySaler = new Map(pending.map((p) => [p.saler_id, p]));
-  return rows.map((r) => {
-    const p = bySaler.get(r.saler_id);
-    return { salerId: r.saler_id, balance: toFen(r.balance), pending: toFen(p?.pending), pendingCount: toFen(p?.n) };
-  });
 }

@@ -12,9 +12,14 @@
  * on those rows instead of overshooting them.
  */
 import type { Knex } from "knex";
-import { sqlInt, toFen } from "../shared/database.js";
+import { create } from "@bufbuild/protobuf";
+import { RefundResponseSchema, type RefundRequest, type RefundResponse } from "../../gen/payment/v1/payment_pb.js";
+import { inTransaction, sqlInt, toFen, type Database } from "../shared/database.js";
 import { writeWithRetry } from "../shared/contention.js";
-import { debit } from "./orders.js";
+import { requireAmount, requireBusinessTime, requireOrderId, requireRequestId, requireSalerId } from "../shared/validation.js";
+import { debit } from "./accounts.js";
+import { CLOSED } from "./orders.js";
+import { conflict, MSG_OK, recordOnce, type OrderStamps } from "./recordOnce.js";
 
 export const MSG_REFUND_INSUFFICIENT_BALANCE = "账户余额不足，退款失败";
 export const MSG_REFUND_NO_PAYMENT = "原支付订单不存在，退款失败";
@@ -139,4 +144,86 @@ export async function refundable(db: Knex, paymentResponseId: string): Promise<{
     | { total_fee: unknown; refunded: unknown }
     | undefined;
   return row ? { totalFee: toFen(row.total_fee), refunded: toFen(row.refunded) } : undefined;
+}
+
+export function validateRefund(req: RefundRequest): void {
+  requireBusinessTime("request_time", req.requestTime);
+  requireRequestId("request_id", req.requestId, req.requestTime);
+  requireSalerId("saler_id", req.salerId);
+  requireOrderId("payment_response_id", req.paymentResponseId);
+  requireAmount("refund_fee", req.refundFee);
+}
+
+export function refundResponse(o: RefundOrder): RefundResponse {
+  return create(RefundResponseSchema, {
+    responseTime: o.responseTime,
+    requestTime: o.requestTime,
+    requestId: o.requestId,
+    salerId: o.salerId,
+    paymentResponseId: o.paymentResponseId,
+    refundFee: o.refundFee,
+    responseId: o.responseId,
+    responseCode: o.responseCode,
+    responseMsg: o.responseMsg,
+  });
+}
+
+/** Same request_id again: the stored answer if the body is the same; a closed one answers FAIL. */
+function replayRefund(existing: RefundOrder, req: RefundRequest): RefundResponse {
+  if (existing.responseCode === CLOSED) {
+    return refundResponse({
+      ...existing,
+      requestTime: req.requestTime,
+      salerId: req.salerId,
+      paymentResponseId: req.paymentResponseId,
+      refundFee: req.refundFee,
+      responseCode: "FAIL",
+      responseMsg: MSG_REFUND_CLOSED,
+    });
+  }
+  if (
+    existing.requestTime !== req.requestTime ||
+    existing.salerId !== req.salerId ||
+    existing.paymentResponseId !== req.paymentResponseId ||
+    existing.refundFee !== req.refundFee
+  ) {
+    throw conflict(req.requestId);
+  }
+  return refundResponse(existing);
+}
+
+export class Refunds {
+  constructor(
+    private readonly db: Database,
+    private readonly stamps: OrderStamps,
+    /** Told of every refund recorded (not of replayed answers). */
+    private readonly onRecorded?: ((responseCode: string) => void) | undefined,
+  ) {}
+
+  /** Refund: validated by the caller (validateRefund and the request_time range). */
+  async refund(req: RefundRequest, signal: AbortSignal): Promise<RefundResponse> {
+    const outcome = await recordOnce(this.stamps, {
+      signal,
+      order: ({ now, responseId }): RefundOrder => ({
+        requestId: req.requestId,
+        requestTime: req.requestTime,
+        salerId: req.salerId,
+        paymentResponseId: req.paymentResponseId,
+        refundFee: req.refundFee,
+        responseId,
+        responseTime: now,
+        responseCode: "SUCCESS",
+        responseMsg: MSG_OK,
+      }),
+      // A request_id seen before fails as a duplicate (its transaction rolls back).
+      write: (order) => inTransaction(this.db, (trx) => recordRefund(trx, order)),
+      replay: async () => {
+        const existing = await findRefund(this.db.knex, req.requestId);
+        return existing && replayRefund(existing, req);
+      },
+    });
+    if ("replayed" in outcome) return outcome.replayed;
+    this.onRecorded?.(outcome.recorded.responseCode);
+    return refundResponse(outcome.recorded);
+  }
 }

@@ -24,7 +24,8 @@ import type { Knex } from "knex";
 import { toFen, inTransaction, sqlInt, type Database } from "../shared/database.js";
 import type { BusinessClock } from "../shared/time.js";
 import type { Logger } from "../shared/logger.js";
-import type { CreditBuffer, SettlementLease } from "./creditBuffer.js";
+import type { CreditBuffer } from "./creditBuffer.js";
+import type { SettlementLease } from "./settlementLease.js";
 
 export interface SettlementResult {
   ran: boolean;

@@ -5,7 +5,7 @@ import { idPrefix } from "./time.js";
  * Makes 20-digit order ids: the 14-digit time, then a 6-digit sequence. Each instance starts its
  * sequence at a random point every second and counts up, so ids never repeat within an instance
  * and rarely across instances; the unique index on the id column settles the rare clash, and the
- * caller asks for another id (see `withUniqueId`).
+ * caller asks for another id.
  */
 export class OrderIdSequence {
   private second = "";

@@ -6,7 +6,8 @@
 import { expect } from "chai";
 import { Code } from "@connectrpc/connect";
 import { OrderType } from "../../gen/payment/v1/payment_pb.js";
-import { MSG_PAYMENT_CLOSED, MSG_WITHDRAWAL_CLOSED } from "../../services/payment/service.js";
+import { MSG_PAYMENT_CLOSED } from "../../services/payment/payments.js";
+import { MSG_WITHDRAWAL_CLOSED } from "../../services/payment/withdrawals.js";
 import { backends } from "../harness.js";
 import { countRows, inParallel, paymentInstances, payRequest, refusal, storedBalance, withdrawRequest } from "./fixtures.js";
 

@@ -4,7 +4,7 @@ import type { Knex } from "knex";
  * A balance has a ceiling of 10^15 fen (10 trillion yuan), far below the int64 limit, enforced
  * by the database on both backends, so no sum of credits can overflow a balance (MySQL would
  * refuse the statement, SQLite would silently turn the value into a float). Pay refuses what
- * would pass it (service.ts), and settlement skips an account that would (settlement.ts).
+ * would pass it (payments.ts), and settlement skips an account that would (settlement.ts).
  * On SQLite a balance must also stay an integer.
  *
  * The pending credit of an account is summed from the index alone: saler_id, settlement_id and

@@ -15,7 +15,7 @@ import type { Client } from "@connectrpc/connect";
 import { PaymentService } from "../gen/payment/v1/payment_pb.js";
 import { MerchantService } from "../gen/merchant/v1/merchant_pb.js";
 import { createGrpcClient } from "../services/shared/grpc.js";
-import type { PaymentConfig } from "../services/payment/config.js";
+import { DEFAULT_SETTLE_LEASE_MS, type PaymentConfig } from "../services/payment/config.js";
 import type { MerchantConfig } from "../services/merchant/config.js";
 import { startPaymentSystem, type PaymentSystem } from "../services/payment/system.js";
 import { startMerchantSystem, type MerchantSystem } from "../services/merchant/system.js";
@@ -104,6 +104,7 @@ export function paymentConfig(backend: Backend, store: Store, redisPrefix: strin
     settleCron: "off",
     settleChunkSize: 200,
     settleSweepEvery: 12,
+    settleLeaseMs: DEFAULT_SETTLE_LEASE_MS,
     exportBatchSize: 500,
     maxMessageBytes: 4 * 1024 * 1024,
     ...overrides,

@@ -1,6 +1,6 @@
-import { EnvReader, readGrpcAddress, readListen, type ListenConfig } from "../shared/config.js";
+import { EnvReader, readDatabaseConfig, readGrpcAddress, readListen, type ListenConfig } from "../shared/config.js";
+import { readCron } from "../shared/cron.js";
 import type { DatabaseConfig } from "../shared/database.js";
-import { mysqlDatabaseUrl, readCron } from "../payment/config.js";
 import { readOperatorToken } from "../shared/authentication.js";
 import { readCallLimits, type CallLimits } from "../shared/callPolicy.js";
 import { readServing, type ServingConfig } from "../shared/serving.js";
@@ -39,11 +39,7 @@ export interface MerchantConfig {
 export function readMerchantConfig(env = new EnvReader()): MerchantConfig {
   return {
     listen: readListen(env, "MERCHANT", 50052, 8082),
-    database: {
-      mysqlUrl: mysqlDatabaseUrl(env, "MERCHANT_MYSQL_URL", env.string("MERCHANT_MYSQL_DATABASE", "merchant")),
-      sqliteFile: env.string("MERCHANT_SQLITE_FILE", "data/merchant.sqlite"),
-      poolSize: env.int("MERCHANT_DB_POOL", 32, 1, 1000),
-    },
+    database: readDatabaseConfig(env, "MERCHANT", "merchant"),
     paymentAddress: readGrpcAddress(env, "PAYMENT_ADDRESS", "127.0.0.1:50051"),
     timeZone: env.timeZone("BUSINESS_TIME_ZONE", "Asia/Shanghai"),
     callTimeoutMs: env.int("PAYMENT_CALL_TIMEOUT_MS", 5000, 10, 600_000),

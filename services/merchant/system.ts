@@ -1,5 +1,4 @@
 /** Builds the merchant system from its configuration: storage, payment client, jobs, handlers. */
-import schedule from "node-schedule";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { OrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { openDatabase, type Database } from "../shared/database.js";
@@ -13,6 +12,7 @@ import { ApiCatalog, docsRoutes } from "../shared/apiDocs.js";
 import { consoleRoutes } from "../console/routes.js";
 import { merchantApiDocument } from "./apiDocs.js";
 import { BusinessClock } from "../shared/time.js";
+import { scheduleUnlessRunning } from "../shared/cron.js";
 import type { MerchantConfig } from "./config.js";
 import { merchantMigrations } from "./migrations/index.js";
 import { OrderSender, type SenderFaults } from "./orderSender.js";
@@ -158,21 +158,13 @@ export async function startMerchantSystem(
       },
     },
   });
-  let running: Promise<unknown> | undefined;
-  const job =
-    config.resolveCron === "off"
-      ? undefined
-      : schedule.scheduleJob(config.resolveCron, () => {
-          if (running) return;
-          const started = Date.now();
-          running = sender
-            .resolveOpenOrders(config.resolveInitAfterSeconds)
-            .then(
-              (result) => resolved("schedule", started, result),
-              (err: unknown) => resolved("schedule", started, undefined, err),
-            )
-            .finally(() => (running = undefined));
-        });
+  const job = scheduleUnlessRunning(config.resolveCron, () => {
+    const started = Date.now();
+    return sender.resolveOpenOrders(config.resolveInitAfterSeconds).then(
+      (result) => resolved("schedule", started, result),
+      (err: unknown) => resolved("schedule", started, undefined, err),
+    );
+  });
   return {
     server,
     db,
@@ -180,9 +172,9 @@ export async function startMerchantSystem(
     docs,
     metrics,
     async close() {
-      job?.cancel();
+      const stopped = job.stop();
       await server.close();
-      await running;
+      await stopped;
       payment.close();
       upstream.close();
       await db.close();

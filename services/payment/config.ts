@@ -1,6 +1,5 @@
-import schedule from "node-schedule";
-import { EnvReader, readListen, type ListenConfig } from "../shared/config.js";
-import { ConfigError } from "../shared/errors.js";
+import { EnvReader, readDatabaseConfig, readListen, type ListenConfig } from "../shared/config.js";
+import { readCron } from "../shared/cron.js";
 import type { DatabaseConfig } from "../shared/database.js";
 import { readOperatorToken } from "../shared/authentication.js";
 import { readCallLimits, type CallLimits } from "../shared/callPolicy.js";
@@ -30,7 +29,7 @@ export interface PaymentConfig {
    * How long a settler holds the settlement lease without renewing it (it renews after every
    * chunk). A settler that dies mid-run blocks settlement, in every process, until it expires.
    */
-  settleLeaseMs?: number;
+  settleLeaseMs: number;
   exportBatchSize: number;
   maxMessageBytes: number;
   /**
@@ -54,40 +53,20 @@ export interface PaymentConfig {
   serving?: ServingConfig | undefined;
 }
 
-export function mysqlDatabaseUrl(env: EnvReader, own: string, database: string): string | undefined {
-  const url = env.url(own, ["mysql"]);
-  if (url) return url;
-  const server = env.url("MYSQL_URL", ["mysql"]);
-  if (!server) return undefined;
-  const u = new URL(server);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
-
-export function readCron(env: EnvReader, name: string, fallback: string): string {
-  const rule = env.string(name, fallback);
-  if (rule === "off") return rule;
-  const job = schedule.scheduleJob(rule, () => {});
-  if (!job) throw new ConfigError(name, `must be a cron rule such as "*/5 * * * * *" or "off", got "${rule}"`);
-  job.cancel();
-  return rule;
-}
+/** SETTLE_LEASE_MS when unset; configurations built in code (tests, benchmarks) take it too. */
+export const DEFAULT_SETTLE_LEASE_MS = 15_000;
 
 export function readPaymentConfig(env = new EnvReader()): PaymentConfig {
   return {
     listen: readListen(env, "PAYMENT", 50051, 8081),
-    database: {
-      mysqlUrl: mysqlDatabaseUrl(env, "PAYMENT_MYSQL_URL", env.string("PAYMENT_MYSQL_DATABASE", "payment")),
-      sqliteFile: env.string("PAYMENT_SQLITE_FILE", "data/payment.sqlite"),
-      poolSize: env.int("PAYMENT_DB_POOL", 32, 1, 1000),
-    },
+    database: readDatabaseConfig(env, "PAYMENT", "payment"),
     ...readRedisTarget(env),
     redisPrefix: env.string("PAYMENT_REDIS_PREFIX", "payment"),
     timeZone: env.timeZone("BUSINESS_TIME_ZONE", "Asia/Shanghai"),
     settleCron: readCron(env, "SETTLE_CRON", "*/5 * * * * *"),
     settleChunkSize: env.int("SETTLE_CHUNK_ACCOUNTS", 200, 1, 5000),
     settleSweepEvery: env.int("SETTLE_SWEEP_EVERY", 12, 1, 1_000_000),
-    settleLeaseMs: env.int("SETTLE_LEASE_MS", 15_000, 500, 3_600_000),
+    settleLeaseMs: env.int("SETTLE_LEASE_MS", DEFAULT_SETTLE_LEASE_MS, 500, 3_600_000),
     exportBatchSize: env.int("EXPORT_BATCH_SIZE", 2000, 1, 100_000),
     maxMessageBytes: env.int("MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     merchantKeys: readMerchantKeys(env),

@@ -1,8 +1,8 @@
 /** Builds the payment system from its configuration: storage, buffer, settlement job, handlers. */
-import schedule from "node-schedule";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { openDatabase, type Database } from "../shared/database.js";
 import { BusinessClock } from "../shared/time.js";
+import { scheduleUnlessRunning } from "../shared/cron.js";
 import type { Logger } from "../shared/logger.js";
 import { bind, serve, type RunningServer } from "../shared/server.js";
 import { combineGuards, merchantSignatureGuard, operatorTokenGuard } from "../shared/authentication.js";
@@ -52,7 +52,7 @@ export async function startPaymentSystem(
     observer: metrics.settlement,
     chunkSize: config.settleChunkSize,
     sweepEvery: config.settleSweepEvery,
-    leaseMs: config.settleLeaseMs ?? 60_000,
+    leaseMs: config.settleLeaseMs,
     ...(options.settlementFaults ? { faults: options.settlementFaults } : {}),
   });
   const impl = createPaymentService({
@@ -101,21 +101,13 @@ export async function startPaymentSystem(
       },
     },
   });
-  let running: Promise<unknown> | undefined;
   const scheduled = new OutageLog(logger, "scheduled settlement");
-  const job =
-    config.settleCron === "off"
-      ? undefined
-      : schedule.scheduleJob(config.settleCron, () => {
-          if (running) return; // the previous run is still going
-          running = settlement
-            .run()
-            .then(
-              () => scheduled.succeeded(),
-              (err: unknown) => scheduled.failed(err),
-            )
-            .finally(() => (running = undefined));
-        });
+  const job = scheduleUnlessRunning(config.settleCron, () =>
+    settlement.run().then(
+      () => scheduled.succeeded(),
+      (err: unknown) => scheduled.failed(err),
+    ),
+  );
   return {
     server,
     db,
@@ -124,9 +116,9 @@ export async function startPaymentSystem(
     docs,
     metrics,
     async close() {
-      job?.cancel();
+      const stopped = job.stop();
       await server.close();
-      await running;
+      await stopped;
       await buffer.close();
       await db.close();
     },

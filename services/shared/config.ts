@@ -1,3 +1,4 @@
+import type { DatabaseConfig } from "./database.js";
 import { ConfigError } from "./errors.js";
 import { assertTimeZone } from "./time.js";
 
@@ -107,4 +108,31 @@ export function readGrpcAddress(env: EnvReader, name: string, fallback: string):
     .split(",")
     .map((e) => e.trim())
     .join(",");
+}
+
+/**
+ * A service's own MySQL URL (`own`), else MYSQL_URL (the server every service shares) with the
+ * service's database name; undefined for the embedded SQLite file.
+ */
+export function mysqlDatabaseUrl(env: EnvReader, own: string, database: string): string | undefined {
+  const url = env.url(own, ["mysql"]);
+  if (url) return url;
+  const server = env.url("MYSQL_URL", ["mysql"]);
+  if (!server) return undefined;
+  const u = new URL(server);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/**
+ * One service's database: <PREFIX>_MYSQL_URL, or MYSQL_URL with <PREFIX>_MYSQL_DATABASE (default
+ * `name`); else the SQLite file <PREFIX>_SQLITE_FILE (default data/<name>.sqlite); a pool of
+ * <PREFIX>_DB_POOL connections (default 32).
+ */
+export function readDatabaseConfig(env: EnvReader, prefix: string, name: string): DatabaseConfig {
+  return {
+    mysqlUrl: mysqlDatabaseUrl(env, `${prefix}_MYSQL_URL`, env.string(`${prefix}_MYSQL_DATABASE`, name)),
+    sqliteFile: env.string(`${prefix}_SQLITE_FILE`, `data/${name}.sqlite`),
+    poolSize: env.int(`${prefix}_DB_POOL`, 32, 1, 1000),
+  };
 }

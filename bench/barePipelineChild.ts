@@ -23,7 +23,7 @@ import { Redis } from "ioredis";
 import mysql from "mysql2/promise";
 import { createInterface } from "node:readline";
 import { PayRequestSchema, PayResponseSchema, type PayRequest, type PayResponse } from "../gen/payment/v1/payment_pb.js";
-import { WriteBatcher } from "../services/shared/writeBatcher.js";
+import { WriteBatcher } from "../services/shared/storage/writeBatcher.js";
 
 const PAY_PATH = "/payment.v1.PaymentService/Pay";
 const payMethod = {

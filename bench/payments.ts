@@ -18,7 +18,7 @@
  * BENCH_CONCURRENCY (64).
  */
 import mysql from "mysql2/promise";
-import { BusinessClock, idPrefix } from "../services/shared/time.js";
+import { BusinessClock, idPrefix } from "../services/shared/orders/time.js";
 import { measure as measureThroughput, type Throughput } from "./lib/common.js";
 import { startPlatform, uniqueName, type Backend, type Platform } from "../test/harness.js";
 

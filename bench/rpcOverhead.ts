@@ -31,7 +31,7 @@ emit({
   name: "rpc",
   title: "Unary RPC overhead of our gRPC serving",
   method:
-    "QueryOrder of the payment contract answered \"not found\" by a handler that touches no storage, served (a) by services/shared/server.ts serve() " +
+    "QueryOrder of the payment contract answered \"not found\" by a handler that touches no storage, served (a) by services/shared/rpc/server.ts serve() " +
     "(descriptor-built grpc-js definition, wire-type check, call policy with request id and deadline, handler context, error and metadata mapping, " +
     "plus the health and reflection services it always adds) and (b) by a bare @grpc/grpc-js server with a hand-written definition of the same " +
     "method and the same protobuf-es codec. Each server in its own process; this process is the client (one channel, the same request bytes, " +

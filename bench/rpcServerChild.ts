@@ -1,6 +1,6 @@
 /**
  * A gRPC server for the RPC-overhead benchmark, in a process of its own:
- *   ours — services/shared/server.ts serve() with the payment contract, whose QueryOrder answers
+ *   ours — services/shared/rpc/server.ts serve() with the payment contract, whose QueryOrder answers
  *          "not found" at once (every other method is unimplemented): grpc-js with the
  *          descriptor-built definition, the call policy, handler context and error mapping;
  *   metrics — ours, with the service's Prometheus metrics counting every call (metrics.ts);
@@ -13,8 +13,8 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { pino } from "pino";
 import { PaymentService, QueryOrderRequestSchema, QueryOrderResponseSchema } from "../gen/payment/v1/payment_pb.js";
-import { bind, serve } from "../services/shared/server.js";
-import { ServiceMetrics } from "../services/shared/metrics.js";
+import { bind, serve } from "../services/shared/rpc/server.js";
+import { ServiceMetrics } from "../services/shared/observability/metrics.js";
 
 const mode = process.argv[2];
 let port: number;

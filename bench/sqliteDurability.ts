@@ -15,8 +15,8 @@
  */
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { BusinessClock, idPrefix } from "../services/shared/time.js";
-import type { Database } from "../services/shared/database.js";
+import { BusinessClock, idPrefix } from "../services/shared/orders/time.js";
+import type { Database } from "../services/shared/storage/database.js";
 import { DATA_DIR, envInt, measure, type Throughput } from "./lib/common.js";
 import { watchOtherLoad } from "./lib/otherLoad.js";
 import { startPlatform, type Platform } from "../test/harness.js";

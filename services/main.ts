@@ -3,16 +3,16 @@
  * on its own ports. With no configuration it runs on the embedded default (SQLite files under
  * data/, an in-process credit buffer); MYSQL_URL and REDIS_URL switch to the real backends.
  */
-import { EnvReader } from "./shared/config.js";
-import { createLogger } from "./shared/logger.js";
-import { runUntilSignal } from "./shared/lifecycle.js";
+import { EnvReader } from "./shared/runtime/config.js";
+import { createLogger } from "./shared/observability/logger.js";
+import { runUntilSignal } from "./shared/runtime/lifecycle.js";
 import { readPaymentConfig } from "./payment/config.js";
 import { startPaymentSystem } from "./payment/system.js";
 import { readMerchantConfig } from "./merchant/config.js";
 import { startMerchantSystem } from "./merchant/system.js";
 import { readReconConfig } from "./recon/config.js";
 import { startReconSystem } from "./recon/system.js";
-import { linkApiCatalogs } from "./shared/apiDocs.js";
+import { linkApiCatalogs } from "./shared/rpc/apiDocs.js";
 
 const logger = createLogger("platform");
 await runUntilSignal(logger, async () => {

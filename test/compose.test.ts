@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
 import { load } from "js-yaml";
-import { EnvReader } from "../services/shared/config.js";
+import { EnvReader } from "../services/shared/runtime/config.js";
 import { readPaymentConfig } from "../services/payment/config.js";
 import { readMerchantConfig } from "../services/merchant/config.js";
 import { readReconConfig } from "../services/recon/config.js";
@@ -37,7 +37,7 @@ function variablesReadBy(read: (env: EnvReader) => unknown): Set<string> {
   return seen;
 }
 
-/** Read outside the configuration readers: services/shared/logger.ts. */
+/** Read outside the configuration readers: services/shared/observability/logger.ts. */
 const PROCESS_VARIABLES = ["LOG_LEVEL"];
 
 const APPS = {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { EnvReader } from "../services/shared/config.js";
+import { EnvReader } from "../services/shared/runtime/config.js";
 import { ConfigError } from "../services/shared/errors.js";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { readPaymentConfig } from "../services/payment/config.js";

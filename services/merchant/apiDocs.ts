@@ -16,7 +16,7 @@ import {
   RefundResponseSchema,
   WithdrawResponseSchema,
 } from "../../gen/merchant/v1/merchant_pb.js";
-import { jsonExample, openApiDocument, type OpenApiDocument } from "../shared/openapi.js";
+import { jsonExample, openApiDocument, type OpenApiDocument } from "../shared/rpc/openapi.js";
 
 export function merchantApiDocument(): OpenApiDocument {
   return openApiDocument({

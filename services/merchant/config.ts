@@ -1,12 +1,12 @@
-import { EnvReader, readDatabaseConfig, readGrpcAddress, readListen, type ListenConfig } from "../shared/config.js";
-import { readCron } from "../shared/cron.js";
-import type { DatabaseConfig } from "../shared/database.js";
-import { readOperatorToken } from "../shared/authentication.js";
-import { readCallLimits, type CallLimits } from "../shared/callPolicy.js";
-import { readServing, type ServingConfig } from "../shared/serving.js";
+import { EnvReader, readDatabaseConfig, readGrpcAddress, readListen, type ListenConfig } from "../shared/runtime/config.js";
+import { readCron } from "../shared/runtime/cron.js";
+import type { DatabaseConfig } from "../shared/storage/database.js";
+import { readOperatorToken } from "../shared/auth/authentication.js";
+import { readCallLimits, type CallLimits } from "../shared/rpc/callPolicy.js";
+import { readServing, type ServingConfig } from "../shared/rpc/serving.js";
 import { ConfigError } from "../shared/errors.js";
-import { parseKey, parseMerchantId, type MerchantCredentials } from "../shared/signing.js";
-import { readServerTls, readTlsCa, type ServerTls } from "../shared/tls.js";
+import { parseKey, parseMerchantId, type MerchantCredentials } from "../shared/auth/signing.js";
+import { readServerTls, readTlsCa, type ServerTls } from "../shared/rpc/tls.js";
 
 export interface MerchantConfig {
   listen: ListenConfig;

@@ -1,6 +1,6 @@
 /** Export of the merchant's successful orders in key order, page by page. */
 import type { Knex } from "knex";
-import { exportSuccessfulOrders, type ExportRow } from "../shared/orderExport.js";
+import { exportSuccessfulOrders, type ExportRow } from "../shared/orders/orderExport.js";
 import type { OrderTypeName } from "./orders.js";
 
 export function exportOrders(

@@ -1,6 +1,6 @@
 /** Starts the merchant system alone, configured from the environment. */
-import { createLogger } from "../shared/logger.js";
-import { runUntilSignal } from "../shared/lifecycle.js";
+import { createLogger } from "../shared/observability/logger.js";
+import { runUntilSignal } from "../shared/runtime/lifecycle.js";
 import { readMerchantConfig } from "./config.js";
 import { startMerchantSystem } from "./system.js";
 

@@ -4,10 +4,10 @@
  * simulations. The order figures are read from the database when /metrics is scraped.
  */
 import { Counter, Gauge, Histogram } from "prom-client";
-import type { Database } from "../shared/database.js";
-import { toCount } from "../shared/database.js";
-import { businessSecondsBetween, type ServiceMetrics } from "../shared/metrics.js";
-import type { BusinessClock } from "../shared/time.js";
+import type { Database } from "../shared/storage/database.js";
+import { toCount } from "../shared/storage/database.js";
+import { businessSecondsBetween, type ServiceMetrics } from "../shared/observability/metrics.js";
+import type { BusinessClock } from "../shared/orders/time.js";
 import type { ResolveResult } from "./orderSender.js";
 import { ORDER_STATES } from "./orders.js";
 

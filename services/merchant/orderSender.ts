@@ -14,12 +14,12 @@
  */
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { OrderType, type PaymentService } from "../../gen/payment/v1/payment_pb.js";
-import type { Database } from "../shared/database.js";
+import type { Database } from "../shared/storage/database.js";
 import { isDuplicateKeyError, isRetryableTransactionError } from "../shared/errors.js";
-import { OrderIdSequence } from "../shared/ids.js";
-import type { BusinessClock } from "../shared/time.js";
-import type { Logger } from "../shared/logger.js";
-import { WriteBatcher } from "../shared/writeBatcher.js";
+import { OrderIdSequence } from "../shared/orders/ids.js";
+import type { BusinessClock } from "../shared/orders/time.js";
+import type { Logger } from "../shared/observability/logger.js";
+import { WriteBatcher } from "../shared/storage/writeBatcher.js";
 import {
   findOrder,
   insertOrder,

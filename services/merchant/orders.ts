@@ -1,7 +1,7 @@
 /** Data access for the merchant's orders. Takes a knex or a transaction. */
 import type { Knex } from "knex";
-import { sqlInt, toFen } from "../shared/database.js";
-import { writeWithRetry } from "../shared/contention.js";
+import { sqlInt, toFen } from "../shared/storage/database.js";
+import { writeWithRetry } from "../shared/storage/contention.js";
 
 export type OrderTypeName = "PAYMENT" | "WITHDRAWAL" | "REFUND";
 export const ORDER_TYPES: readonly OrderTypeName[] = ["PAYMENT", "WITHDRAWAL", "REFUND"];

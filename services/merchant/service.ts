@@ -8,9 +8,9 @@ import {
   OrderType,
   type Order,
 } from "../../gen/merchant/v1/merchant_pb.js";
-import type { Database } from "../shared/database.js";
+import type { Database } from "../shared/storage/database.js";
 import { invalidField } from "../shared/errors.js";
-import { optionalBusinessTime, pageSize, requireAmount, requireOrderId, requireSalerId } from "../shared/validation.js";
+import { optionalBusinessTime, pageSize, requireAmount, requireOrderId, requireSalerId } from "../shared/orders/validation.js";
 import { exportOrders } from "./exports.js";
 import type { OrderSender } from "./orderSender.js";
 import {

@@ -6,10 +6,10 @@
  */
 import type { Knex } from "knex";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { sqlInt, toFen, type Database } from "../shared/database.js";
-import { writeWithRetry } from "../shared/contention.js";
-import type { Logger } from "../shared/logger.js";
-import { pageSize, requireSalerId } from "../shared/validation.js";
+import { sqlInt, toFen, type Database } from "../shared/storage/database.js";
+import { writeWithRetry } from "../shared/storage/contention.js";
+import type { Logger } from "../shared/observability/logger.js";
+import { pageSize, requireSalerId } from "../shared/orders/validation.js";
 
 /** Creates the account with a zero balance unless it exists. */
 export async function ensureAccount(db: Knex, salerId: string, now: string): Promise<void> {

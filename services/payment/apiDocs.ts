@@ -17,7 +17,7 @@ import {
   WithdrawRequestSchema,
   WithdrawResponseSchema,
 } from "../../gen/payment/v1/payment_pb.js";
-import { jsonExample, openApiDocument, type OpenApiDocument } from "../shared/openapi.js";
+import { jsonExample, openApiDocument, type OpenApiDocument } from "../shared/rpc/openapi.js";
 
 /** The seed's payment request (支付请求报文), exactly as it is written there. */
 export const SEED_PAY_REQUEST = jsonExample(PayRequestSchema, {

@@ -20,7 +20,7 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Knex } from "knex";
-import { toFen } from "../shared/database.js";
+import { toFen } from "../shared/storage/database.js";
 import type { PaymentOrder } from "./orders.js";
 
 export const BALANCE_CEILING = 10n ** 15n;

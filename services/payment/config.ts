@@ -1,12 +1,12 @@
-import { EnvReader, readDatabaseConfig, readListen, type ListenConfig } from "../shared/config.js";
-import { readCron } from "../shared/cron.js";
-import type { DatabaseConfig } from "../shared/database.js";
-import { readOperatorToken } from "../shared/authentication.js";
-import { readCallLimits, type CallLimits } from "../shared/callPolicy.js";
-import { readServing, type ServingConfig } from "../shared/serving.js";
-import { parseMerchantKeys } from "../shared/signing.js";
-import { readServerTls, type ServerTls } from "../shared/tls.js";
-import { readRedisTarget, type ClusterNode } from "../shared/redisClient.js";
+import { EnvReader, readDatabaseConfig, readListen, type ListenConfig } from "../shared/runtime/config.js";
+import { readCron } from "../shared/runtime/cron.js";
+import type { DatabaseConfig } from "../shared/storage/database.js";
+import { readOperatorToken } from "../shared/auth/authentication.js";
+import { readCallLimits, type CallLimits } from "../shared/rpc/callPolicy.js";
+import { readServing, type ServingConfig } from "../shared/rpc/serving.js";
+import { parseMerchantKeys } from "../shared/auth/signing.js";
+import { readServerTls, type ServerTls } from "../shared/rpc/tls.js";
+import { readRedisTarget, type ClusterNode } from "../shared/storage/redisClient.js";
 
 export interface PaymentConfig {
   listen: ListenConfig;

@@ -12,7 +12,7 @@
  * replicated, while the epoch marker survives on the promoted replica: every process that sees a
  * node go away removes the marker once the cluster answers again, so the next settlement sweeps.
  */
-import { connectRedis, type RedisClient, type RedisTarget } from "../shared/redisClient.js";
+import { connectRedis, type RedisClient, type RedisTarget } from "../shared/storage/redisClient.js";
 import { acquireRedisLease, MemoryLease, type SettlementLease } from "./settlementLease.js";
 
 export interface Credit {

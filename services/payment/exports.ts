@@ -4,8 +4,8 @@
  */
 import type { Knex } from "knex";
 import { OrderType } from "../../gen/payment/v1/payment_pb.js";
-import { inTransaction, toFen, type Database } from "../shared/database.js";
-import { exportSuccessfulOrders, lastIdAt, type ExportRow } from "../shared/orderExport.js";
+import { inTransaction, toFen, type Database } from "../shared/storage/database.js";
+import { exportSuccessfulOrders, lastIdAt, type ExportRow } from "../shared/orders/orderExport.js";
 
 export function exportOrders(
   knex: Knex,

@@ -1,6 +1,6 @@
 /** Starts the payment system alone, configured from the environment. */
-import { createLogger } from "../shared/logger.js";
-import { runUntilSignal } from "../shared/lifecycle.js";
+import { createLogger } from "../shared/observability/logger.js";
+import { runUntilSignal } from "../shared/runtime/lifecycle.js";
 import { readPaymentConfig } from "./config.js";
 import { startPaymentSystem } from "./system.js";
 

@@ -4,9 +4,9 @@
  * its credit in the balance.
  */
 import { Counter, Gauge, Histogram } from "prom-client";
-import type { Database } from "../shared/database.js";
-import { toCount } from "../shared/database.js";
-import { businessSecondsBetween, type ServiceMetrics } from "../shared/metrics.js";
+import type { Database } from "../shared/storage/database.js";
+import { toCount } from "../shared/storage/database.js";
+import { businessSecondsBetween, type ServiceMetrics } from "../shared/observability/metrics.js";
 import type { CreditBuffer } from "./creditBuffer.js";
 import type { SettlementObserver } from "./settlement.js";
 

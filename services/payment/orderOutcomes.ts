@@ -13,10 +13,10 @@ import {
   type QueryOrderRequest,
   type QueryOrderResponseSchema,
 } from "../../gen/payment/v1/payment_pb.js";
-import type { Database } from "../shared/database.js";
+import type { Database } from "../shared/storage/database.js";
 import { invalidField } from "../shared/errors.js";
-import type { Logger } from "../shared/logger.js";
-import { requireOrderId } from "../shared/validation.js";
+import type { Logger } from "../shared/observability/logger.js";
+import { requireOrderId } from "../shared/orders/validation.js";
 import { CLOSED, findPayment, findWithdrawal, insertClosed } from "./orders.js";
 import { payResponse } from "./payments.js";
 import { recordOnce, type OrderStamps } from "./recordOnce.js";

@@ -1,7 +1,7 @@
 /** Data access for the payment system's payment and withdrawal orders. Takes a knex or a transaction. */
 import type { Knex } from "knex";
-import { toFen } from "../shared/database.js";
-import { writeWithRetry } from "../shared/contention.js";
+import { toFen } from "../shared/storage/database.js";
+import { writeWithRetry } from "../shared/storage/contention.js";
 
 export interface PaymentOrder {
   requestId: string;

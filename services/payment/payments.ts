@@ -5,12 +5,12 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { PayResponseSchema, type PayRequest, type PayResponse } from "../../gen/payment/v1/payment_pb.js";
-import type { Database } from "../shared/database.js";
+import type { Database } from "../shared/storage/database.js";
 import { isDuplicateKeyError, isRetryableTransactionError } from "../shared/errors.js";
-import type { Logger } from "../shared/logger.js";
-import type { OutageLog } from "../shared/readiness.js";
-import { requireAmount, requireBusinessTime, requireRequestId, requireSalerId } from "../shared/validation.js";
-import { WriteBatcher } from "../shared/writeBatcher.js";
+import type { Logger } from "../shared/observability/logger.js";
+import type { OutageLog } from "../shared/observability/readiness.js";
+import { requireAmount, requireBusinessTime, requireRequestId, requireSalerId } from "../shared/orders/validation.js";
+import { WriteBatcher } from "../shared/storage/writeBatcher.js";
 import { KnownAccounts } from "./accounts.js";
 import { CeilingGuard } from "./ceiling.js";
 import type { Credit, CreditBuffer } from "./creditBuffer.js";

@@ -8,8 +8,8 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { isDuplicateKeyError } from "../shared/errors.js";
-import { OrderIdSequence } from "../shared/ids.js";
-import type { BusinessClock } from "../shared/time.js";
+import { OrderIdSequence } from "../shared/orders/ids.js";
+import type { BusinessClock } from "../shared/orders/time.js";
 
 export const MSG_OK = "OK";
 

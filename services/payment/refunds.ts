@@ -14,9 +14,9 @@
 import type { Knex } from "knex";
 import { create } from "@bufbuild/protobuf";
 import { RefundResponseSchema, type RefundRequest, type RefundResponse } from "../../gen/payment/v1/payment_pb.js";
-import { inTransaction, sqlInt, toFen, type Database } from "../shared/database.js";
-import { writeWithRetry } from "../shared/contention.js";
-import { requireAmount, requireBusinessTime, requireOrderId, requireRequestId, requireSalerId } from "../shared/validation.js";
+import { inTransaction, sqlInt, toFen, type Database } from "../shared/storage/database.js";
+import { writeWithRetry } from "../shared/storage/contention.js";
+import { requireAmount, requireBusinessTime, requireOrderId, requireRequestId, requireSalerId } from "../shared/orders/validation.js";
 import { debit } from "./accounts.js";
 import { CLOSED } from "./orders.js";
 import { conflict, MSG_OK, recordOnce, type OrderStamps } from "./recordOnce.js";

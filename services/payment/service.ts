@@ -1,16 +1,16 @@
 /**
  * PaymentService: maps each call to its capability (payments.ts, withdrawals.ts, refunds.ts,
  * orderOutcomes.ts, accounts.ts, settlement.ts, exports.ts). Transport-free, served by grpc-js
- * and connect-node alike (shared/server.ts).
+ * and connect-node alike (shared/rpc/server.ts).
  */
 import type { ServiceImpl } from "@connectrpc/connect";
 import { OrderKey, OrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
-import type { Database } from "../shared/database.js";
+import type { Database } from "../shared/storage/database.js";
 import { invalidField } from "../shared/errors.js";
-import type { Logger } from "../shared/logger.js";
-import type { OutageLog } from "../shared/readiness.js";
-import type { BusinessClock } from "../shared/time.js";
-import { optionalBusinessTime, requireRequestTimeInRange } from "../shared/validation.js";
+import type { Logger } from "../shared/observability/logger.js";
+import type { OutageLog } from "../shared/observability/readiness.js";
+import type { BusinessClock } from "../shared/orders/time.js";
+import { optionalBusinessTime, requireRequestTimeInRange } from "../shared/orders/validation.js";
 import { accountPage, balanceOf } from "./accounts.js";
 import type { CreditBuffer } from "./creditBuffer.js";
 import { exportBalances, exportOrders } from "./exports.js";

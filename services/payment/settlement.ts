@@ -21,9 +21,9 @@
  * before: nothing of it is lost either.
  */
 import type { Knex } from "knex";
-import { toFen, inTransaction, sqlInt, type Database } from "../shared/database.js";
-import type { BusinessClock } from "../shared/time.js";
-import type { Logger } from "../shared/logger.js";
+import { toFen, inTransaction, sqlInt, type Database } from "../shared/storage/database.js";
+import type { BusinessClock } from "../shared/orders/time.js";
+import type { Logger } from "../shared/observability/logger.js";
 import type { CreditBuffer } from "./creditBuffer.js";
 import type { SettlementLease } from "./settlementLease.js";
 

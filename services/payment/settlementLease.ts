@@ -4,7 +4,7 @@
  * everywhere, until the lease expires (SETTLE_LEASE_MS).
  */
 import { randomUUID } from "node:crypto";
-import type { RedisClient } from "../shared/redisClient.js";
+import type { RedisClient } from "../shared/storage/redisClient.js";
 
 export interface SettlementLease {
   /** Extends the lease; false when it was lost (expired and taken by another settler). */

@@ -1,12 +1,12 @@
 /** Builds the payment system from its configuration: storage, buffer, settlement job, handlers. */
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
-import { openDatabase, type Database } from "../shared/database.js";
-import { BusinessClock } from "../shared/time.js";
-import { scheduleUnlessRunning } from "../shared/cron.js";
-import type { Logger } from "../shared/logger.js";
-import { bind, serve, type RunningServer } from "../shared/server.js";
-import { combineGuards, merchantSignatureGuard, operatorTokenGuard } from "../shared/authentication.js";
-import { ApiCatalog, docsRoutes } from "../shared/apiDocs.js";
+import { openDatabase, type Database } from "../shared/storage/database.js";
+import { BusinessClock } from "../shared/orders/time.js";
+import { scheduleUnlessRunning } from "../shared/runtime/cron.js";
+import type { Logger } from "../shared/observability/logger.js";
+import { bind, serve, type RunningServer } from "../shared/rpc/server.js";
+import { combineGuards, merchantSignatureGuard, operatorTokenGuard } from "../shared/auth/authentication.js";
+import { ApiCatalog, docsRoutes } from "../shared/rpc/apiDocs.js";
 import { consoleRoutes } from "../console/routes.js";
 import { paymentApiDocument } from "./apiDocs.js";
 import { MemoryCreditBuffer, RedisCreditBuffer, type CreditBuffer } from "./creditBuffer.js";
@@ -14,10 +14,10 @@ import type { PaymentConfig } from "./config.js";
 import { paymentMigrations } from "./migrations/index.js";
 import { Settlement, type SettlementFaults } from "./settlement.js";
 import { createPaymentService } from "./service.js";
-import { ServiceMetrics } from "../shared/metrics.js";
-import { DEFAULT_SERVING } from "../shared/serving.js";
+import { ServiceMetrics } from "../shared/observability/metrics.js";
+import { DEFAULT_SERVING } from "../shared/rpc/serving.js";
 import { PaymentMetrics } from "./metrics.js";
-import { databaseCheck, OutageLog } from "../shared/readiness.js";
+import { databaseCheck, OutageLog } from "../shared/observability/readiness.js";
 
 /** The calls a merchant signs when merchant keys are configured. */
 export const MERCHANT_CALLS = ["Pay", "Withdraw", "Refund", "QueryOrder", "CloseOrder"] as const;

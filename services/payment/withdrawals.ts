@@ -6,10 +6,10 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { WithdrawResponseSchema, type WithdrawRequest, type WithdrawResponse } from "../../gen/payment/v1/payment_pb.js";
-import { inTransaction, type Database } from "../shared/database.js";
+import { inTransaction, type Database } from "../shared/storage/database.js";
 import { isDuplicateKeyError, isRetryableTransactionError } from "../shared/errors.js";
-import { requireAmount, requireBusinessTime, requireRequestId, requireSalerId } from "../shared/validation.js";
-import { WriteBatcher } from "../shared/writeBatcher.js";
+import { requireAmount, requireBusinessTime, requireRequestId, requireSalerId } from "../shared/orders/validation.js";
+import { WriteBatcher } from "../shared/storage/writeBatcher.js";
 import { debit } from "./accounts.js";
 import { CLOSED, findWithdrawal, insertWithdrawal, insertWithdrawals, markWithdrawalFailed, type WithdrawalOrder } from "./orders.js";
 import { abandoned, conflict, MSG_OK, recordOnce, type OrderStamps } from "./recordOnce.js";

@@ -13,7 +13,7 @@ import {
   ReconService,
   RunKind,
 } from "../../gen/recon/v1/recon_pb.js";
-import { jsonExample, openApiDocument, type OpenApiDocument } from "../shared/openapi.js";
+import { jsonExample, openApiDocument, type OpenApiDocument } from "../shared/rpc/openapi.js";
 
 const content = (text: string) => ({ source: { case: "content" as const, value: text } });
 

@@ -1,8 +1,8 @@
-import { EnvReader, readGrpcAddress, readListen, type ListenConfig } from "../shared/config.js";
-import { readOperatorToken } from "../shared/authentication.js";
-import { readCallLimits, type CallLimits } from "../shared/callPolicy.js";
-import { readServing, type ServingConfig } from "../shared/serving.js";
-import { readServerTls, readTlsCa, type ServerTls } from "../shared/tls.js";
+import { EnvReader, readGrpcAddress, readListen, type ListenConfig } from "../shared/runtime/config.js";
+import { readOperatorToken } from "../shared/auth/authentication.js";
+import { readCallLimits, type CallLimits } from "../shared/rpc/callPolicy.js";
+import { readServing, type ServingConfig } from "../shared/rpc/serving.js";
+import { readServerTls, readTlsCa, type ServerTls } from "../shared/rpc/tls.js";
 import { ConfigError } from "../shared/errors.js";
 import { availableParallelism } from "node:os";
 

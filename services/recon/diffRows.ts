@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { OrderType, type DiffRow, type ListDiffRowsRequest, type Run } from "../../gen/recon/v1/recon_pb.js";
 import { invalidField } from "../shared/errors.js";
-import { pageSize } from "../shared/validation.js";
+import { pageSize } from "../shared/orders/validation.js";
 import { csvRecordsFrom, isRecordBoundary } from "./csvOffsets.js";
 
 export const DIFF_TYPES = ["F000", "F113", "F114", "F115"] as const;

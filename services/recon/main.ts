@@ -1,6 +1,6 @@
 /** Starts the reconciliation system alone, configured from the environment. */
-import { createLogger } from "../shared/logger.js";
-import { runUntilSignal } from "../shared/lifecycle.js";
+import { createLogger } from "../shared/observability/logger.js";
+import { runUntilSignal } from "../shared/runtime/lifecycle.js";
 import { readReconConfig } from "./config.js";
 import { startReconSystem } from "./system.js";
 

@@ -6,8 +6,8 @@
 import { Counter, Histogram } from "prom-client";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { OrderType, RunKind, type Run } from "../../gen/recon/v1/recon_pb.js";
-import type { ServiceMetrics } from "../shared/metrics.js";
-import type { Logger } from "../shared/logger.js";
+import type { ServiceMetrics } from "../shared/observability/metrics.js";
+import type { Logger } from "../shared/observability/logger.js";
 
 export class ReconMetrics {
   private readonly runs;

@@ -7,7 +7,7 @@
  * fen. Files handed in may order their columns differently (see engine.ts).
  */
 import { CsvFileWriter } from "./csv.js";
-import type { ExportRow } from "../shared/orderExport.js";
+import type { ExportRow } from "../shared/orders/orderExport.js";
 
 export function orderFileHeader(amountColumn: string): string[] {
   return ["request_id", "response_id", "saler_id", amountColumn, "request_time", "response_time"];

@@ -24,9 +24,9 @@ import {
   type Run,
   type RunFile,
 } from "../../gen/recon/v1/recon_pb.js";
-import type { ExportRow } from "../shared/orderExport.js";
+import type { ExportRow } from "../shared/orders/orderExport.js";
 import { invalidField } from "../shared/errors.js";
-import type { BusinessClock } from "../shared/time.js";
+import type { BusinessClock } from "../shared/orders/time.js";
 import { CsvFileWriter } from "./csv.js";
 import { diffFileName } from "./diffRows.js";
 import { writeOrderFile } from "./orderFiles.js";

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { create, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { RunKind, RunSchema, type Run } from "../../gen/recon/v1/recon_pb.js";
-import { idPrefix } from "../shared/time.js";
+import { idPrefix } from "../shared/orders/time.js";
 
 /** yyyyMMddHHmmss + milliseconds, the kind, and a random suffix: ids sort by creation time. */
 const RUN_ID = /^\d{17}-(recon|audit)-[0-9a-f]{4}$/;

@@ -4,8 +4,8 @@ import { Code, ConnectError, type Client, type ServiceImpl } from "@connectrpc/c
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { OrderType, ReconService, RunKind, type AuditRow, type DiffRow, type Run } from "../../gen/recon/v1/recon_pb.js";
 import { invalidField } from "../shared/errors.js";
-import type { BusinessClock } from "../shared/time.js";
-import { optionalBusinessTime, pageSize } from "../shared/validation.js";
+import type { BusinessClock } from "../shared/orders/time.js";
+import { optionalBusinessTime, pageSize } from "../shared/orders/validation.js";
 import { readCsvFile } from "./csv.js";
 import { diffFileName, listDiffRows } from "./diffRows.js";
 import type { Reconciler } from "./reconciler.js";

@@ -13,9 +13,9 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { unzipSync, strFromU8 } from "fflate";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
-import { linkApiCatalogs } from "../../services/shared/apiDocs.js";
-import { EnvReader } from "../../services/shared/config.js";
-import { readServing } from "../../services/shared/serving.js";
+import { linkApiCatalogs } from "../../services/shared/rpc/apiDocs.js";
+import { EnvReader } from "../../services/shared/runtime/config.js";
+import { readServing } from "../../services/shared/rpc/serving.js";
 import { OrderKey, OrderType } from "../../gen/recon/v1/recon_pb.js";
 import { startPlatform, type Platform } from "../harness.js";
 

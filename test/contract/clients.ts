@@ -14,8 +14,8 @@ import { ConnectError, createClient, type Transport } from "@connectrpc/connect"
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { service as healthService } from "grpc-health-check";
-import { createGrpcClient } from "../../services/shared/grpc.js";
-import { JSON_OPTIONS, type RunningServer } from "../../services/shared/server.js";
+import { createGrpcClient } from "../../services/shared/rpc/grpc.js";
+import { JSON_OPTIONS, type RunningServer } from "../../services/shared/rpc/server.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const BUF = join(REPO_ROOT, "node_modules", ".bin", "buf");

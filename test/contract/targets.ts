@@ -9,8 +9,8 @@ import type { DescService, JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
-import type { RunningServer } from "../../services/shared/server.js";
-import { BusinessClock, idPrefix, isBusinessTime } from "../../services/shared/time.js";
+import type { RunningServer } from "../../services/shared/rpc/server.js";
+import { BusinessClock, idPrefix, isBusinessTime } from "../../services/shared/orders/time.js";
 import { startPlatform, type Backend, type Platform } from "../harness.js";
 
 /** The services under contract, in the order the suites call them. */

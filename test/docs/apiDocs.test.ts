@@ -1,7 +1,7 @@
 /** /openapi.json, /docs and CORS on the services' HTTP ports, over real HTTP. */
 import * as http from "node:http";
 import { expect } from "chai";
-import { linkApiCatalogs } from "../../services/shared/apiDocs.js";
+import { linkApiCatalogs } from "../../services/shared/rpc/apiDocs.js";
 import { startPlatform, type Platform } from "../harness.js";
 
 const SEED_PAY = { request_time: "2019-08-29 17:15:20", request_id: "20190829171520123456", saler_id: "saler2", total_fee: "100" };

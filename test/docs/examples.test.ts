@@ -6,7 +6,7 @@
  * every summary is the comment's whole first sentence, not its first line.
  */
 import { expect } from "chai";
-import { summaryOf } from "../../services/shared/openapi.js";
+import { summaryOf } from "../../services/shared/rpc/openapi.js";
 import { comments_payment_v1_payment } from "../../gen/payment/v1/payment_comments.js";
 import { comments_merchant_v1_merchant } from "../../gen/merchant/v1/merchant_comments.js";
 import { comments_recon_v1_recon } from "../../gen/recon/v1/recon_comments.js";

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import { chromium, type BrowserContext } from "playwright-core";
-import { linkApiCatalogs } from "../../services/shared/apiDocs.js";
+import { linkApiCatalogs } from "../../services/shared/rpc/apiDocs.js";
 import { startPlatform, type Platform } from "../harness.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";

@@ -21,7 +21,7 @@ import { expect } from "chai";
 import * as grpc from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import { Code } from "@connectrpc/connect";
-import { openDatabase, type Database, type DatabaseConfig } from "../../services/shared/database.js";
+import { openDatabase, type Database, type DatabaseConfig } from "../../services/shared/storage/database.js";
 import { paymentMigrations } from "../../services/payment/migrations/index.js";
 import { merchantMigrations } from "../../services/merchant/migrations/index.js";
 import { backends, deleteRedisKeys, freshStore, uniqueName, type Backend, type Store } from "../harness.js";

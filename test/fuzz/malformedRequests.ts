@@ -9,7 +9,7 @@ import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
-import { BusinessClock, idPrefix } from "../../services/shared/time.js";
+import { BusinessClock, idPrefix } from "../../services/shared/orders/time.js";
 
 export const SERVICES: DescService[] = [PaymentService, MerchantService, ReconService];
 

@@ -2,9 +2,9 @@
  * The three systems in one child process, configured from the environment like services/main.ts,
  * announcing where they listen as one JSON line on stdout (ports may be 0).
  */
-import { EnvReader } from "../../services/shared/config.js";
-import { createLogger } from "../../services/shared/logger.js";
-import { runUntilSignal } from "../../services/shared/lifecycle.js";
+import { EnvReader } from "../../services/shared/runtime/config.js";
+import { createLogger } from "../../services/shared/observability/logger.js";
+import { runUntilSignal } from "../../services/shared/runtime/lifecycle.js";
 import { readPaymentConfig } from "../../services/payment/config.js";
 import { startPaymentSystem } from "../../services/payment/system.js";
 import { readMerchantConfig } from "../../services/merchant/config.js";

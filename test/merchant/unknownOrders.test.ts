@@ -5,12 +5,12 @@
 import { expect } from "chai";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { OrderType } from "../../gen/payment/v1/payment_pb.js";
-import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/grpc.js";
+import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpc.js";
 import { startMerchantSystem, type MerchantSystem } from "../../services/merchant/system.js";
 import { insertOrder } from "../../services/merchant/orders.js";
 import { MSG_CLOSED } from "../../services/merchant/orderSender.js";
 import type { MerchantConfig } from "../../services/merchant/config.js";
-import { BusinessClock, idPrefix } from "../../services/shared/time.js";
+import { BusinessClock, idPrefix } from "../../services/shared/orders/time.js";
 import { backends, freshStore, merchantConfig, silentLogger, startPlatform, type Platform, type Store } from "../harness.js";
 import { closedAddress, MSG_INSUFFICIENT_BALANCE, storedBalance } from "../payment/fixtures.js";
 import { Relay } from "../payment/relay.js";

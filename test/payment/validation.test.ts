@@ -1,8 +1,8 @@
 import { expect } from "chai";
 import { Code } from "@connectrpc/connect";
 import { readPaymentConfig } from "../../services/payment/config.js";
-import { EnvReader } from "../../services/shared/config.js";
-import { BusinessClock, idPrefix } from "../../services/shared/time.js";
+import { EnvReader } from "../../services/shared/runtime/config.js";
+import { BusinessClock, idPrefix } from "../../services/shared/orders/time.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
 import { expectCode, paymentRowCounts, requestStamp } from "./fixtures.js";
 

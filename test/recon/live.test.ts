@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { OrderType as MerchantOrderType } from "../../gen/merchant/v1/merchant_pb.js";
 import { OrderType, type AuditRow, type DiffRow } from "../../gen/recon/v1/recon_pb.js";
-import { BusinessClock } from "../../services/shared/time.js";
+import { BusinessClock } from "../../services/shared/orders/time.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
 
 const clock = new BusinessClock("Asia/Shanghai");

@@ -1,12 +1,12 @@
 /**
  * Calls for the security suites: JSON posted with plain fetch (headers in, status, headers and
  * body out), and the merchant signature computed the way docs/security.md tells an integrator
- * to, independently of services/shared/signing.ts.
+ * to, independently of services/shared/auth/signing.ts.
  */
 import { createHmac, randomInt } from "node:crypto";
 import { expect } from "chai";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BusinessClock, idPrefix } from "../../services/shared/time.js";
+import { BusinessClock, idPrefix } from "../../services/shared/orders/time.js";
 
 export const clock = new BusinessClock("Asia/Shanghai");
 

@@ -15,11 +15,11 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { OrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
-import { createGrpcClient } from "../../services/shared/grpc.js";
+import { createGrpcClient } from "../../services/shared/rpc/grpc.js";
 import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
 import { startMerchantSystem, type MerchantSystem } from "../../services/merchant/system.js";
 import { startReconSystem, type ReconSystem } from "../../services/recon/system.js";
-import { JSON_OPTIONS } from "../../services/shared/server.js";
+import { JSON_OPTIONS } from "../../services/shared/rpc/server.js";
 import { backends, deleteRedisKeys, freshStore, merchantConfig, paymentConfig, reconConfig, uniqueName, type Store } from "../harness.js";
 import { identityAt, postJson } from "./calls.js";
 

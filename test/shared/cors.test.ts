@@ -5,7 +5,7 @@
  * never credentials; with OPERATOR_TOKEN set, administrative calls still need the token.
  */
 import { expect } from "chai";
-import { DEFAULT_SERVING } from "../../services/shared/serving.js";
+import { DEFAULT_SERVING } from "../../services/shared/rpc/serving.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
 import { payRequest } from "../payment/fixtures.js";
 

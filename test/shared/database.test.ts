@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { openDatabase, type Database } from "../../services/shared/database.js";
+import { openDatabase, type Database } from "../../services/shared/storage/database.js";
 import { paymentMigrations } from "../../services/payment/migrations/index.js";
 import { merchantMigrations } from "../../services/merchant/migrations/index.js";
 import { backends, startPlatform } from "../harness.js";

@@ -7,7 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
-import { addGrpcService, createGrpcClient, grpcTarget } from "../../services/shared/grpc.js";
+import { addGrpcService, createGrpcClient, grpcTarget } from "../../services/shared/rpc/grpc.js";
 
 interface Instance {
   server: grpc.Server;

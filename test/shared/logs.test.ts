@@ -13,11 +13,11 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { MerchantService, OrderType } from "../../gen/merchant/v1/merchant_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
-import { createGrpcClient } from "../../services/shared/grpc.js";
+import { createGrpcClient } from "../../services/shared/rpc/grpc.js";
 import { startPaymentSystem } from "../../services/payment/system.js";
 import { startMerchantSystem } from "../../services/merchant/system.js";
 import { startReconSystem } from "../../services/recon/system.js";
-import { DEFAULT_SERVING, type CallLogLevel } from "../../services/shared/serving.js";
+import { DEFAULT_SERVING, type CallLogLevel } from "../../services/shared/rpc/serving.js";
 import { freshStore, merchantConfig, paymentConfig, reconConfig, uniqueName } from "../harness.js";
 import { payRequest } from "../payment/fixtures.js";
 

@@ -7,7 +7,7 @@ import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
 import { comments_payment_v1_payment } from "../../gen/payment/v1/payment_comments.js";
-import { openApiDocument, type OpenApiDocument, type SchemaObject } from "../../services/shared/openapi.js";
+import { openApiDocument, type OpenApiDocument, type SchemaObject } from "../../services/shared/rpc/openapi.js";
 import { paymentApiDocument } from "../../services/payment/apiDocs.js";
 import { merchantApiDocument } from "../../services/merchant/apiDocs.js";
 import { reconApiDocument } from "../../services/recon/apiDocs.js";

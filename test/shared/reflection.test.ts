@@ -5,7 +5,7 @@ import { expect } from "chai";
 import * as grpc from "@grpc/grpc-js";
 import { create, createFileRegistry, fromBinary, toBinary, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import { reflectionService } from "../../services/shared/reflection.js";
+import { reflectionService } from "../../services/shared/rpc/reflection.js";
 import { comments_payment_v1_payment } from "../../gen/payment/v1/payment_comments.js";
 import { comments_merchant_v1_merchant } from "../../gen/merchant/v1/merchant_comments.js";
 import { comments_recon_v1_recon } from "../../gen/recon/v1/recon_comments.js";

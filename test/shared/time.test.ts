@@ -3,7 +3,7 @@
  * the calls interleave and however many distinct seconds are asked for.
  */
 import { expect } from "chai";
-import { BusinessClock, idPrefix, isBusinessTime } from "../../services/shared/time.js";
+import { BusinessClock, idPrefix, isBusinessTime } from "../../services/shared/orders/time.js";
 
 describe("business time", () => {
   it("formats now, earlier and later instants in the zone, interleaved, across second boundaries", () => {

@@ -1,4 +1,4 @@
-import type { Migration } from "../../shared/database.js";
+import type { Migration } from "../../shared/storage/database.js";
 import * as m0001 from "./20261125_0001_merchant_orders.js";
 import * as m0002 from "./20261129_0002_refunds.js";
 

@@ -1,4 +1,4 @@
-import type { Migration } from "../../shared/database.js";
+import type { Migration } from "../../shared/storage/database.js";
 import * as m0001 from "./20261125_0001_payment_orders_and_accounts.js";
 import * as m0002 from "./20261129_0002_balance_ceiling.js";
 import * as m0003 from "./20261129_0003_refunds.js";

@@ -1,4 +1,4 @@
-import { invalidField } from "./errors.js";
+import { invalidField } from "../errors.js";
 import { idPrefix, isBusinessTime } from "./time.js";
 import { ORDER_ID_PATTERN } from "./ids.js";
 

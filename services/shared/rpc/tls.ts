@@ -6,8 +6,8 @@
  */
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
-import type { EnvReader } from "./config.js";
-import { ConfigError } from "./errors.js";
+import type { EnvReader } from "../runtime/config.js";
+import { ConfigError } from "../errors.js";
 
 export interface ServerTls {
   cert: Buffer;

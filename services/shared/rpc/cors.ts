@@ -12,7 +12,7 @@
 import type * as http from "node:http";
 import { cors } from "@connectrpc/connect";
 import { REQUEST_ID_HEADER } from "./callPolicy.js";
-import { MERCHANT_ID_HEADER, REQUEST_TIME_HEADER, SIGNATURE_HEADER } from "./signing.js";
+import { MERCHANT_ID_HEADER, REQUEST_TIME_HEADER, SIGNATURE_HEADER } from "../auth/signing.js";
 
 export const CORS_ALLOWED_HEADERS = [...cors.allowedHeaders, "Authorization", "X-Request-Id", MERCHANT_ID_HEADER, SIGNATURE_HEADER, REQUEST_TIME_HEADER];
 export const CORS_EXPOSED_HEADERS = [...cors.exposedHeaders, "X-Request-Id", "Connect-Protocol-Version", "Grpc-Encoding"];

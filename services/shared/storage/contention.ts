@@ -9,7 +9,7 @@
  * the whole transaction back, so the error goes up to `inTransaction`, which runs it all again.
  */
 import type { Knex } from "knex";
-import { isRetryableTransactionError } from "./errors.js";
+import { isRetryableTransactionError } from "../errors.js";
 
 export interface ContentionPolicy {
   /** Runs in all, the first included. */

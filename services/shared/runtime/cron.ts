@@ -1,7 +1,7 @@
 /** Jobs run on a node-schedule cron rule (with seconds), one run at a time. */
 import schedule from "node-schedule";
 import type { EnvReader } from "./config.js";
-import { ConfigError } from "./errors.js";
+import { ConfigError } from "../errors.js";
 
 /** A cron rule with seconds (six fields), or "off"; a malformed rule stops start-up naming the variable. */
 export function readCron(env: EnvReader, name: string, fallback: string): string {

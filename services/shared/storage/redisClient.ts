@@ -7,7 +7,7 @@
  * give all their keys one hash tag ("{tag}:...") for that.
  */
 import { Cluster, Redis } from "ioredis";
-import { ConfigError } from "./errors.js";
+import { ConfigError } from "../errors.js";
 
 export type RedisClient = Redis | Cluster;
 

@@ -1,6 +1,6 @@
-import type { DatabaseConfig } from "./database.js";
-import { ConfigError } from "./errors.js";
-import { assertTimeZone } from "./time.js";
+import type { DatabaseConfig } from "../storage/database.js";
+import { ConfigError } from "../errors.js";
+import { assertTimeZone } from "../orders/time.js";
 
 /** Reads environment variables with defaults; a malformed value stops start-up naming it. */
 export class EnvReader {

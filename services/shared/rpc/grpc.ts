@@ -8,7 +8,7 @@ import { create, fromBinary, ScalarType, toBinary, type DescField, type DescMess
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError, createContextValues, type Client, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { assignRequestId, PEER_KEY } from "./callPolicy.js";
-import { toClientError } from "./errors.js";
+import { toClientError } from "../errors.js";
 
 type AnyImpl = Record<string, (req: unknown, ctx: unknown) => unknown>;
 

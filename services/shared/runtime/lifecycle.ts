@@ -1,5 +1,5 @@
-import { ConfigError } from "./errors.js";
-import type { Logger } from "./logger.js";
+import { ConfigError } from "../errors.js";
+import type { Logger } from "../observability/logger.js";
 
 export interface Closable {
   close(): Promise<void>;

@@ -9,10 +9,10 @@
 import { randomUUID } from "node:crypto";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import type { CallGuard } from "./authentication.js";
-import type { EnvReader } from "./config.js";
-import { toClientError } from "./errors.js";
-import type { Logger } from "./logger.js";
+import type { CallGuard } from "../auth/authentication.js";
+import type { EnvReader } from "../runtime/config.js";
+import { toClientError } from "../errors.js";
+import type { Logger } from "../observability/logger.js";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 const CALLER_REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;

@@ -6,11 +6,11 @@
  * HTTP URLs at which a browser reaches each service, for the pages (/docs, the console) of a
  * service that runs in its own process (apiDocs.ts).
  */
-import { EnvReader } from "./config.js";
-import { ConfigError } from "./errors.js";
-import type { Logger } from "./logger.js";
+import { EnvReader } from "../runtime/config.js";
+import { ConfigError } from "../errors.js";
+import type { Logger } from "../observability/logger.js";
 import type { CallObserver } from "./callPolicy.js";
-import { codeName } from "./metrics.js";
+import { codeName } from "../observability/metrics.js";
 
 export const CALL_LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "off"] as const;
 export type CallLogLevel = (typeof CALL_LOG_LEVELS)[number];

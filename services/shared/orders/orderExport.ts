@@ -1,6 +1,6 @@
 /** What both order-keeping systems export for reconciliation. */
 import type { Knex } from "knex";
-import { keysetPages, toFen } from "./database.js";
+import { keysetPages, toFen } from "../storage/database.js";
 import { idPrefix } from "./time.js";
 
 /** One successful order; amount is total_fee or withdraw_money, in fen. */

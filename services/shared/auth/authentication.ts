@@ -10,10 +10,10 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { EnvReader } from "./config.js";
-import { ConfigError } from "./errors.js";
+import type { EnvReader } from "../runtime/config.js";
+import { ConfigError } from "../errors.js";
 import { hasRequestTime, verifySignature } from "./signing.js";
-import { isBusinessTime, type BusinessClock } from "./time.js";
+import { isBusinessTime, type BusinessClock } from "../orders/time.js";
 
 export interface CallInfo {
   method: DescMethod;

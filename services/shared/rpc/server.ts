@@ -17,7 +17,7 @@ import { Code, ConnectError, createConnectRouter, createContextValues, type Serv
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { HealthImplementation } from "grpc-health-check";
 import { addGrpcService } from "./grpc.js";
-import type { CallGuard } from "./authentication.js";
+import type { CallGuard } from "../auth/authentication.js";
 import {
   applyCallPolicy,
   DEFAULT_CALL_LIMITS,
@@ -27,16 +27,16 @@ import {
   type CallLimits,
   type CallObserver,
 } from "./callPolicy.js";
-import type { ServiceMetrics } from "./metrics.js";
+import type { ServiceMetrics } from "../observability/metrics.js";
 import { callLogObserver, DEFAULT_SERVING, type ServingConfig } from "./serving.js";
-import { Readiness, type DependencyCheck } from "./readiness.js";
+import { Readiness, type DependencyCheck } from "../observability/readiness.js";
 import { corsRoute, isPreflight, refusePreflight } from "./cors.js";
 import { grpcServerCredentials, type ServerTls } from "./tls.js";
 import { addReflectionService } from "./reflection.js";
 import { checkedGatewayHandler } from "./gatewayRequests.js";
-import type { ListenConfig } from "./config.js";
-import { ConfigError } from "./errors.js";
-import type { Logger } from "./logger.js";
+import type { ListenConfig } from "../runtime/config.js";
+import { ConfigError } from "../errors.js";
+import type { Logger } from "../observability/logger.js";
 
 export interface ServiceBinding {
   service: DescService;

@@ -5,9 +5,9 @@
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { SourceCodeInfoSchema, type SourceCodeInfo } from "@bufbuild/protobuf/wkt";
-import { sourceInfo_payment_v1_payment } from "../../gen/payment/v1/payment_comments.js";
-import { sourceInfo_merchant_v1_merchant } from "../../gen/merchant/v1/merchant_comments.js";
-import { sourceInfo_recon_v1_recon } from "../../gen/recon/v1/recon_comments.js";
+import { sourceInfo_payment_v1_payment } from "../../../gen/payment/v1/payment_comments.js";
+import { sourceInfo_merchant_v1_merchant } from "../../../gen/merchant/v1/merchant_comments.js";
+import { sourceInfo_recon_v1_recon } from "../../../gen/recon/v1/recon_comments.js";
 
 const ENCODED: readonly { file: string; base64: string }[] = [sourceInfo_payment_v1_payment, sourceInfo_merchant_v1_merchant, sourceInfo_recon_v1_recon];
 

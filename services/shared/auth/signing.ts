@@ -19,7 +19,7 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ConfigError } from "./errors.js";
+import { ConfigError } from "../errors.js";
 
 export const MERCHANT_ID_HEADER = "x-merchant-id";
 export const SIGNATURE_HEADER = "x-signature";

@@ -19,7 +19,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Code } from "@connectrpc/connect";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Knex } from "knex";
-import type { CallObserver } from "./callPolicy.js";
+import type { CallObserver } from "../rpc/callPolicy.js";
 
 /** Seconds buckets of call handling times (go-grpc-prometheus's defaults, plus finer ones). */
 const CALL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];

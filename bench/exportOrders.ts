@@ -16,7 +16,7 @@ import { spawn } from "node:child_process";
 import { createWriteStream, mkdirSync, rmSync, statSync } from "node:fs";
 import { once } from "node:events";
 import { join } from "node:path";
-import { createGrpcClient } from "../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../services/shared/rpc/grpcClient.js";
 import { writeOrderFile } from "../services/recon/orderFiles.js";
 import type { ExportRow } from "../services/shared/orders/orderExport.js";
 import { OrderKey, OrderType, PaymentService } from "../gen/payment/v1/payment_pb.js";

@@ -16,7 +16,7 @@
  *
  * BENCH_PAYMENTS (20000), BENCH_PAYMENT_ACCOUNTS (1000), BENCH_SYSBENCH_SECONDS (20).
  */
-import { createGrpcClient } from "../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../services/shared/rpc/grpcClient.js";
 import { MerchantService } from "../gen/merchant/v1/merchant_pb.js";
 import { PaymentService } from "../gen/payment/v1/payment_pb.js";
 import { emit, envInt, loadAverage, log, type BenchResult, type Throughput } from "./lib/common.js";

@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import { pino } from "pino";
 import { OrderType } from "../gen/recon/v1/recon_pb.js";
 import { ReconService } from "../gen/recon/v1/recon_pb.js";
-import { createGrpcClient } from "../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../services/shared/rpc/grpcClient.js";
 import { startReconSystem } from "../services/recon/system.js";
 import { readReconConfig } from "../services/recon/config.js";
 

@@ -21,7 +21,7 @@
  * BENCH_SETTLE_CREDITS (200000), BENCH_SETTLE_ACCOUNTS (10000), BENCH_LAG_RATE (200/s),
  * BENCH_LAG_SECONDS (15).
  */
-import { createGrpcClient } from "../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../services/shared/rpc/grpcClient.js";
 import { BusinessClock, idPrefix } from "../services/shared/orders/time.js";
 import { PaymentService } from "../gen/payment/v1/payment_pb.js";
 import { emit, envInt, loadAverage, log, percentile } from "./lib/common.js";

@@ -21,7 +21,7 @@
  * BENCH_WITHDRAWALS (5000), BENCH_REFUNDS (2000).
  */
 import mysql from "mysql2/promise";
-import { createGrpcClient } from "../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../services/shared/rpc/grpcClient.js";
 import { BusinessClock, idPrefix } from "../services/shared/orders/time.js";
 import { PaymentService } from "../gen/payment/v1/payment_pb.js";
 import { databaseUrl, emit, envInt, loadAverage, log, measure } from "./lib/common.js";

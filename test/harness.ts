@@ -14,7 +14,7 @@ import { pino } from "pino";
 import type { Client } from "@connectrpc/connect";
 import { PaymentService } from "../gen/payment/v1/payment_pb.js";
 import { MerchantService } from "../gen/merchant/v1/merchant_pb.js";
-import { createGrpcClient } from "../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../services/shared/rpc/grpcClient.js";
 import { DEFAULT_SETTLE_LEASE_MS, type PaymentConfig } from "../services/payment/config.js";
 import type { MerchantConfig } from "../services/merchant/config.js";
 import { startPaymentSystem, type PaymentSystem } from "../services/payment/system.js";

@@ -15,7 +15,7 @@ import { expect } from "chai";
 import mysql from "mysql2/promise";
 import { MerchantService } from "../gen/merchant/v1/merchant_pb.js";
 import { openDatabase, toCount, type DatabaseConfig } from "../services/shared/storage/database.js";
-import { createGrpcClient } from "../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../services/shared/rpc/grpcClient.js";
 import { merchantMigrations } from "../services/merchant/migrations/index.js";
 import { paymentMigrations } from "../services/payment/migrations/index.js";
 import { backends, deleteRedisKeys, uniqueName, type Backend } from "./harness.js";

@@ -4,7 +4,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
-import { createGrpcClient, type GrpcClientHandle } from "../shared/rpc/grpc.js";
+import { createGrpcClient, type GrpcClientHandle } from "../shared/rpc/grpcClient.js";
 import { operatorHeaders } from "../shared/auth/authentication.js";
 
 export const EXIT = {

@@ -2,7 +2,7 @@
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { OrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { openDatabase, type Database } from "../shared/storage/database.js";
-import { createGrpcClient } from "../shared/rpc/grpc.js";
+import { createGrpcClient } from "../shared/rpc/grpcClient.js";
 import type { Logger } from "../shared/observability/logger.js";
 import { bind, serve, type RunningServer } from "../shared/rpc/server.js";
 import { operatorTokenGuard } from "../shared/auth/authentication.js";

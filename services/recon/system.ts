@@ -5,7 +5,7 @@ import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
 import { ApiCatalog, docsRoutes } from "../shared/rpc/apiDocs.js";
 import { consoleRoutes } from "../console/routes.js";
-import { createGrpcClient } from "../shared/rpc/grpc.js";
+import { createGrpcClient } from "../shared/rpc/grpcClient.js";
 import type { Logger } from "../shared/observability/logger.js";
 import { bind, serve, type RunningServer } from "../shared/rpc/server.js";
 import { operatorHeaders, operatorTokenGuard } from "../shared/auth/authentication.js";

@@ -14,7 +14,7 @@ import { ConnectError, createClient, type Transport } from "@connectrpc/connect"
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { service as healthService } from "grpc-health-check";
-import { createGrpcClient } from "../../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { JSON_OPTIONS, type RunningServer } from "../../services/shared/rpc/server.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));

@@ -18,7 +18,7 @@ import { ConnectError, type Client } from "@connectrpc/connect";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { OrderType as ReconOrderType, ReconService, type Run } from "../../gen/recon/v1/recon_pb.js";
-import { createGrpcClient } from "../../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { BusinessClock } from "../../services/shared/orders/time.js";
 import { uniqueName } from "../harness.js";
 import { databaseUrl, deleteKeys, dropDatabases, freePort, serviceProcess, sleep, type ManagedProcess, type UnexpectedExit } from "./processes.js";

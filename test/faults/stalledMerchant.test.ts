@@ -15,7 +15,7 @@ import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
 import { MSG_CLOSED } from "../../services/merchant/orderSender.js";
-import { createGrpcClient } from "../../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { uniqueName } from "../harness.js";
 import { databaseUrl, deleteKeys, dropDatabases, freePort, serviceProcess, sleep, type ManagedProcess } from "./processes.js";
 

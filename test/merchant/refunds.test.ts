@@ -10,7 +10,7 @@ import { OrderType as PaymentOrderType } from "../../gen/payment/v1/payment_pb.j
 import { MSG_CLOSED } from "../../services/merchant/orderSender.js";
 import { startMerchantSystem } from "../../services/merchant/system.js";
 import { MSG_REFUND_INSUFFICIENT_BALANCE } from "../../services/payment/refunds.js";
-import { createGrpcClient } from "../../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { backends, freshStore, merchantConfig, silentLogger, startPlatform, type Platform } from "../harness.js";
 import { closedAddress, inParallel, refusal, storedBalance } from "../payment/fixtures.js";
 import { Relay } from "../payment/relay.js";

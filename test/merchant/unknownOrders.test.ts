@@ -5,7 +5,7 @@
 import { expect } from "chai";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { OrderType } from "../../gen/payment/v1/payment_pb.js";
-import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpc.js";
+import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpcClient.js";
 import { startMerchantSystem, type MerchantSystem } from "../../services/merchant/system.js";
 import { insertOrder } from "../../services/merchant/orders.js";
 import { MSG_CLOSED } from "../../services/merchant/orderSender.js";

@@ -13,7 +13,7 @@ import Database from "better-sqlite3";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { PaymentService, PayRequestSchema, type PayResponse } from "../../gen/payment/v1/payment_pb.js";
-import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpc.js";
+import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
 import { createPaymentService } from "../../services/payment/service.js";
 import { MemoryCreditBuffer } from "../../services/payment/creditBuffer.js";

@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { expect } from "chai";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
-import { createGrpcClient } from "../../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
 import { startMerchantSystem } from "../../services/merchant/system.js";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";

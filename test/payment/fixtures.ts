@@ -13,7 +13,7 @@ import { BusinessClock, idPrefix } from "../../services/shared/orders/time.js";
 import { MemoryCreditBuffer } from "../../services/payment/creditBuffer.js";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import type { Client } from "@connectrpc/connect";
-import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpc.js";
+import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
 import { deleteRedisKeys, freshStore, paymentConfig, silentLogger, uniqueName, type Backend, type Platform, type Store } from "../harness.js";
 

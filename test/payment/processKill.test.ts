@@ -11,7 +11,7 @@ import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
-import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpc.js";
+import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem } from "../../services/payment/system.js";
 import { backends, deleteRedisKeys, freshStore, paymentConfig, silentLogger, uniqueName, type Backend, type Store } from "../harness.js";
 import { inParallel, payRequest, refundRequest, storedBalance, withdrawRequest } from "./fixtures.js";

@@ -15,7 +15,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { OrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
-import { createGrpcClient } from "../../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
 import { startMerchantSystem, type MerchantSystem } from "../../services/merchant/system.js";
 import { startReconSystem, type ReconSystem } from "../../services/recon/system.js";

@@ -12,7 +12,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { OrderType, PaymentService, PayRequestSchema, type PayRequest } from "../../gen/payment/v1/payment_pb.js";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
-import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpc.js";
+import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpcClient.js";
 import { readPaymentConfig } from "../../services/payment/config.js";
 import { readMerchantConfig } from "../../services/merchant/config.js";
 import { EnvReader } from "../../services/shared/runtime/config.js";

@@ -16,7 +16,7 @@ import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
 import { EnvReader } from "../../services/shared/runtime/config.js";
 import { ConfigError } from "../../services/shared/errors.js";
-import { createGrpcClient } from "../../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { grpcChannelCredentials } from "../../services/shared/rpc/tls.js";
 import { readPaymentConfig } from "../../services/payment/config.js";
 import { readMerchantConfig } from "../../services/merchant/config.js";

@@ -10,7 +10,7 @@ import { expect } from "chai";
 import * as grpc from "@grpc/grpc-js";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
-import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpc.js";
+import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpcClient.js";
 import { bind, serve, type RunningServer } from "../../services/shared/rpc/server.js";
 import { silentLogger } from "../harness.js";
 

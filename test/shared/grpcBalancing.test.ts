@@ -7,7 +7,8 @@ import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
-import { addGrpcService, createGrpcClient, grpcTarget } from "../../services/shared/rpc/grpc.js";
+import { addGrpcService } from "../../services/shared/rpc/grpcServer.js";
+import { createGrpcClient, grpcTarget } from "../../services/shared/rpc/grpcClient.js";
 
 interface Instance {
   server: grpc.Server;

@@ -13,7 +13,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { MerchantService, OrderType } from "../../gen/merchant/v1/merchant_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
-import { createGrpcClient } from "../../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem } from "../../services/payment/system.js";
 import { startMerchantSystem } from "../../services/merchant/system.js";
 import { startReconSystem } from "../../services/recon/system.js";

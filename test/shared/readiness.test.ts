@@ -15,7 +15,7 @@ import { expect } from "chai";
 import { pino } from "pino";
 import { Redis } from "ioredis";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
-import { createGrpcClient } from "../../services/shared/rpc/grpc.js";
+import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
 import { startMerchantSystem, type MerchantSystem } from "../../services/merchant/system.js";
 import { startReconSystem, type ReconSystem } from "../../services/recon/system.js";

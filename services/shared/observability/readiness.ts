@@ -11,7 +11,7 @@
 import type * as http from "node:http";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
-import { grpcTarget } from "../rpc/grpc.js";
+import { grpcTarget } from "../rpc/grpcClient.js";
 import type { Logger } from "./logger.js";
 
 export interface DependencyCheck {

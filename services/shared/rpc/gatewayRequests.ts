@@ -11,7 +11,7 @@
  *   input message is found from its descriptor, nested messages and lists included, so a new RPC
  *   is covered without listing its fields anywhere.
  * - Binary messages that do not decode (truncated, a field with the wrong wire type). connect-node
- *   answers those with INTERNAL "parse binary: …"; grpc.ts's decodeRequest says why instead.
+ *   answers those with INTERNAL "parse binary: …"; decode.ts's decodeRequest says why instead.
  *
  * A refused message is never handed to connect-node's decoder: the request body it reads fails
  * with the INVALID_ARGUMENT, which every protocol's handler then answers in its own framing.
@@ -33,7 +33,7 @@ import {
   type UniversalServerResponse,
 } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
-import { decodeRequest, UndecodableRequest } from "./grpc.js";
+import { decodeRequest, UndecodableRequest } from "./decode.js";
 
 const UNSIGNED_DECIMAL = /^(0|[1-9][0-9]*)$/;
 const SIGNED_DECIMAL = /^(0|-?[1-9][0-9]*)$/;

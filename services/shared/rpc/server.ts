@@ -16,7 +16,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, createContextValues, type ServiceImpl } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { HealthImplementation } from "grpc-health-check";
-import { addGrpcService } from "./grpc.js";
+import { addGrpcService } from "./grpcServer.js";
 import type { CallGuard } from "../auth/authentication.js";
 import {
   applyCallPolicy,

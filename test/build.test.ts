@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { expect } from "chai";
-import { REPO_ROOT } from "./contract/clients.js";
+import { REPO_ROOT } from "./support/paths.js";
 
 const run = promisify(execFile);
 

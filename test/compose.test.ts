@@ -12,7 +12,7 @@ import { EnvReader } from "../services/shared/runtime/config.js";
 import { readPaymentConfig } from "../services/payment/config.js";
 import { readMerchantConfig } from "../services/merchant/config.js";
 import { readReconConfig } from "../services/recon/config.js";
-import { REPO_ROOT } from "./contract/clients.js";
+import { REPO_ROOT } from "./support/paths.js";
 
 interface ComposeService {
   image?: string;

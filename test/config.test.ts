@@ -15,7 +15,7 @@ import { readPaymentConfig } from "../services/payment/config.js";
 import { readMerchantConfig } from "../services/merchant/config.js";
 import { readReconConfig } from "../services/recon/config.js";
 import { availableParallelism } from "node:os";
-import { REPO_ROOT } from "./contract/clients.js";
+import { REPO_ROOT } from "./support/paths.js";
 
 type Reader = (env: EnvReader) => unknown;
 

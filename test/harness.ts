@@ -8,8 +8,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import mysql from "mysql2/promise";
-import { Redis } from "ioredis";
 import { pino } from "pino";
 import type { Client } from "@connectrpc/connect";
 import { PaymentService } from "../gen/payment/v1/payment_pb.js";
@@ -24,6 +22,7 @@ import type { SenderFaults } from "../services/merchant/orderSender.js";
 import { ReconService } from "../gen/recon/v1/recon_pb.js";
 import type { ReconConfig } from "../services/recon/config.js";
 import { startReconSystem, type ReconSystem } from "../services/recon/system.js";
+import { deleteRedisKeys, dropDatabases } from "./support/cleanup.js";
 
 export interface Backend {
   name: "embedded" | "mariadb+redis";
@@ -64,13 +63,7 @@ export function freshStore(backend: Backend, system: string): Store {
     return {
       mysqlUrl: url.toString(),
       sqliteFile: "",
-      async drop() {
-        const server = new URL(backend.mysqlUrl!);
-        server.pathname = "/";
-        const conn = await mysql.createConnection(server.toString());
-        await conn.query(`DROP DATABASE IF EXISTS \`${name}\``);
-        await conn.end();
-      },
+      drop: () => dropDatabases(backend.mysqlUrl!, [name]),
     };
   }
   const dir = mkdtempSync(join(tmpdir(), `${system}-`));
@@ -80,16 +73,6 @@ export function freshStore(backend: Backend, system: string): Store {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-export async function deleteRedisKeys(redisUrl: string, prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl);
-  try {
-    const keys = await redis.keys(`{${prefix}}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-  } finally {
-    redis.disconnect();
-  }
 }
 
 const LOOPBACK = { host: "127.0.0.1", grpcPort: 0, httpPort: 0 };

@@ -18,8 +18,9 @@ import { openDatabase, toCount, type DatabaseConfig } from "../services/shared/s
 import { createGrpcClient } from "../services/shared/rpc/grpcClient.js";
 import { merchantMigrations } from "../services/merchant/migrations/index.js";
 import { paymentMigrations } from "../services/payment/migrations/index.js";
-import { backends, deleteRedisKeys, uniqueName, type Backend } from "./harness.js";
-import { REPO_ROOT } from "./contract/clients.js";
+import { backends, uniqueName, type Backend } from "./harness.js";
+import { REPO_ROOT } from "./support/paths.js";
+import { deleteRedisKeys } from "./support/cleanup.js";
 
 async function freePort(): Promise<number> {
   const server = createServer();

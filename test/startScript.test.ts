@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { expect } from "chai";
-import { REPO_ROOT } from "./contract/clients.js";
+import { REPO_ROOT } from "./support/paths.js";
 
 async function freePort(): Promise<number> {
   const server = createServer();

@@ -7,7 +7,6 @@
  */
 import { execFile } from "node:child_process";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { fromJson, toJson, type DescMethod, type DescService, type JsonObject } from "@bufbuild/protobuf";
 import { ConnectError, createClient, type Transport } from "@connectrpc/connect";
@@ -16,8 +15,9 @@ import { createConnectTransport, createGrpcTransport, Http2SessionManager } from
 import { service as healthService } from "grpc-health-check";
 import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { JSON_OPTIONS, type RunningServer } from "../../services/shared/rpc/server.js";
+import { REPO_ROOT } from "../support/paths.js";
+import { postJson } from "../support/http.js";
 
-export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const BUF = join(REPO_ROOT, "node_modules", ".bin", "buf");
 export const HEALTH_PROTO = join(REPO_ROOT, "node_modules", "grpc-health-check", "proto", "health", "v1", "health.proto");
 
@@ -81,21 +81,11 @@ export function errorFromJson(text: string): ConnectError {
   return new ConnectError(body.message ?? "", code);
 }
 
-/** POST of JSON to the Connect gateway, as curl or a browser would send it. */
-export async function postJson(server: RunningServer, path: string, body: string): Promise<{ status: number; text: string; contentType: string }> {
-  const res = await fetch(`${server.httpUrl}${path}`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body,
-  });
-  return { status: res.status, text: await res.text(), contentType: res.headers.get("content-type") ?? "" };
-}
-
 function fetchCaller(service: DescService, server: RunningServer): ServiceCaller {
   return {
     transport: "http-json",
     async unary(name, request) {
-      const res = await postJson(server, `/${service.typeName}/${name}`, JSON.stringify(request));
+      const res = await postJson(server.httpUrl + `/${service.typeName}/${name}`, JSON.stringify(request));
       if (res.status !== 200) throw errorFromJson(res.text);
       return JSON.parse(res.text) as JsonObject;
     },

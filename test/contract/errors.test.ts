@@ -8,8 +8,10 @@ import { rmSync, writeFileSync } from "node:fs";
 import { expect } from "chai";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { backends, startPlatform, type Platform } from "../harness.js";
-import { callerFor, errorFromJson, postJson, TRANSPORTS, type ServiceCaller } from "./clients.js";
-import { freshRequestIdentity, TARGET_NAMES, targetsOf, type ContractTarget } from "./targets.js";
+import { callerFor, errorFromJson, TRANSPORTS, type ServiceCaller } from "./clients.js";
+import { TARGET_NAMES, targetsOf, type ContractTarget } from "./targets.js";
+import { postJson } from "../support/http.js";
+import { requestIdentityJson } from "../support/requestIdentity.js";
 
 async function refusal(call: Promise<unknown>): Promise<ConnectError> {
   try {
@@ -49,7 +51,7 @@ for (const backend of backends()) {
       it(`refuses a zero amount with INVALID_ARGUMENT naming total_fee through ${transport}, writing nothing`, async () => {
         const payment = targets.find((t) => t.name === "payment")!;
         const err = await withCaller(callerFor(transport, payment.service, payment.server), (c) =>
-          refusal(c.unary("Pay", { ...freshRequestIdentity(), saler_id: `zero_${transport}`, total_fee: "0" })),
+          refusal(c.unary("Pay", { ...requestIdentityJson(), saler_id: `zero_${transport}`, total_fee: "0" })),
         );
         expect(err.code).to.equal(Code.InvalidArgument);
         expect(err.rawMessage).to.match(/^total_fee: /);
@@ -75,14 +77,14 @@ for (const backend of backends()) {
         const path = () => `/${target().service.typeName}/${target().unary.method}`;
 
         it("refuses malformed JSON with 400 invalid_argument", async () => {
-          const res = await postJson(target().server, path(), `{"saler_id": "saler1", "total_fee": `);
+          const res = await postJson(target().server.httpUrl + path(), `{"saler_id": "saler1", "total_fee": `);
           expect(res.status).to.equal(400);
           expect(errorFromJson(res.text).code).to.equal(Code.InvalidArgument);
         });
 
         it("refuses an unknown field with invalid_argument naming it", async () => {
           const body = { ...target().unary.request(), refund_to: "saler9" };
-          const res = await postJson(target().server, path(), JSON.stringify(body));
+          const res = await postJson(target().server.httpUrl + path(), JSON.stringify(body));
           expect(res.status).to.equal(400);
           const err = errorFromJson(res.text);
           expect(err.code).to.equal(Code.InvalidArgument);
@@ -94,7 +96,7 @@ for (const backend of backends()) {
           it(`refuses the fractional amount ${amount} with invalid_argument naming the field`, async () => {
             const body = JSON.stringify(target().unary.request()).replace(/"total_fee":"100"/, `"total_fee":${amount}`);
             expect(body, "the probe carries total_fee").to.contain(`"total_fee":${amount}`);
-            const res = await postJson(target().server, path(), body);
+            const res = await postJson(target().server.httpUrl + path(), body);
             expect(res.status).to.equal(400);
             const err = errorFromJson(res.text);
             expect(err.code).to.equal(Code.InvalidArgument);
@@ -104,7 +106,7 @@ for (const backend of backends()) {
 
         it("refuses a number beyond int64 for an amount", async () => {
           const body = JSON.stringify(target().unary.request()).replace(/"total_fee":"100"/, `"total_fee":"9223372036854775808"`);
-          const res = await postJson(target().server, path(), body);
+          const res = await postJson(target().server.httpUrl + path(), body);
           expect(res.status).to.equal(400);
           expect(errorFromJson(res.text).rawMessage).to.contain("total_fee");
         });
@@ -112,15 +114,15 @@ for (const backend of backends()) {
     }
 
     it("refuses a fractional withdraw_money on the payment gateway naming it", async () => {
-      const body = JSON.stringify({ ...freshRequestIdentity(), withdraw_money: "0.5", saler_id: "saler1" });
-      const res = await postJson(p.payment.server, "/payment.v1.PaymentService/Withdraw", body);
+      const body = JSON.stringify({ ...requestIdentityJson(), withdraw_money: "0.5", saler_id: "saler1" });
+      const res = await postJson(p.payment.server.httpUrl + "/payment.v1.PaymentService/Withdraw", body);
       expect(res.status).to.equal(400);
       expect(errorFromJson(res.text).rawMessage).to.contain("withdraw_money");
     });
 
     it("refuses a withdrawal whose request_id does not start with its request_time, naming request_id", async () => {
       const body = JSON.stringify({ request_time: "2019-08-29 17:16:21", request_id: "20190829171620334455", withdraw_money: "100", saler_id: "saler1" });
-      const res = await postJson(p.payment.server, "/payment.v1.PaymentService/Withdraw", body);
+      const res = await postJson(p.payment.server.httpUrl + "/payment.v1.PaymentService/Withdraw", body);
       expect(res.status).to.equal(400);
       const err = errorFromJson(res.text);
       expect(err.code).to.equal(Code.InvalidArgument);

@@ -8,8 +8,10 @@ import { expect } from "chai";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { backends, startPlatform, type Platform } from "../harness.js";
-import { bufCurl, postJson, REPO_ROOT } from "./clients.js";
+import { bufCurl } from "./clients.js";
 import { expectResponseId, PAY_RESPONSE_FIELDS, WITHDRAW_RESPONSE_FIELDS } from "./targets.js";
+import { REPO_ROOT } from "../support/paths.js";
+import { postJson } from "../support/http.js";
 
 // Exactly as SPEC.md (and the seed) writes them, spacing included.
 const SEED_PAY = `{"request_time": "2019-08-29 17:15:20", "request_id": "20190829171520123456", "saler_id": "saler2", "total_fee": "100"}`;
@@ -27,7 +29,7 @@ for (const backend of backends()) {
     let payAnswer: JsonObject;
 
     it("accepts the seed's payment request on POST /payment.v1.PaymentService/Pay and answers as SPEC shows", async () => {
-      const res = await postJson(p.payment.server, "/payment.v1.PaymentService/Pay", SEED_PAY);
+      const res = await postJson(p.payment.server.httpUrl + "/payment.v1.PaymentService/Pay", SEED_PAY);
       expect(res.status, res.text).to.equal(200);
       expect(res.contentType).to.equal("application/json");
       payAnswer = JSON.parse(res.text) as JsonObject;
@@ -77,7 +79,7 @@ for (const backend of backends()) {
     it(`answers the seed's withdrawal sent to a fresh system with FAIL ${INSUFFICIENT_BALANCE}, creating no account`, async () => {
       const fresh = await startPlatform(backend);
       try {
-        const res = await postJson(fresh.payment.server, "/payment.v1.PaymentService/Withdraw", SEED_WITHDRAW);
+        const res = await postJson(fresh.payment.server.httpUrl + "/payment.v1.PaymentService/Withdraw", SEED_WITHDRAW);
         expect(res.status, res.text).to.equal(200);
         expect(JSON.parse(res.text)).to.include({ request_id: "20190829171621334455", saler_id: "saler1", response_code: "FAIL", response_msg: INSUFFICIENT_BALANCE });
         const missing = await fresh.paymentClient.getBalance({ salerId: "saler1" }).then(
@@ -93,7 +95,7 @@ for (const backend of backends()) {
     it(`answers the seed's withdrawal on an empty account with FAIL ${INSUFFICIENT_BALANCE}`, async () => {
       // saler1 exists with pending credit only: nothing settled, nothing to withdraw.
       await p.paymentClient.pay({ requestTime: "2019-08-29 17:16:00", requestId: "20190829171600000001", salerId: "saler1", totalFee: 100n });
-      const res = await postJson(p.payment.server, "/payment.v1.PaymentService/Withdraw", SEED_WITHDRAW);
+      const res = await postJson(p.payment.server.httpUrl + "/payment.v1.PaymentService/Withdraw", SEED_WITHDRAW);
       expect(res.status, res.text).to.equal(200);
       const answer = JSON.parse(res.text) as JsonObject;
       expect(Object.keys(answer)).to.deep.equal(WITHDRAW_RESPONSE_FIELDS);
@@ -111,9 +113,7 @@ for (const backend of backends()) {
 
     it("lets the same amount be withdrawn once the credit is settled", async () => {
       await p.paymentClient.settle({});
-      const res = await postJson(
-        p.payment.server,
-        "/payment.v1.PaymentService/Withdraw",
+      const res = await postJson(p.payment.server.httpUrl + "/payment.v1.PaymentService/Withdraw",
         JSON.stringify({ request_time: "2019-08-29 17:16:22", request_id: "20190829171622000001", withdraw_money: "100", saler_id: "saler1" }),
       );
       expect(JSON.parse(res.text)).to.include({ response_code: "SUCCESS", withdraw_money: "100" });
@@ -122,7 +122,7 @@ for (const backend of backends()) {
     });
 
     it("answers the merchant's gateway with the order in snake_case", async () => {
-      const res = await postJson(p.merchant.server, "/merchant.v1.MerchantService/Pay", `{"saler_id": "saler3", "total_fee": "250"}`);
+      const res = await postJson(p.merchant.server.httpUrl + "/merchant.v1.MerchantService/Pay", `{"saler_id": "saler3", "total_fee": "250"}`);
       expect(res.status, res.text).to.equal(200);
       const { order } = JSON.parse(res.text) as { order: JsonObject };
       expect(Object.keys(order)).to.deep.equal([

@@ -11,8 +11,9 @@ import { create, toBinary, type JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { GetBalanceRequestSchema } from "../../gen/payment/v1/payment_pb.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
-import { errorFromJson, postJson } from "./clients.js";
-import { freshRequestIdentity } from "./targets.js";
+import { errorFromJson } from "./clients.js";
+import { postJson } from "../support/http.js";
+import { requestIdentity, requestIdentityJson } from "../support/requestIdentity.js";
 
 /** Written as JSON strings, each names an integer in a notation proto3 JSON does not have. */
 const NOT_DECIMAL = ["0x10", "0X1F", "0b11", "0B11", "0o17", "0O17", " 100", "100 ", "\t100", "100\n", "+100", "0100", "00", "1e2", "1E2", "1_000", "１００", ""];
@@ -86,13 +87,13 @@ for (const backend of backends()) {
       {
         rpc: "/payment.v1.PaymentService/Pay",
         field: "total_fee",
-        body: (s, a) => ({ ...freshRequestIdentity(), saler_id: s, total_fee: a }),
+        body: (s, a) => ({ ...requestIdentityJson(), saler_id: s, total_fee: a }),
         server: () => p.payment.server,
       },
       {
         rpc: "/payment.v1.PaymentService/Withdraw",
         field: "withdraw_money",
-        body: (s, a) => ({ ...freshRequestIdentity(), saler_id: s, withdraw_money: a }),
+        body: (s, a) => ({ ...requestIdentityJson(), saler_id: s, withdraw_money: a }),
         server: () => p.payment.server,
       },
       { rpc: "/merchant.v1.MerchantService/Pay", field: "total_fee", body: (s, a) => ({ saler_id: s, total_fee: a }), server: () => p.merchant.server },
@@ -110,7 +111,7 @@ for (const backend of backends()) {
         const salerId = account("json");
         const answers: string[] = [];
         for (const amount of NOT_DECIMAL) {
-          const res = await postJson(c.server(), c.rpc, JSON.stringify(c.body(salerId, amount)));
+          const res = await postJson(c.server().httpUrl + c.rpc, JSON.stringify(c.body(salerId, amount)));
           const err = res.status === 200 ? undefined : errorFromJson(res.text);
           if (res.status !== 400 || err?.code !== Code.InvalidArgument || !err.rawMessage.startsWith(`${c.field}: `)) {
             answers.push(`${JSON.stringify(amount)}: ${res.status} ${res.text}`);
@@ -127,7 +128,7 @@ for (const backend of backends()) {
     }
 
     it("refuses a 32-bit integer in hexadecimal too (ListAccounts page_size)", async () => {
-      const res = await postJson(p.payment.server, "/payment.v1.PaymentService/ListAccounts", JSON.stringify({ page_size: "0x10" }));
+      const res = await postJson(p.payment.server.httpUrl + "/payment.v1.PaymentService/ListAccounts", JSON.stringify({ page_size: "0x10" }));
       expect(res.status).to.equal(400);
       expect(errorFromJson(res.text).rawMessage).to.match(/^page_size: /);
     });
@@ -135,8 +136,8 @@ for (const backend of backends()) {
     it("accepts an amount as a decimal string or as an exact integer number, and pays exactly that", async () => {
       const salerId = account("ok");
       for (const amount of ['"100"', "100", "1e2", "100.0"]) {
-        const body = JSON.stringify({ ...freshRequestIdentity(), saler_id: salerId, total_fee: "@" }).replace('"@"', amount);
-        const res = await postJson(p.payment.server, "/payment.v1.PaymentService/Pay", body);
+        const body = JSON.stringify({ ...requestIdentityJson(), saler_id: salerId, total_fee: "@" }).replace('"@"', amount);
+        const res = await postJson(p.payment.server.httpUrl + "/payment.v1.PaymentService/Pay", body);
         expect(res.status, `${amount}: ${res.text}`).to.equal(200);
         expect(JSON.parse(res.text)).to.include({ total_fee: "100", response_code: "SUCCESS" });
       }
@@ -177,7 +178,7 @@ for (const backend of backends()) {
 
     it("still decodes a well-formed protobuf body on the Connect protocol, also compressed", async () => {
       const salerId = account("proto");
-      await p.paymentClient.pay({ ...freshRequestIdentityCamel(), salerId, totalFee: 100n });
+      await p.paymentClient.pay({ ...requestIdentity(), salerId, totalFee: 100n });
       const message = toBinary(GetBalanceRequestSchema, create(GetBalanceRequestSchema, { salerId }));
       const res = await post(`${p.payment.server.httpUrl}/payment.v1.PaymentService/GetBalance`, "application/proto", message);
       expect(res.status, new TextDecoder().decode(res.bytes)).to.equal(200);
@@ -185,15 +186,10 @@ for (const backend of backends()) {
       const gz = await post(`${p.payment.server.httpUrl}/payment.v1.PaymentService/GetBalance`, "application/proto", gzipSync(message), { "content-encoding": "gzip" });
       expect(gz.status, new TextDecoder().decode(gz.bytes)).to.equal(200);
       // Compressed JSON is checked after decompression.
-      const badJson = gzipSync(JSON.stringify({ ...freshRequestIdentity(), saler_id: salerId, total_fee: "0x10" }));
+      const badJson = gzipSync(JSON.stringify({ ...requestIdentityJson(), saler_id: salerId, total_fee: "0x10" }));
       const refused = await post(`${p.payment.server.httpUrl}/payment.v1.PaymentService/Pay`, "application/json", badJson, { "content-encoding": "gzip" });
       expect(refused.status).to.equal(400);
       expect(errorFromJson(new TextDecoder().decode(refused.bytes)).rawMessage).to.match(/^total_fee: /);
     });
   });
-}
-
-function freshRequestIdentityCamel(): { requestTime: string; requestId: string } {
-  const { request_time, request_id } = freshRequestIdentity();
-  return { requestTime: request_time, requestId: request_id };
 }

@@ -3,15 +3,15 @@
  * call that must succeed (with the check of its answer) and one server-streaming call that must
  * show what the unary calls did. Every transport in clients.ts runs the same probes.
  */
-import { randomInt } from "node:crypto";
 import { expect } from "chai";
 import type { DescService, JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
 import type { RunningServer } from "../../services/shared/rpc/server.js";
-import { BusinessClock, idPrefix, isBusinessTime } from "../../services/shared/orders/time.js";
+import { idPrefix, isBusinessTime } from "../../services/shared/orders/time.js";
 import { startPlatform, type Backend, type Platform } from "../harness.js";
+import { requestIdentityJson } from "../support/requestIdentity.js";
 
 /** The services under contract, in the order the suites call them. */
 export const TARGET_NAMES = ["payment", "merchant", "recon"] as const;
@@ -48,16 +48,6 @@ export const WITHDRAW_RESPONSE_FIELDS = [
   "response_msg",
 ];
 
-const clock = new BusinessClock("Asia/Shanghai");
-let idCounter = randomInt(0, 900_000);
-
-/** A fresh request_time and a request_id that starts with it, as a merchant builds them. */
-export function freshRequestIdentity(): { request_time: string; request_id: string } {
-  const requestTime = clock.current();
-  idCounter = (idCounter + 1) % 1_000_000;
-  return { request_time: requestTime, request_id: idPrefix(requestTime) + String(idCounter).padStart(6, "0") };
-}
-
 /** A response id: 20 digits whose first 14 are the response time. */
 export function expectResponseId(answer: JsonObject): void {
   const time = answer.response_time as string;
@@ -79,7 +69,7 @@ export function paymentTarget(server: RunningServer): ContractTarget {
     server,
     unary: {
       method: "Pay",
-      request: () => ({ ...freshRequestIdentity(), saler_id: PROBE_ACCOUNT, total_fee: "100" }),
+      request: () => ({ ...requestIdentityJson(), saler_id: PROBE_ACCOUNT, total_fee: "100" }),
       check(request, answer) {
         expect(Object.keys(answer)).to.deep.equal(PAY_RESPONSE_FIELDS);
         expect(answer).to.include({

@@ -20,8 +20,9 @@
  * MariaDB fault (connections killed on the shared server) even where a private server can run.
  */
 import { expect } from "chai";
-import { BalanceSampler, trace, describeReport, envCount, faultSchedule, faultSeed, FaultPlatform, finishRun, Load, Random, type FaultReport } from "./platform.js";
+import { BalanceSampler, trace, describeReport, envCount, faultSchedule, faultSeed, FaultPlatform, finishRun, Load, type FaultReport } from "./platform.js";
 import { killConnections, PrivateMariaDb, PrivateRedis, sleep } from "./processes.js";
+import { Random } from "../support/random.js";
 
 const mysqlUrl = process.env.TEST_MYSQL_URL;
 const redisUrl = process.env.TEST_REDIS_URL;

@@ -21,42 +21,9 @@ import { OrderType as ReconOrderType, ReconService, type Run } from "../../gen/r
 import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { BusinessClock } from "../../services/shared/orders/time.js";
 import { uniqueName } from "../harness.js";
-import { databaseUrl, deleteKeys, dropDatabases, freePort, serviceProcess, sleep, type ManagedProcess, type UnexpectedExit } from "./processes.js";
-
-// ---------------------------------------------------------------------------------------------
-// Seeded randomness
-
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-export class Random {
-  private state: number;
-
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  /** An integer in [min, max]. */
-  int(min: number, max: number): number {
-    return min + Math.floor(this.next() * (max - min + 1));
-  }
-
-  /** A generator of its own, derived from this seed and a label. */
-  static derive(seed: number, label: string): Random {
-    let h = 0x811c9dc5 ^ (seed >>> 0);
-    for (const ch of `${seed}:${label}`) {
-      h ^= ch.charCodeAt(0);
-      h = Math.imul(h, 0x01000193) >>> 0;
-    }
-    return new Random(h);
-  }
-}
+import { databaseUrl, freePort, serviceProcess, sleep, type ManagedProcess, type UnexpectedExit } from "./processes.js";
+import { Random } from "../support/random.js";
+import { deleteRedisKeys, dropDatabases } from "../support/cleanup.js";
 
 const traceStart = Date.now();
 
@@ -299,7 +266,7 @@ export class FaultPlatform {
   /** Removes the databases and keys; for a private server, the caller removes the server. */
   async dropStorage(sharedRedisUrl: string | undefined): Promise<void> {
     await dropDatabases(this.options.mysqlServerUrl, [this.paymentDb, this.merchantDb]).catch(() => {});
-    if (sharedRedisUrl) await deleteKeys(sharedRedisUrl, this.redisPrefix);
+    if (sharedRedisUrl) await deleteRedisKeys(sharedRedisUrl, this.redisPrefix);
   }
 }
 

@@ -11,11 +11,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import mysql from "mysql2/promise";
-import { Redis } from "ioredis";
+import { REPO_ROOT } from "../support/paths.js";
 
-export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -326,17 +324,6 @@ export function databaseUrl(serverUrl: string, name: string): string {
   return u.toString();
 }
 
-export async function dropDatabases(serverUrl: string, names: string[]): Promise<void> {
-  const server = new URL(serverUrl);
-  server.pathname = "/";
-  const conn = await mysql.createConnection(server.toString());
-  try {
-    for (const name of names) await conn.query(`DROP DATABASE IF EXISTS \`${name}\``);
-  } finally {
-    await conn.end();
-  }
-}
-
 /**
  * Kills every connection to the given databases on a shared server (KILL by processlist id):
  * what the services see when the server restarts, without restarting a server others use.
@@ -365,16 +352,3 @@ export async function killConnections(serverUrl: string, names: string[]): Promi
   }
 }
 
-export async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `{${prefix}}:*`, "COUNT", 500);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== "0");
-  } finally {
-    redis.disconnect();
-  }
-}

@@ -17,7 +17,8 @@ import { ReconService } from "../../gen/recon/v1/recon_pb.js";
 import { MSG_CLOSED } from "../../services/merchant/orderSender.js";
 import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { uniqueName } from "../harness.js";
-import { databaseUrl, deleteKeys, dropDatabases, freePort, serviceProcess, sleep, type ManagedProcess } from "./processes.js";
+import { databaseUrl, freePort, serviceProcess, sleep, type ManagedProcess } from "./processes.js";
+import { deleteRedisKeys, dropDatabases } from "../support/cleanup.js";
 
 const mysqlUrl = process.env.TEST_MYSQL_URL;
 const redisUrl = process.env.TEST_REDIS_URL;
@@ -52,7 +53,7 @@ if (!mysqlUrl || !redisUrl) {
       await merchantPool?.end();
       await paymentPool?.end();
       await dropDatabases(mysqlUrl, [paymentDb, merchantDb]);
-      await deleteKeys(redisUrl, prefix);
+      await deleteRedisKeys(redisUrl, prefix);
       rmSync(reconDir, { recursive: true, force: true });
     });
 

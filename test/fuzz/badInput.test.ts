@@ -24,9 +24,11 @@ import { Code } from "@connectrpc/connect";
 import { openDatabase, type Database, type DatabaseConfig } from "../../services/shared/storage/database.js";
 import { paymentMigrations } from "../../services/payment/migrations/index.js";
 import { merchantMigrations } from "../../services/merchant/migrations/index.js";
-import { backends, deleteRedisKeys, freshStore, uniqueName, type Backend, type Store } from "../harness.js";
-import { MalformedRequests, seededRng, type Expected, type MalformedCase } from "./malformedRequests.js";
+import { backends, freshStore, uniqueName, type Backend, type Store } from "../harness.js";
+import { MalformedRequests, type Expected, type MalformedCase } from "./malformedRequests.js";
 import type { PlatformAddresses } from "./platformProcess.js";
+import { seededRng } from "../support/random.js";
+import { deleteRedisKeys } from "../support/cleanup.js";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 const COUNT = Number(process.env.FUZZ_COUNT ?? 2500);

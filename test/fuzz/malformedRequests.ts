@@ -10,22 +10,9 @@ import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
 import { BusinessClock, idPrefix } from "../../services/shared/orders/time.js";
+import { seededRng, type Rng } from "../support/random.js";
 
 export const SERVICES: DescService[] = [PaymentService, MerchantService, ReconService];
-
-export type Rng = () => number;
-
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-export function seededRng(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)]!;
 const between = (rng: Rng, min: number, max: number) => min + Math.floor(rng() * (max - min + 1));

@@ -23,8 +23,9 @@ import { openDatabase, type Database as Db } from "../../services/shared/storage
 import { retryOnContention } from "../../services/shared/storage/contention.js";
 import { toClientError } from "../../services/shared/errors.js";
 import { BusinessClock } from "../../services/shared/orders/time.js";
-import { backends, deleteRedisKeys, freshStore, paymentConfig, silentLogger, startPlatform, uniqueName, type Platform, type Store } from "../harness.js";
+import { backends, freshStore, paymentConfig, silentLogger, startPlatform, uniqueName, type Platform, type Store } from "../harness.js";
 import { countRows, inParallel, payRequest, storedBalance, withdrawRequest } from "./fixtures.js";
+import { deleteRedisKeys } from "../support/cleanup.js";
 
 const clock = new BusinessClock("Asia/Shanghai");
 

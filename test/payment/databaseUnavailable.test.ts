@@ -14,8 +14,9 @@ import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
 import { startMerchantSystem } from "../../services/merchant/system.js";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
-import { backends, deleteRedisKeys, freshStore, merchantConfig, paymentConfig, silentLogger, uniqueName, type Store } from "../harness.js";
+import { backends, freshStore, merchantConfig, paymentConfig, silentLogger, uniqueName, type Store } from "../harness.js";
 import { countRows, payRequest } from "./fixtures.js";
+import { deleteRedisKeys } from "../support/cleanup.js";
 
 /** A TCP relay to the database that can be cut (every connection dropped, new ones refused) and restored. */
 class Relay {

@@ -9,42 +9,33 @@ import { expect } from "chai";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Knex } from "knex";
 import type { PayRequest, RefundRequest, WithdrawRequest } from "../../gen/payment/v1/payment_pb.js";
-import { BusinessClock, idPrefix } from "../../services/shared/orders/time.js";
 import { MemoryCreditBuffer } from "../../services/payment/creditBuffer.js";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import type { Client } from "@connectrpc/connect";
 import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
-import { deleteRedisKeys, freshStore, paymentConfig, silentLogger, uniqueName, type Backend, type Platform, type Store } from "../harness.js";
+import { freshStore, paymentConfig, silentLogger, uniqueName, type Backend, type Platform, type Store } from "../harness.js";
+import { requestIdentity } from "../support/requestIdentity.js";
+import { deleteRedisKeys } from "../support/cleanup.js";
 
 export const MSG_INSUFFICIENT_BALANCE = "账户余额不足，提款失败";
-
-const clock = new BusinessClock("Asia/Shanghai");
-let sequence = 0;
-
-/** A fresh request_time and a request_id that starts with it (unique within this process). */
-export function requestStamp(): { requestTime: string; requestId: string } {
-  const requestTime = clock.current();
-  sequence = (sequence + 1) % 1_000_000;
-  return { requestTime, requestId: idPrefix(requestTime) + String(sequence).padStart(6, "0") };
-}
 
 type PayFields = Pick<PayRequest, "requestTime" | "requestId" | "salerId" | "totalFee">;
 type WithdrawFields = Pick<WithdrawRequest, "requestTime" | "requestId" | "salerId" | "withdrawMoney">;
 
 export function payRequest(salerId: string, totalFee: bigint): PayFields {
-  return { ...requestStamp(), salerId, totalFee };
+  return { ...requestIdentity(), salerId, totalFee };
 }
 
 export function withdrawRequest(salerId: string, withdrawMoney: bigint): WithdrawFields {
-  return { ...requestStamp(), salerId, withdrawMoney };
+  return { ...requestIdentity(), salerId, withdrawMoney };
 }
 
 type RefundFields = Pick<RefundRequest, "requestTime" | "requestId" | "salerId" | "paymentResponseId" | "refundFee">;
 
 /** A refund of part or all of a payment, by the payment's response_id. */
 export function refundRequest(salerId: string, payment: { responseId: string }, refundFee: bigint): RefundFields {
-  return { ...requestStamp(), salerId, paymentResponseId: payment.responseId, refundFee };
+  return { ...requestIdentity(), salerId, paymentResponseId: payment.responseId, refundFee };
 }
 
 /** Runs fn(0..count-1) with at most `concurrency` calls in flight; results in index order. */

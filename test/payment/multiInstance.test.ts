@@ -6,8 +6,9 @@ import { expect } from "chai";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
-import { backends, deleteRedisKeys, freshStore, paymentConfig, silentLogger, uniqueName, type Backend, type Store } from "../harness.js";
+import { backends, freshStore, paymentConfig, silentLogger, uniqueName, type Backend, type Store } from "../harness.js";
 import { amountFor, countRows, inParallel, payRequest, settleLoop, storedBalance, withdrawRequest, MSG_INSUFFICIENT_BALANCE } from "./fixtures.js";
+import { deleteRedisKeys } from "../support/cleanup.js";
 
 interface Instance {
   system: PaymentSystem;

@@ -9,15 +9,14 @@ import { expect } from "chai";
 import { spawn, type ChildProcess } from "node:child_process";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
-import { fileURLToPath } from "node:url";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem } from "../../services/payment/system.js";
-import { backends, deleteRedisKeys, freshStore, paymentConfig, silentLogger, uniqueName, type Backend, type Store } from "../harness.js";
+import { backends, freshStore, paymentConfig, silentLogger, uniqueName, type Backend, type Store } from "../harness.js";
 import { inParallel, payRequest, refundRequest, storedBalance, withdrawRequest } from "./fixtures.js";
 import { MSG_REFUND_EXCEEDS_PAYMENT } from "../../services/payment/refunds.js";
-
-const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
+import { deleteRedisKeys } from "../support/cleanup.js";
+import { REPO_ROOT } from "../support/paths.js";
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -53,7 +52,7 @@ function startChild(backend: Backend, store: Store, prefix: string, port: number
   if (store.mysqlUrl) env.PAYMENT_MYSQL_URL = store.mysqlUrl;
   else env.PAYMENT_SQLITE_FILE = store.sqliteFile;
   if (backend.redisUrl) env.REDIS_URL = backend.redisUrl;
-  return spawn(process.execPath, ["--import", "tsx", "services/payment/main.ts"], { cwd: repoRoot, env, stdio: "ignore" });
+  return spawn(process.execPath, ["--import", "tsx", "services/payment/main.ts"], { cwd: REPO_ROOT, env, stdio: "ignore" });
 }
 
 for (const backend of backends()) {

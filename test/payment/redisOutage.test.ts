@@ -6,9 +6,10 @@ import { expect } from "chai";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
-import { backends, deleteRedisKeys, freshStore, paymentConfig, silentLogger, uniqueName, type Store } from "../harness.js";
+import { backends, freshStore, paymentConfig, silentLogger, uniqueName, type Store } from "../harness.js";
 import { amountFor, countRows, inParallel, payRequest, storedBalance } from "./fixtures.js";
 import { Relay } from "./relay.js";
+import { deleteRedisKeys } from "../support/cleanup.js";
 
 for (const backend of backends().filter((b) => b.redisUrl !== undefined)) {
   describe(`Redis outage [${backend.name}]`, () => {

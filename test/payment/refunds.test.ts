@@ -14,7 +14,8 @@ import {
   MSG_REFUND_OTHER_ACCOUNT,
 } from "../../services/payment/refunds.js";
 import { backends } from "../harness.js";
-import { countRows, inParallel, paymentInstances, payRequest, refundRequest, refusal, requestStamp, storedBalance, withdrawRequest } from "./fixtures.js";
+import { countRows, inParallel, paymentInstances, payRequest, refundRequest, refusal, storedBalance, withdrawRequest } from "./fixtures.js";
+import { requestIdentity } from "../support/requestIdentity.js";
 
 
 for (const backend of backends()) {
@@ -64,7 +65,7 @@ for (const backend of backends()) {
       await settledPayment(client, "rf-c", 100n);
       expect(await client.withdraw(withdrawRequest("rf-b", 750n))).to.include({ responseCode: "SUCCESS" });
 
-      const unknown = await client.refund({ ...requestStamp(), salerId: "rf-b", paymentResponseId: "20190829171520999999", refundFee: 10n });
+      const unknown = await client.refund({ ...requestIdentity(), salerId: "rf-b", paymentResponseId: "20190829171520999999", refundFee: 10n });
       expect(unknown).to.include({ responseCode: "FAIL", responseMsg: MSG_REFUND_NO_PAYMENT });
       const other = await client.refund(refundRequest("rf-c", mine, 10n));
       expect(other).to.include({ responseCode: "FAIL", responseMsg: MSG_REFUND_OTHER_ACCOUNT });

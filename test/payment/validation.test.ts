@@ -2,9 +2,9 @@ import { expect } from "chai";
 import { Code } from "@connectrpc/connect";
 import { readPaymentConfig } from "../../services/payment/config.js";
 import { EnvReader } from "../../services/shared/runtime/config.js";
-import { BusinessClock, idPrefix } from "../../services/shared/orders/time.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
-import { expectCode, paymentRowCounts, requestStamp } from "./fixtures.js";
+import { expectCode, paymentRowCounts } from "./fixtures.js";
+import { requestIdentity } from "../support/requestIdentity.js";
 
 interface Case {
   title: string;
@@ -105,32 +105,26 @@ for (const backend of backends()) {
         expect(r.responseId).to.match(/^\d{20}$/);
         expect(r.responseId.slice(0, 14)).to.equal(r.responseTime.replace(/[- :]/g, ""));
       }
-      const w = await p.paymentClient.withdraw({ ...requestStamp(), salerId: "s".repeat(64), withdrawMoney: 1_000_000_000_000n });
+      const w = await p.paymentClient.withdraw({ ...requestIdentity(), salerId: "s".repeat(64), withdrawMoney: 1_000_000_000_000n });
       expect(w.responseCode).to.equal("FAIL");
     });
 
-    const clock = new BusinessClock("Asia/Shanghai");
-    /** A request stamped `seconds` from now on the business clock. */
-    const stampedIn = (seconds: number) => {
-      const requestTime = clock.secondsAhead(seconds);
-      return { requestTime, requestId: `${idPrefix(requestTime)}${String(Math.floor(Math.random() * 1e6)).padStart(6, "0")}` };
-    };
 
     it("refuses a request_time more than PAYMENT_REQUEST_TIME_MAX_AHEAD_SECONDS (300) ahead of its clock on Pay and Withdraw, writing nothing", async () => {
       const before = await paymentRowCounts(p);
       for (const seconds of [360, 3600, 86_400 * 365]) {
-        const pay = await expectCode(p.paymentClient.pay({ ...stampedIn(seconds), salerId: "future1", totalFee: 100n }), Code.InvalidArgument);
+        const pay = await expectCode(p.paymentClient.pay({ ...requestIdentity(seconds), salerId: "future1", totalFee: 100n }), Code.InvalidArgument);
         expect(pay.rawMessage).to.match(/^request_time: must not be later than/);
-        const withdraw = await expectCode(p.paymentClient.withdraw({ ...stampedIn(seconds), salerId: "future1", withdrawMoney: 100n }), Code.InvalidArgument);
+        const withdraw = await expectCode(p.paymentClient.withdraw({ ...requestIdentity(seconds), salerId: "future1", withdrawMoney: 100n }), Code.InvalidArgument);
         expect(withdraw.rawMessage).to.match(/^request_time: must not be later than/);
       }
       expect(await paymentRowCounts(p)).to.deep.equal(before);
     });
 
     it("accepts a request_time a little ahead of its clock (skew), the seed's 2019 times and 2000-01-01 00:00:00", async () => {
-      const pay = await p.paymentClient.pay({ ...stampedIn(240), salerId: "skew1", totalFee: 100n });
+      const pay = await p.paymentClient.pay({ ...requestIdentity(240), salerId: "skew1", totalFee: 100n });
       expect(pay.responseCode).to.equal("SUCCESS");
-      const withdraw = await p.paymentClient.withdraw({ ...stampedIn(240), salerId: "skew1", withdrawMoney: 100n });
+      const withdraw = await p.paymentClient.withdraw({ ...requestIdentity(240), salerId: "skew1", withdrawMoney: 100n });
       expect(withdraw.responseCode, "nothing settled yet").to.equal("FAIL");
       const floor = await p.paymentClient.pay({ requestTime: "2000-01-01 00:00:00", requestId: "20000101000000000001", salerId: "skew1", totalFee: 1n });
       expect(floor.responseCode).to.equal("SUCCESS");
@@ -144,9 +138,9 @@ for (const backend of backends()) {
       expect(config.requestTimeMaxAheadSeconds).to.equal(0);
       const strict = await startPlatform(backend, { payment: { requestTimeMaxAheadSeconds: 0 } });
       try {
-        const e = await expectCode(strict.paymentClient.pay({ ...stampedIn(60), salerId: "skew2", totalFee: 100n }), Code.InvalidArgument);
+        const e = await expectCode(strict.paymentClient.pay({ ...requestIdentity(60), salerId: "skew2", totalFee: 100n }), Code.InvalidArgument);
         expect(e.rawMessage).to.match(/^request_time: /);
-        const now = await strict.paymentClient.pay({ ...requestStamp(), salerId: "skew2", totalFee: 100n });
+        const now = await strict.paymentClient.pay({ ...requestIdentity(), salerId: "skew2", totalFee: 100n });
         expect(now.responseCode).to.equal("SUCCESS");
       } finally {
         await strict.close();

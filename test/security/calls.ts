@@ -3,18 +3,10 @@
  * body out), and the merchant signature computed the way docs/security.md tells an integrator
  * to, independently of services/shared/auth/signing.ts.
  */
-import { createHmac, randomInt } from "node:crypto";
+import { createHmac } from "node:crypto";
 import { expect } from "chai";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BusinessClock, idPrefix } from "../../services/shared/orders/time.js";
-
-export const clock = new BusinessClock("Asia/Shanghai");
-
-/** request_time and a request_id starting with it, `offsetSeconds` from now. */
-export function identityAt(offsetSeconds = 0): { request_time: string; request_id: string } {
-  const t = clock.secondsAgo(-offsetSeconds);
-  return { request_time: t, request_id: `${idPrefix(t)}${String(randomInt(0, 1_000_000)).padStart(6, "0")}` };
-}
+import { postJson } from "../support/http.js";
 
 /** RFC 3986: everything but A-Z a-z 0-9 - . _ ~ as %XX of its UTF-8 bytes. */
 function rfc3986(value: string): string {
@@ -50,13 +42,10 @@ export interface JsonAnswer {
   message?: string;
 }
 
-export async function postJson(baseUrl: string, rpc: string, body: unknown, headers: Record<string, string> = {}): Promise<JsonAnswer> {
-  const res = await fetch(`${baseUrl}${rpc}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
+/** A POST of JSON (support/http.ts), its answer parsed. */
+export async function callJson(baseUrl: string, rpc: string, body: unknown, headers: Record<string, string> = {}): Promise<JsonAnswer> {
+  const res = await postJson(`${baseUrl}${rpc}`, body, headers);
+  const text = res.text;
   const parsed = (text === "" ? {} : JSON.parse(text)) as Record<string, unknown>;
   return {
     status: res.status,

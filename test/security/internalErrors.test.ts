@@ -20,8 +20,10 @@ import { startPaymentSystem, type PaymentSystem } from "../../services/payment/s
 import { startMerchantSystem, type MerchantSystem } from "../../services/merchant/system.js";
 import { startReconSystem, type ReconSystem } from "../../services/recon/system.js";
 import { JSON_OPTIONS } from "../../services/shared/rpc/server.js";
-import { backends, deleteRedisKeys, freshStore, merchantConfig, paymentConfig, reconConfig, uniqueName, type Store } from "../harness.js";
-import { identityAt, postJson } from "./calls.js";
+import { backends, freshStore, merchantConfig, paymentConfig, reconConfig, uniqueName, type Store } from "../harness.js";
+import { callJson } from "./calls.js";
+import { requestIdentityJson } from "../support/requestIdentity.js";
+import { deleteRedisKeys } from "../support/cleanup.js";
 
 interface LogLine {
   level: number;
@@ -101,7 +103,7 @@ for (const backend of backends()) {
     }
 
     const payRequest = () => {
-      const id = identityAt();
+      const id = requestIdentityJson();
       return { requestTime: id.request_time, requestId: id.request_id, salerId: "leak1", totalFee: 100n };
     };
 
@@ -123,8 +125,8 @@ for (const backend of backends()) {
     });
 
     it("JSON: the same failure answers 500 internal with a generated request id, which the log carries", async () => {
-      const id = identityAt();
-      const res = await postJson(payment.server.httpUrl, "/payment.v1.PaymentService/Pay", { ...id, saler_id: "leak2", total_fee: "100" });
+      const id = requestIdentityJson();
+      const res = await callJson(payment.server.httpUrl, "/payment.v1.PaymentService/Pay", { ...id, saler_id: "leak2", total_fee: "100" });
       expect(res.status).to.equal(500);
       expect(res.body).to.deep.equal({ code: "internal", message: "internal error" });
       const requestId = res.headers.get("x-request-id")!;
@@ -181,7 +183,7 @@ for (const backend of backends()) {
           expect(err.rawMessage).to.equal("internal error");
           expect(loggedFailure(err.metadata.get("x-request-id")!, c.rpc).err?.message).to.match(c.cause);
 
-          const res = await postJson(c.server.httpUrl, c.rpc, c.json);
+          const res = await callJson(c.server.httpUrl, c.rpc, c.json);
           expect(res.body).to.deep.equal({ code: "internal", message: "internal error" });
           expectClean(JSON.stringify(res.body));
           for (const [name, value] of res.headers) expectClean(`${name}: ${value}`);

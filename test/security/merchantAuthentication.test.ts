@@ -22,7 +22,8 @@ import { startMerchantSystem } from "../../services/merchant/system.js";
 import { idPrefix } from "../../services/shared/orders/time.js";
 import { insertOrder, recordOutcome } from "../../services/merchant/orders.js";
 import { backends, freshStore, merchantConfig, silentLogger, startPlatform, type Platform } from "../harness.js";
-import { clock, documentedCanonical, expectRefused, identityAt, postJson, signJson } from "./calls.js";
+import { documentedCanonical, expectRefused, callJson, signJson } from "./calls.js";
+import { requestIdentityJson, clock } from "../support/requestIdentity.js";
 
 const PAY = "/payment.v1.PaymentService/Pay";
 const WITHDRAW = "/payment.v1.PaymentService/Withdraw";
@@ -107,8 +108,8 @@ for (const backend of backends()) {
 
     it("refuses the seed's unsigned JSON with UNAUTHENTICATED and writes nothing", async () => {
       const before = await orderRows();
-      const body = { ...identityAt(), saler_id: "saler2", total_fee: "100" };
-      const res = await postJson(payUrl(), PAY, body);
+      const body = { ...requestIdentityJson(), saler_id: "saler2", total_fee: "100" };
+      const res = await callJson(payUrl(), PAY, body);
       expect(res.status).to.equal(401);
       expect(res.code).to.equal("unauthenticated");
       expect(res.message).to.match(/^x-merchant-id header is required/);
@@ -118,13 +119,13 @@ for (const backend of backends()) {
     });
 
     it("accepts a JSON payment signed by the documented recipe; an identical replay in the window gets the stored answer and credits nothing more", async () => {
-      const body = { ...identityAt(), saler_id: "auth_replay", total_fee: "250" };
+      const body = { ...requestIdentityJson(), saler_id: "auth_replay", total_fee: "250" };
       const headers = signJson(PAY, "merchant2", key2, body);
-      const first = await postJson(payUrl(), PAY, body, headers);
+      const first = await callJson(payUrl(), PAY, body, headers);
       expect(first.status, JSON.stringify(first.body)).to.equal(200);
       expect(first.body.response_code).to.equal("SUCCESS");
       const rows = await orderRows();
-      const again = await postJson(payUrl(), PAY, body, headers);
+      const again = await callJson(payUrl(), PAY, body, headers);
       expect(again.status).to.equal(200);
       expect(again.body).to.deep.equal(first.body);
       expect(await orderRows()).to.equal(rows);
@@ -133,16 +134,16 @@ for (const backend of backends()) {
     });
 
     it("refuses the same request_id with another, correctly signed body as ALREADY_EXISTS", async () => {
-      const body = { ...identityAt(), saler_id: "auth_conflict", total_fee: "10" };
-      expect((await postJson(payUrl(), PAY, body, signJson(PAY, "merchant1", key1, body))).status).to.equal(200);
+      const body = { ...requestIdentityJson(), saler_id: "auth_conflict", total_fee: "10" };
+      expect((await callJson(payUrl(), PAY, body, signJson(PAY, "merchant1", key1, body))).status).to.equal(200);
       const other = { ...body, total_fee: "11" };
-      const res = await postJson(payUrl(), PAY, other, signJson(PAY, "merchant1", key1, other));
+      const res = await callJson(payUrl(), PAY, other, signJson(PAY, "merchant1", key1, other));
       expect(res.code).to.equal("already_exists");
     });
 
     it("lets a signed request that breaks a field rule through to validation: INVALID_ARGUMENT naming the field", async () => {
-      const body = { ...identityAt(), saler_id: "auth_zero", total_fee: "0" };
-      const res = await postJson(payUrl(), PAY, body, signJson(PAY, "merchant1", key1, body));
+      const body = { ...requestIdentityJson(), saler_id: "auth_zero", total_fee: "0" };
+      const res = await callJson(payUrl(), PAY, body, signJson(PAY, "merchant1", key1, body));
       expect(res.code).to.equal("invalid_argument");
       expect(res.message).to.match(/^total_fee: /);
     });
@@ -152,7 +153,7 @@ for (const backend of backends()) {
       {
         name: "a body changed after signing",
         make: () => {
-          const body = { ...identityAt(), saler_id: "auth_tamper", total_fee: "100" };
+          const body = { ...requestIdentityJson(), saler_id: "auth_tamper", total_fee: "100" };
           return { body: { ...body, total_fee: "100000" }, headers: signJson(PAY, "merchant1", key1, body) };
         },
         message: /^x-signature: does not match the request/,
@@ -160,7 +161,7 @@ for (const backend of backends()) {
       {
         name: "an unknown merchant",
         make: () => {
-          const body = { ...identityAt(), saler_id: "auth_unknown", total_fee: "100" };
+          const body = { ...requestIdentityJson(), saler_id: "auth_unknown", total_fee: "100" };
           return { body, headers: signJson(PAY, "merchant9", key1, body) };
         },
         message: /^x-merchant-id: unknown merchant "merchant9"/,
@@ -168,25 +169,25 @@ for (const backend of backends()) {
       {
         name: "another merchant's key",
         make: () => {
-          const body = { ...identityAt(), saler_id: "auth_wrongkey", total_fee: "100" };
+          const body = { ...requestIdentityJson(), saler_id: "auth_wrongkey", total_fee: "100" };
           return { body, headers: signJson(PAY, "merchant2", key1, body) };
         },
         message: /^x-signature: does not match/,
       },
       {
         name: "no signature",
-        make: () => ({ body: { ...identityAt(), saler_id: "auth_nosig", total_fee: "100" }, headers: { "x-merchant-id": "merchant1" } }),
+        make: () => ({ body: { ...requestIdentityJson(), saler_id: "auth_nosig", total_fee: "100" }, headers: { "x-merchant-id": "merchant1" } }),
         message: /^x-signature header is required/,
       },
       {
         name: "a malformed signature",
-        make: () => ({ body: { ...identityAt(), saler_id: "auth_badsig", total_fee: "100" }, headers: { "x-merchant-id": "merchant1", "x-signature": "not-hex" } }),
+        make: () => ({ body: { ...requestIdentityJson(), saler_id: "auth_badsig", total_fee: "100" }, headers: { "x-merchant-id": "merchant1", "x-signature": "not-hex" } }),
         message: /^x-signature: must be 64 hex digits/,
       },
       {
         name: "a request_time before the window",
         make: () => {
-          const body = { ...identityAt(-10 * WINDOW), saler_id: "auth_stale", total_fee: "100" };
+          const body = { ...requestIdentityJson(-10 * WINDOW), saler_id: "auth_stale", total_fee: "100" };
           return { body, headers: signJson(PAY, "merchant1", key1, body) };
         },
         message: /^request_time: .* is outside the accepted window of 60 s/,
@@ -194,7 +195,7 @@ for (const backend of backends()) {
       {
         name: "a request_time after the window",
         make: () => {
-          const body = { ...identityAt(10 * WINDOW), saler_id: "auth_future", total_fee: "100" };
+          const body = { ...requestIdentityJson(10 * WINDOW), saler_id: "auth_future", total_fee: "100" };
           return { body, headers: signJson(PAY, "merchant1", key1, body) };
         },
         message: /outside the accepted window/,
@@ -202,7 +203,7 @@ for (const backend of backends()) {
       {
         name: "a payment's signature presented on Withdraw",
         make: () => {
-          const body = { ...identityAt(), saler_id: "auth_rpc", total_fee: "100" };
+          const body = { ...requestIdentityJson(), saler_id: "auth_rpc", total_fee: "100" };
           return { body: { request_time: body.request_time, request_id: body.request_id, saler_id: body.saler_id, withdraw_money: "100" }, headers: signJson(PAY, "merchant1", key1, body) };
         },
         message: /^x-signature: does not match/,
@@ -214,7 +215,7 @@ for (const backend of backends()) {
         const before = { orders: await orderRows(), withdrawals: await withdrawalRows() };
         const json = r.make();
         const rpc = "withdraw_money" in json.body ? WITHDRAW : PAY;
-        const res = await postJson(payUrl(), rpc, json.body, json.headers);
+        const res = await callJson(payUrl(), rpc, json.body, json.headers);
         expect(res.status).to.equal(401);
         expect(res.code).to.equal("unauthenticated");
         expect(res.message).to.match(r.message);
@@ -240,18 +241,18 @@ for (const backend of backends()) {
       expect(await recorded(paid.order!.requestId)).to.equal(true);
       const body = { request_id: paid.order!.requestId, order_type: "ORDER_TYPE_UNSPECIFIED" };
       const noTime = signJson(QUERY, "merchant1", key1, { ...body, request_time: "" });
-      const res = await postJson(payUrl(), QUERY, body, noTime);
+      const res = await callJson(payUrl(), QUERY, body, noTime);
       expect(res.code).to.equal("unauthenticated");
       expect(res.message).to.match(/^x-request-time header is required/);
       const now = clock.current();
-      const ok = await postJson(payUrl(), QUERY, body, { ...signJson(QUERY, "merchant1", key1, { ...body, request_time: now }), "x-request-time": now });
+      const ok = await callJson(payUrl(), QUERY, body, { ...signJson(QUERY, "merchant1", key1, { ...body, request_time: now }), "x-request-time": now });
       expect(ok.status, JSON.stringify(ok.body)).to.equal(200);
       expect(ok.body.found).to.equal(true);
       await expectRefused(unsigned.client.queryOrder({ requestId: paid.order!.requestId }), Code.Unauthenticated, /x-merchant-id/);
     });
 
     it("resolves the merchant's UNKNOWN order through its signed QueryOrder", async () => {
-      const id = identityAt();
+      const id = requestIdentityJson();
       const request: PayRequest = create(PayRequestSchema, { requestTime: id.request_time, requestId: id.request_id, salerId: "auth_resolve", totalFee: 70n });
       expect((await signed.client.pay(request)).responseCode).to.equal("SUCCESS");
       const knex = p.merchant.db.knex;

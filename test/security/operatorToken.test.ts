@@ -15,7 +15,8 @@ import { ConfigError } from "../../services/shared/errors.js";
 import { readOperatorToken } from "../../services/shared/auth/authentication.js";
 import { readReconConfig } from "../../services/recon/config.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
-import { expectRefused, identityAt, postJson } from "./calls.js";
+import { expectRefused, callJson } from "./calls.js";
+import { requestIdentityJson } from "../support/requestIdentity.js";
 
 const CSV = "request_id,response_id,saler_id,total_fee\n20190829171520123456,20190829171521000001,saler1,100\n";
 
@@ -80,10 +81,10 @@ for (const backend of backends()) {
         await expectRefused(c.call(bearer("x".repeat(48))), Code.PermissionDenied, /^authorization: the operator token is not valid$/);
         await expectRefused(c.call({ headers: { authorization: token } }), Code.Unauthenticated, /must be "Bearer <operator token>"/);
         const server = c.rpc.startsWith("/payment") ? p.payment.server : c.rpc.startsWith("/merchant") ? p.merchant.server : p.recon.server;
-        const viaJson = await postJson(server.httpUrl, c.rpc, c.json);
+        const viaJson = await callJson(server.httpUrl, c.rpc, c.json);
         expect(viaJson.status).to.equal(401);
         expect(viaJson.code).to.equal("unauthenticated");
-        const wrongJson = await postJson(server.httpUrl, c.rpc, c.json, { authorization: "Bearer wrong-token-0123456789" });
+        const wrongJson = await callJson(server.httpUrl, c.rpc, c.json, { authorization: "Bearer wrong-token-0123456789" });
         expect(wrongJson.status).to.equal(403);
         expect(wrongJson.code).to.equal("permission_denied");
         expect(await c.effect(), "a refused call changed nothing").to.equal(before);
@@ -112,7 +113,7 @@ for (const backend of backends()) {
     after(async () => p?.close());
 
     it("accepts the seed's JSON unsigned, and operator calls without a token", async () => {
-      const res = await postJson(p.payment.server.httpUrl, "/payment.v1.PaymentService/Pay", { ...identityAt(), saler_id: "saler2", total_fee: "100" });
+      const res = await callJson(p.payment.server.httpUrl, "/payment.v1.PaymentService/Pay", { ...requestIdentityJson(), saler_id: "saler2", total_fee: "100" });
       expect(res.status, JSON.stringify(res.body)).to.equal(200);
       expect(res.body.response_code).to.equal("SUCCESS");
       expect(res.headers.get("x-request-id")).to.be.a("string");

@@ -22,7 +22,8 @@ import { readPaymentConfig } from "../../services/payment/config.js";
 import { readMerchantConfig } from "../../services/merchant/config.js";
 import { readReconConfig } from "../../services/recon/config.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
-import { expectRefused, identityAt } from "./calls.js";
+import { expectRefused } from "./calls.js";
+import { requestIdentityJson } from "../support/requestIdentity.js";
 
 /** A CA, and a certificate it signed for 127.0.0.1 and localhost. */
 function makeCertificates(dir: string, name: string): { ca: string; cert: string; key: string } {
@@ -127,7 +128,7 @@ describe(`TLS [${backend.name}]`, function () {
   it("serves the JSON gateway over HTTPS with the same certificate", async () => {
     expect(p.payment.server.httpUrl).to.match(/^https:\/\//);
     const url = `${p.payment.server.httpUrl}/payment.v1.PaymentService/Pay`;
-    const body = () => JSON.stringify({ ...identityAt(), saler_id: "saler2", total_fee: "100" });
+    const body = () => JSON.stringify({ ...requestIdentityJson(), saler_id: "saler2", total_fee: "100" });
     const res = await httpsPost(url, readFileSync(certs.ca), body());
     expect(res.status, res.body).to.equal(200);
     expect((JSON.parse(res.body) as { response_code: string }).response_code).to.equal("SUCCESS");

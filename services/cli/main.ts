@@ -72,7 +72,7 @@ interface Invocation {
   positionals: string[];
 }
 
-/** The options of a command by their long names (as commands.ts reads them), with the globals. */
+/** The options of a command by their long names (as commands/options.ts reads them), with the globals. */
 function invocation(name: string, cmd: Command, positionals: string[]): Invocation {
   const values: Record<string, string | boolean | undefined> = {};
   for (let c: Command | null = cmd; c; c = c.parent) {

@@ -3,29 +3,32 @@
  * with --json) and turns failures into exit codes. Loaded only once the command line is good.
  */
 import { EXIT, ServiceCallError, Services, UsageError } from "./clients.js";
-import * as commands from "./commands.js";
-import type { CommandContext, Output } from "./commands.js";
+import { balances, settle } from "./commands/accounts.js";
+import type { CommandContext, OptionValues, Output } from "./commands/options.js";
+import { orders, pay, refund, resolve, withdraw } from "./commands/orders.js";
+import { audit, reconcile, runsList, runsShow } from "./commands/reconciliation.js";
+import { simulate } from "./commands/simulate.js";
 
 const COMMANDS: Record<string, (ctx: CommandContext) => Promise<Output>> = {
-  pay: commands.pay,
-  withdraw: commands.withdraw,
-  refund: commands.refund,
-  simulate: commands.simulate,
-  settle: commands.settle,
-  resolve: commands.resolve,
-  balances: commands.balances,
-  orders: commands.orders,
-  reconcile: commands.reconcile,
-  audit: commands.audit,
-  "runs list": commands.runsList,
-  "runs show": commands.runsShow,
+  pay,
+  withdraw,
+  refund,
+  simulate,
+  settle,
+  resolve,
+  balances,
+  orders,
+  reconcile,
+  audit,
+  "runs list": runsList,
+  "runs show": runsShow,
 };
 
 function stringify(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v), 2) + "\n";
 }
 
-export async function runCommand(name: string, values: commands.OptionValues, positionals: string[]): Promise<number> {
+export async function runCommand(name: string, values: OptionValues, positionals: string[]): Promise<number> {
   const services = new Services({
     payment: values.payment as string,
     merchant: values.merchant as string,

@@ -1,6 +1,7 @@
 /** What the cluster suites share: the backends they need, and the checks every run ends with. */
 import { expect } from "chai";
-import { describeReport, type FaultReport, type Load } from "../faults/platform.js";
+import { describeReport, type FaultReport } from "../faults/accounting.js";
+import { type Load } from "../faults/load.js";
 
 export const mysqlUrl = process.env.TEST_MYSQL_URL;
 export const redisUrl = process.env.TEST_REDIS_URL;

@@ -12,7 +12,10 @@
  */
 import { expect } from "chai";
 import mysql from "mysql2/promise";
-import { BalanceSampler, describeReport, faultSeed, FaultPlatform, finishRun, Load } from "../faults/platform.js";
+import { BalanceSampler, Load } from "../faults/load.js";
+import { describeReport, finishRun } from "../faults/accounting.js";
+import { faultSeed } from "../faults/schedule.js";
+import { FaultPlatform } from "../faults/platform.js";
 import { databaseUrl, sleep } from "../faults/processes.js";
 import { LocalGalera } from "./engines.js";
 import { engineMissing, expectClean, expectNoFailuresBefore, redisUrl, summarize } from "./common.js";

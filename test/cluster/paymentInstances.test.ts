@@ -7,7 +7,10 @@
  * both sides agree on every order.
  */
 import { expect } from "chai";
-import { BalanceSampler, describeReport, faultSeed, FaultPlatform, finishRun, Load } from "../faults/platform.js";
+import { BalanceSampler, Load } from "../faults/load.js";
+import { describeReport, finishRun } from "../faults/accounting.js";
+import { faultSeed } from "../faults/schedule.js";
+import { FaultPlatform } from "../faults/platform.js";
 import { sleep } from "../faults/processes.js";
 import { expectClean, expectFailuresWithin, expectNoFailuresBefore, mysqlUrl, redisUrl, serverUrl, summarize } from "./common.js";
 

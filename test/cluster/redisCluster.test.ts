@@ -15,7 +15,10 @@
 import { expect } from "chai";
 import { RedisCreditBuffer } from "../../services/payment/creditBuffer.js";
 import { uniqueName } from "../harness.js";
-import { BalanceSampler, describeReport, faultSeed, FaultPlatform, finishRun, Load } from "../faults/platform.js";
+import { BalanceSampler, Load } from "../faults/load.js";
+import { describeReport, finishRun } from "../faults/accounting.js";
+import { faultSeed } from "../faults/schedule.js";
+import { FaultPlatform } from "../faults/platform.js";
 import { sleep } from "../faults/processes.js";
 import { LocalRedisCluster } from "./engines.js";
 import { engineMissing, expectClean, expectFailuresWithin, expectNoFailuresBefore, mysqlUrl, serverUrl, summarize } from "./common.js";

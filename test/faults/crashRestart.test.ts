@@ -20,7 +20,10 @@
  * MariaDB fault (connections killed on the shared server) even where a private server can run.
  */
 import { expect } from "chai";
-import { BalanceSampler, trace, describeReport, envCount, faultSchedule, faultSeed, FaultPlatform, finishRun, Load, type FaultReport } from "./platform.js";
+import { BalanceSampler, Load } from "./load.js";
+import { trace, envCount, faultSchedule, faultSeed } from "./schedule.js";
+import { describeReport, finishRun, type FaultReport } from "./accounting.js";
+import { FaultPlatform } from "./platform.js";
 import { killConnections, PrivateMariaDb, PrivateRedis, sleep } from "./processes.js";
 import { Random } from "../support/random.js";
 

@@ -15,8 +15,8 @@ import { OrderType, type DiffRow, type ListDiffRowsRequest, type Run } from "../
 import { invalidField } from "../shared/errors.js";
 import { pageSize } from "../shared/orders/validation.js";
 import { csvRecordsFrom, isRecordBoundary } from "./csvOffsets.js";
+import { DIFF_TYPES, isDiffType } from "./diffTypes.js";
 
-export const DIFF_TYPES = ["F000", "F113", "F114", "F115"] as const;
 const AMOUNT_COLUMNS = ["total_fee", "withdraw_money", "refund_fee", "amount"];
 const MAX_SALER_ID = 256;
 
@@ -67,7 +67,7 @@ export async function listDiffRows(run: Run, req: ListDiffRowsRequest, signal?: 
     throw invalidField("order_type", "must be ORDER_TYPE_PAYMENT, ORDER_TYPE_WITHDRAWAL or ORDER_TYPE_REFUND");
   }
   for (const t of req.diffTypes) {
-    if (!(DIFF_TYPES as readonly string[]).includes(t)) throw invalidField("diff_types", `"${t.slice(0, 20)}" is not one of ${DIFF_TYPES.join(", ")}`);
+    if (!isDiffType(t)) throw invalidField("diff_types", `"${t.slice(0, 20)}" is not one of ${DIFF_TYPES.join(", ")}`);
   }
   if (req.salerId.length > MAX_SALER_ID) throw invalidField("saler_id", `must be at most ${MAX_SALER_ID} characters`);
   const limit = pageSize("page_size", req.pageSize, 50, 1000);

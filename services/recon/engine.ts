@@ -22,7 +22,7 @@ import { diagnose, excerpt, headerOf, recordsAt, refuseFile } from "./inputFiles
 export const MAX_AMOUNT = 1_000_000_000_000n;
 const INT64_MAX = 2n ** 63n - 1n;
 
-export type DiffType = "F000" | "F113" | "F114" | "F115";
+export type { DiffType } from "./diffTypes.js";
 
 export interface DiffTotals {
   merchantRows: bigint;

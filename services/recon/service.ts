@@ -10,6 +10,7 @@ import { readCsvFile } from "./csv.js";
 import { diffFileName, listDiffRows } from "./diffRows.js";
 import type { Reconciler } from "./reconciler.js";
 import { isRunId, type RunStore } from "./runs.js";
+import { DIFF_TYPES, isDiffType } from "./diffTypes.js";
 
 export interface ReconDeps {
   reconciler: Reconciler;
@@ -19,7 +20,6 @@ export interface ReconDeps {
   cutoffLagSeconds: number;
 }
 
-const DIFF_TYPES = ["F000", "F113", "F114", "F115"];
 const BATCH = 1000;
 
 /** Column positions of a header row this service wrote. */
@@ -88,7 +88,7 @@ export function createReconService(deps: ReconDeps): ServiceImpl<typeof ReconSer
 
     async *streamDiffRows(req, ctx) {
       const run = await runOf(req.runId, RunKind.RECONCILIATION);
-      if (req.diffType !== "" && !DIFF_TYPES.includes(req.diffType)) throw invalidField("diff_type", `must be one of ${DIFF_TYPES.join(", ")} or empty`);
+      if (req.diffType !== "" && !isDiffType(req.diffType)) throw invalidField("diff_type", `must be one of ${DIFF_TYPES.join(", ")} or empty`);
       for (const summary of run.diffs) {
         if (req.orderType !== OrderType.UNSPECIFIED && summary.orderType !== req.orderType) continue;
         const name = diffFileName(summary.orderType);

@@ -23,6 +23,9 @@ import { MerchantMetrics } from "./metrics.js";
 import { databaseCheck, OutageLog, upstreamCheck } from "../shared/observability/readiness.js";
 import type { ResolveResult } from "./orderSender.js";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { OrderExportService } from "../../gen/order/v1/order_pb.js";
+import { orderExportService } from "../shared/orders/exportService.js";
+import { exportOrders } from "./exports.js";
 
 /** The calls that need the operator token when one is configured. */
 export const MERCHANT_OPERATOR_CALLS = ["Simulate", "ResolveUnknownOrders"] as const;
@@ -131,6 +134,11 @@ export async function startMerchantSystem(
         guard: config.operatorToken ? operatorTokenGuard(config.operatorToken, MERCHANT_OPERATOR_CALLS) : undefined,
         longRunning: ["simulate", "resolveUnknownOrders"],
       }),
+      // The shared order contract: the same orders as MerchantService.ExportOrders.
+      bind(
+        OrderExportService,
+        orderExportService((type, key, cutoffTime) => exportOrders(db.knex, type, key, cutoffTime, config.exportBatchSize)),
+      ),
     ],
     logger,
     httpRoutes: [...docsRoutes(docs), ...consoleRoutes({ catalog: docs, timeZone: config.timeZone, logger })],

@@ -1,5 +1,5 @@
 /** Builds the payment system from its configuration: storage, buffer, settlement job, handlers. */
-import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import { OrderType as PaymentOrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { openDatabase, type Database } from "../shared/storage/database.js";
 import { BusinessClock } from "../shared/orders/time.js";
 import { scheduleUnlessRunning } from "../shared/runtime/cron.js";
@@ -18,6 +18,9 @@ import { ServiceMetrics } from "../shared/observability/metrics.js";
 import { DEFAULT_SERVING } from "../shared/rpc/serving.js";
 import { PaymentMetrics } from "./metrics.js";
 import { databaseCheck, OutageLog } from "../shared/observability/readiness.js";
+import { OrderExportService } from "../../gen/order/v1/order_pb.js";
+import { orderExportService } from "../shared/orders/exportService.js";
+import { exportOrders } from "./exports.js";
 
 /** The calls a merchant signs when merchant keys are configured. */
 export const MERCHANT_CALLS = ["Pay", "Withdraw", "Refund", "QueryOrder", "CloseOrder"] as const;
@@ -80,6 +83,11 @@ export async function startPaymentSystem(
         ),
         longRunning: ["settle"],
       }),
+      // The shared order contract: the same orders as PaymentService.ExportOrders.
+      bind(
+        OrderExportService,
+        orderExportService((type, key, cutoffTime) => exportOrders(db.knex, PaymentOrderType[type], key, cutoffTime, config.exportBatchSize)),
+      ),
     ],
     logger,
     httpRoutes: [...docsRoutes(docs), ...consoleRoutes({ catalog: docs, timeZone: config.timeZone, logger })],

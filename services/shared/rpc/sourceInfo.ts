@@ -8,8 +8,9 @@ import { SourceCodeInfoSchema, type SourceCodeInfo } from "@bufbuild/protobuf/wk
 import { sourceInfo_payment_v1_payment } from "../../../gen/payment/v1/payment_comments.js";
 import { sourceInfo_merchant_v1_merchant } from "../../../gen/merchant/v1/merchant_comments.js";
 import { sourceInfo_recon_v1_recon } from "../../../gen/recon/v1/recon_comments.js";
+import { sourceInfo_order_v1_order } from "../../../gen/order/v1/order_comments.js";
 
-const ENCODED: readonly { file: string; base64: string }[] = [sourceInfo_payment_v1_payment, sourceInfo_merchant_v1_merchant, sourceInfo_recon_v1_recon];
+const ENCODED: readonly { file: string; base64: string }[] = [sourceInfo_payment_v1_payment, sourceInfo_merchant_v1_merchant, sourceInfo_recon_v1_recon, sourceInfo_order_v1_order];
 
 const decoded = new Map<string, SourceCodeInfo | undefined>();
 

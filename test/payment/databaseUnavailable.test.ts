@@ -41,6 +41,17 @@ class Relay {
     this.server = server;
   }
 
+  /** A relay opened to the server of a MySQL URL, and that URL pointed at the relay. */
+  static async to(mysqlUrl: string): Promise<{ relay: Relay; relayedUrl: string }> {
+    const direct = new URL(mysqlUrl);
+    const relay = new Relay({ host: direct.hostname, port: Number(direct.port || 3306) });
+    await relay.open();
+    const relayed = new URL(mysqlUrl);
+    relayed.hostname = "127.0.0.1";
+    relayed.port = String(relay.port);
+    return { relay, relayedUrl: relayed.toString() };
+  }
+
   async cut(): Promise<void> {
     const server = this.server;
     this.server = undefined;
@@ -60,18 +71,11 @@ for (const backend of backends().filter((b) => b.mysqlUrl)) {
     before(async () => {
       store = freshStore(backend, "payment");
       prefix = uniqueName("du");
-      const direct = new URL(store.mysqlUrl!);
-      relay = new Relay({ host: direct.hostname, port: Number(direct.port || 3306) });
-      await relay.open();
-      const relayed = new URL(store.mysqlUrl!);
-      relayed.hostname = "127.0.0.1";
-      relayed.port = String(relay.port);
+      const { relay: r, relayedUrl } = await Relay.to(store.mysqlUrl!);
+      relay = r;
       // Migrations run straight on the database; the service's pool then goes through the relay.
-      (await startPaymentSystem(paymentConfig(backend, store, prefix), silentLogger)).close();
-      system = await startPaymentSystem(
-        paymentConfig(backend, store, prefix, { database: { mysqlUrl: relayed.toString(), sqliteFile: "", poolSize: 4 } }),
-        silentLogger,
-      );
+      await (await startPaymentSystem(paymentConfig(backend, store, prefix), silentLogger)).close();
+      system = await startPaymentSystem(paymentConfig(backend, store, prefix, { database: { mysqlUrl: relayedUrl, sqliteFile: "", poolSize: 4 } }), silentLogger);
     });
     after(async () => {
       await relay?.cut();
@@ -148,16 +152,12 @@ for (const backend of backends().filter((b) => b.mysqlUrl)) {
       store = freshStore(backend, "payment");
       merchantStore = freshStore(backend, "merchant");
       prefix = uniqueName("du2");
-      const direct = new URL(store.mysqlUrl!);
-      relay = new Relay({ host: direct.hostname, port: Number(direct.port || 3306) });
-      await relay.open();
-      const relayed = new URL(store.mysqlUrl!);
-      relayed.hostname = "127.0.0.1";
-      relayed.port = String(relay.port);
+      const { relay: r, relayedUrl } = await Relay.to(store.mysqlUrl!);
+      relay = r;
       const healthy = await startPaymentSystem(paymentConfig(backend, store, prefix), silentLogger);
       closers.push(() => healthy.close());
       const cutOff = await startPaymentSystem(
-        paymentConfig(backend, store, prefix, { database: { mysqlUrl: relayed.toString(), sqliteFile: "", poolSize: 4 } }),
+        paymentConfig(backend, store, prefix, { database: { mysqlUrl: relayedUrl, sqliteFile: "", poolSize: 4 } }),
         silentLogger,
       );
       closers.push(() => cutOff.close());

@@ -144,24 +144,8 @@ for (const backend of backends()) {
         await system.close();
       }
     });
-  });
-  describe(`payment process killed while it refunds [${backend.name}]`, function () {
-    this.timeout(240_000);
-    let store: Store;
-    let prefix: string;
-    let child: ChildProcess | undefined;
 
-    beforeEach(() => {
-      store = freshStore(backend, "payment");
-      prefix = uniqueName("tp");
-    });
-    afterEach(async () => {
-      child?.kill("SIGKILL");
-      await store.drop();
-      if (backend.redisUrl) await deleteRedisKeys(backend.redisUrl, prefix);
-    });
-
-    it("records every acknowledged refund, answers every unanswered one when sent again, and never over-refunds or overdraws", async () => {
+    it("while it refunds: records every acknowledged refund, answers every unanswered one when sent again, and never over-refunds or overdraws", async () => {
       const port = await freePort();
       const client = createGrpcClient(PaymentService, `127.0.0.1:${port}`);
       const start = async () => {

@@ -101,26 +101,41 @@ function sheetCells(xlsx: Uint8Array, sheet = 1): { t: string | undefined; text:
   );
 }
 
+/** Skips the suite without Chromium, unless REQUIRE_BROWSER=1 (CI), where that is a failure. */
+function requireChromium(suite: Mocha.Context): void {
+  if (existsSync(CHROMIUM)) return;
+  if (process.env.REQUIRE_BROWSER === "1") throw new Error(`REQUIRE_BROWSER=1 but ${CHROMIUM} is missing; run scripts/install-chromium.sh`);
+  console.log(`      skipped: ${CHROMIUM} is not installed (scripts/install-chromium.sh installs it; REQUIRE_BROWSER=1 makes this a failure)`);
+  suite.skip();
+}
+
+/** Chromium on a profile of its own, removed with it. */
+async function startBrowser(): Promise<{ browser: BrowserContext; close(): Promise<void> }> {
+  const profile = mkdtempSync(join(tmpdir(), "chromium-profile-"));
+  const browser = await launch(profile);
+  return {
+    browser,
+    async close() {
+      await browser.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
 describe("operations console in headless Chromium [embedded]", function () {
   let p: Platform | undefined;
   let browser: BrowserContext | undefined;
-  let profile: string | undefined;
+  let closeBrowser: (() => Promise<void>) | undefined;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (process.env.REQUIRE_BROWSER === "1") throw new Error(`REQUIRE_BROWSER=1 but ${CHROMIUM} is missing; run scripts/install-chromium.sh`);
-      console.log(`      skipped: ${CHROMIUM} is not installed (scripts/install-chromium.sh installs it; REQUIRE_BROWSER=1 makes this a failure)`);
-      this.skip();
-    }
+    requireChromium(this);
     p = await startPlatform({ name: "embedded" }, { payment: { settleCron: "off" }, merchant: { resolveCron: "off" } });
     linkApiCatalogs([p.payment.docs, p.merchant.docs, p.recon.docs]);
-    profile = mkdtempSync(join(tmpdir(), "chromium-profile-"));
-    browser = await launch(profile);
+    ({ browser, close: closeBrowser } = await startBrowser());
   });
 
   after(async () => {
-    await browser?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await closeBrowser?.();
     await p?.close();
   });
 
@@ -399,22 +414,17 @@ describe("operations console in headless Chromium [embedded]", function () {
 describe("operations console with OPERATOR_TOKEN [embedded]", function () {
   let p: Platform | undefined;
   let browser: BrowserContext | undefined;
-  let profile: string | undefined;
+  let closeBrowser: (() => Promise<void>) | undefined;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (process.env.REQUIRE_BROWSER === "1") throw new Error(`REQUIRE_BROWSER=1 but ${CHROMIUM} is missing`);
-      this.skip();
-    }
+    requireChromium(this);
     p = await startPlatform({ name: "embedded" }, { payment: { operatorToken: TOKEN }, merchant: { operatorToken: TOKEN }, recon: { operatorToken: TOKEN } });
     linkApiCatalogs([p.payment.docs, p.merchant.docs, p.recon.docs]);
-    profile = mkdtempSync(join(tmpdir(), "chromium-profile-"));
-    browser = await launch(profile);
+    ({ browser, close: closeBrowser } = await startBrowser());
   });
 
   after(async () => {
-    await browser?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await closeBrowser?.();
     await p?.close();
   });
 
@@ -470,14 +480,11 @@ async function freePorts(n: number): Promise<number[]> {
 describe("operations console of services linked only by PUBLIC_URLS (as under docker-compose) [embedded]", function () {
   let p: Platform | undefined;
   let browser: BrowserContext | undefined;
-  let profile: string | undefined;
+  let closeBrowser: (() => Promise<void>) | undefined;
   let publicUrls: Record<string, string> = {};
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (process.env.REQUIRE_BROWSER === "1") throw new Error(`REQUIRE_BROWSER=1 but ${CHROMIUM} is missing`);
-      this.skip();
-    }
+    requireChromium(this);
     const [payment, merchant, recon] = (await freePorts(3)) as [number, number, number];
     // Advertised under "localhost" while the page is opened at 127.0.0.1, as a user may.
     const env = { PUBLIC_URLS: `payment=http://localhost:${payment},merchant=http://localhost:${merchant},recon=http://localhost:${recon}` };
@@ -493,13 +500,11 @@ describe("operations console of services linked only by PUBLIC_URLS (as under do
         recon: { listen: listen(recon), serving },
       },
     );
-    profile = mkdtempSync(join(tmpdir(), "chromium-profile-"));
-    browser = await launch(profile);
+    ({ browser, close: closeBrowser } = await startBrowser());
   });
 
   after(async () => {
-    await browser?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await closeBrowser?.();
     await p?.close();
   });
 

@@ -82,16 +82,7 @@ for (const backend of backends()) {
           const proc = startChild(backend, store, prefix, port);
           child = proc;
           const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
-          // Ready when it answers.
-          for (let i = 0; ; i++) {
-            try {
-              await client.client.listAccounts({ pageSize: 1 }, { timeoutMs: 1000 });
-              break;
-            } catch {
-              if (i > 600) throw new Error("payment process did not start");
-              await new Promise((resolve) => setTimeout(resolve, 50));
-            }
-          }
+          await whenAnswering(client);
           let killed = false;
           const workers = Array.from({ length: 16 }, async () => {
             while (!killed) {

@@ -2,12 +2,15 @@
  * The same reconciliation in DuckDB, in a process of its own so that its peak RSS is its own: a
  * FULL OUTER JOIN of the two order files on response_id giving each order its diff type, written
  * as CSV. Prints JSON: time, peak RSS (read before the untimed count check), counts per type.
+ * With `ordered`, the rows are written in the seed's order (the payment side's orders by key,
+ * then the merchant-only ones by key), as the service writes them: the cost of that order alone.
  *
- *   npx tsx bench/duckdbReconcileChild.ts merchant.csv payment.csv diff.csv
+ *   npx tsx bench/duckdbReconcileChild.ts merchant.csv payment.csv diff.csv [ordered]
  */
 import { DuckDBInstance } from "@duckdb/node-api";
 
-const [merchant, payment, out] = process.argv.slice(2) as [string, string, string];
+const [merchant, payment, out, order] = process.argv.slice(2) as [string, string, string, string | undefined];
+const orderBy = order === "ordered" ? "ORDER BY p.response_id IS NULL, coalesce(p.response_id, m.response_id)" : "";
 const quote = (s: string) => `'${s.replaceAll("'", "''")}'`;
 const columns = "{'request_id': 'VARCHAR', 'response_id': 'VARCHAR', 'saler_id': 'VARCHAR', 'total_fee': 'BIGINT', 'request_time': 'VARCHAR', 'response_time': 'VARCHAR'}";
 const read = (file: string) => `read_csv(${quote(file)}, header = true, columns = ${columns})`;
@@ -30,6 +33,7 @@ await db.run(`COPY (
          coalesce(p.request_time, m.request_time) AS request_time,
          coalesce(p.response_time, m.response_time) AS response_time
   FROM ${read(merchant)} m FULL OUTER JOIN ${read(payment)} p ON m.response_id = p.response_id
+  ${orderBy}
 ) TO ${quote(out)} (HEADER, DELIMITER ',')`);
 const ms = Math.round(performance.now() - t0);
 const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);

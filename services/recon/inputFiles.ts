@@ -23,6 +23,8 @@ export const LINE_LIMIT_BYTES = 64 * 1024;
 /** How much of an offending value an error message shows. */
 export const EXCERPT_CHARS = 100;
 const CHUNK = 1 << 20;
+/** What copyChecked reads at a time. */
+const COPY_CHUNK = 4 << 20;
 
 export type Encoding = "utf-8" | "gb18030";
 
@@ -90,9 +92,10 @@ export async function openInput(inputDir: string, requested: string, field: stri
 /** Where a file's bytes come from: an open file or text given in the request. */
 export type Source = { handle: FileHandle } | { text: Buffer };
 
-async function readAt(source: Source, buf: Buffer, position: number): Promise<number> {
-  if ("handle" in source) return (await source.handle.read(buf, 0, buf.length, position)).bytesRead;
-  return source.text.copy(buf, 0, position, Math.min(source.text.length, position + buf.length));
+/** Reads into buf[at, end) from `position` of the source; the count read, 0 at its end. */
+async function readAt(source: Source, buf: Buffer, position: number, at = 0): Promise<number> {
+  if ("handle" in source) return (await source.handle.read(buf, at, buf.length - at, position)).bytesRead;
+  return source.text.copy(buf, at, position, Math.min(source.text.length, position + buf.length - at));
 }
 
 /** The physical line (1-based) holding byte `offset` of the source. */
@@ -117,9 +120,9 @@ export async function copyChecked(source: Source, target: string, encoding: Enco
   const out = await open(target, "wx");
   try {
     const decoder = encoding === "gb18030" ? new TextDecoder("gb18030", { fatal: true }) : undefined;
-    const buf = Buffer.allocUnsafe(CHUNK);
-    let carry = Buffer.alloc(0);
-    let consumed = 0; // source offset of carry[0]
+    const buf = Buffer.allocUnsafe(COPY_CHUNK + LINE_LIMIT_BYTES + 1);
+    let carried = 0; // bytes at the start of buf not yet written: a partial line
+    let consumed = 0; // source offset of buf[0]
     const tooLong = async (offset: number) => refuseFile(label, await lineAtOffset(source, offset), undefined, `the line is longer than ${LINE_LIMIT_BYTES} bytes`);
     const badText = async (region: Buffer, regionOffset: number) => {
       // Find the first line of the region that does not decode, to name it.
@@ -154,9 +157,11 @@ export async function copyChecked(source: Source, target: string, encoding: Enco
       if (bytes.length > 0) await out.write(bytes);
     };
     for (;;) {
-      const n = await readAt(source, buf, consumed + carry.length);
+      // buf holds the partial last line of the previous read (at most LINE_LIMIT_BYTES, else
+      // refused), then what this read adds.
+      const n = await readAt(source, buf, consumed + carried, carried);
       if (n === 0) break;
-      const data = carry.length === 0 ? buf.subarray(0, n) : Buffer.concat([carry, buf.subarray(0, n)]);
+      const data = buf.subarray(0, carried + n);
       const lastNl = data.lastIndexOf(10);
       const complete = lastNl + 1;
       // Every line within [0, complete) must be short: step from line end to line end, at most
@@ -168,12 +173,12 @@ export async function copyChecked(source: Source, target: string, encoding: Enco
         pos = nl + 1;
       }
       if (data.length - complete > LINE_LIMIT_BYTES) throw await tooLong(consumed + complete);
-      // Written before the next read reuses the buffer; only the partial line is kept, copied.
+      // Written before the next read reuses the buffer; the partial line moves to its start.
       await emit(data.subarray(0, complete), consumed, false);
-      carry = Buffer.from(data.subarray(complete));
+      carried = data.copy(buf, 0, complete);
       consumed += complete;
     }
-    await emit(carry, consumed, true);
+    await emit(buf.subarray(0, carried), consumed, true);
   } finally {
     await out.close();
   }

@@ -158,8 +158,10 @@ export class Reconciler {
     const kind = KINDS.find((k) => k.type === orderType)!;
     const diffPath = join(run.directory, kind.diff);
     return this.discardOnFailure(run, async () => {
-      const m = await this.materialize(run, "merchant", `merchant_${kind.name}.csv`, merchant!);
-      const p = await this.materialize(run, "payment", `payment_${kind.name}.csv`, payment!);
+      const [m, p] = await settleAll([
+        this.materialize(run, "merchant", `merchant_${kind.name}.csv`, merchant!),
+        this.materialize(run, "payment", `payment_${kind.name}.csv`, payment!),
+      ]);
       const totals = await this.deps.engine.reconcile(m, p, keyColumn(key), kind.amount, diffPath);
       run.files.push(file(`merchant_${kind.name}.csv`, m.path, totals.merchantRows), file(`payment_${kind.name}.csv`, p.path, totals.paymentRows));
       run.diffs.push(create(DiffSummarySchema, { orderType, ...totals }));
@@ -208,10 +210,12 @@ export class Reconciler {
     const started = performance.now();
     const run = await this.newRun(RunKind.AUDIT, OrderKey.RESPONSE_ID, "", "files");
     return this.discardOnFailure(run, async () => {
-      const p = await this.materialize(run, "merchant_payments", "merchant_payments.csv", payments!);
-      const w = await this.materialize(run, "merchant_withdrawals", "merchant_withdrawals.csv", withdrawals!);
-      const r = refunds?.source.case === undefined ? undefined : await this.materialize(run, "merchant_refunds", "merchant_refunds.csv", refunds);
-      const b = await this.materialize(run, "balances", "payment_balances.csv", balances!);
+      const [p, w, r, b] = await settleAll([
+        this.materialize(run, "merchant_payments", "merchant_payments.csv", payments!),
+        this.materialize(run, "merchant_withdrawals", "merchant_withdrawals.csv", withdrawals!),
+        refunds?.source.case === undefined ? undefined : this.materialize(run, "merchant_refunds", "merchant_refunds.csv", refunds),
+        this.materialize(run, "balances", "payment_balances.csv", balances!),
+      ]);
       return this.finish(await this.audit(run, p, w, r, b), started);
     });
   }
@@ -269,6 +273,18 @@ export class Reconciler {
       await handle.close();
     }
   }
+}
+
+/**
+ * Waits for every promise, then gives their values, or throws the first one's error in list order
+ * (the same error whichever failed first), so that no work is still writing into a run directory
+ * when a failed run removes it.
+ */
+async function settleAll<T extends readonly unknown[]>(work: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.find((s) => s.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
 }
 
 function checkSource(field: string, source: CsvSource | undefined): void {

@@ -297,6 +297,39 @@ describe("hostile files handed in [embedded]", () => {
     ]);
   });
 
+  it("reads both sides at once: a side refused at once waits for the other, leaves nothing behind, and the merchant side's refusal comes first", async function () {
+    this.timeout(300_000);
+    // A large valid payment file is still being copied into the run when the merchant side is refused.
+    const big = join(p.reconDir, "big_valid.csv");
+    const out = createWriteStream(big);
+    out.write("response_id,total_fee\n");
+    for (let b = 0; b < 40; b++) {
+      if (!out.write(Array.from({ length: 25_000 }, (_, i) => `r${b * 25_000 + i},${i}\n`).join(""))) await once(out, "drain");
+    }
+    out.end();
+    await once(out, "finish");
+    execFileSync("mkfifo", [join(p.reconDir, "side_fifo")]);
+    const badUtf8 = Buffer.concat([Buffer.from("response_id,total_fee\n"), Buffer.from([0xff, 0x2c, 0x31, 0x0a])]).toString("latin1");
+    const fds = async () => (await readdir("/proc/self/fd")).length;
+    await refusal(reconcile(path("side_fifo"), path("big_valid.csv"))); // warm up
+    const [fdBefore, treeBefore] = [await fds(), await tree(p.reconDir)];
+    for (let i = 0; i < 5; i++) {
+      const e = await refusal(reconcile(path("side_fifo"), path("big_valid.csv")));
+      expect(e.code).to.equal(Code.InvalidArgument);
+      expect(e.rawMessage).to.match(/^merchant\.path/);
+      expect(await tree(p.reconDir)).to.deep.equal(treeBefore);
+    }
+    // Both sides refused: the merchant side's reason, whichever side failed first.
+    await writeFile(join(p.reconDir, "bad_side.csv"), Buffer.from(badUtf8, "latin1"));
+    const both = await refusal(reconcile(path("big_valid.csv"), path("side_fifo")));
+    expect(both.rawMessage).to.match(/^payment\.path/);
+    const first = await refusal(reconcile(path("bad_side.csv"), path("side_fifo")));
+    expect(first.rawMessage).to.match(/^bad_side\.csv, line 2: the text is not valid UTF-8/);
+    expect(await fds()).to.equal(fdBefore);
+    expect(await tree(p.reconDir)).to.deep.equal([...treeBefore, join(p.reconDir, "bad_side.csv")].sort());
+    await rm(big);
+  });
+
   it("leaves no descriptor, file or directory behind after 50 refused runs of each kind", async function () {
     this.timeout(900_000); // 500 runs: a budget for a busy machine, not a speed check
     await writeFile(join(p.reconDir, "dup_big.csv"), "response_id,total_fee\n" + Array.from({ length: 5_000 }, (_, i) => `k${i % 4_999},1`).join("\n") + "\n");

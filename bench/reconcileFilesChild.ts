@@ -3,11 +3,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pino } from "pino";
-import { OrderType } from "../gen/recon/v1/recon_pb.js";
 import { ReconService } from "../gen/recon/v1/recon_pb.js";
 import { createGrpcClient } from "../services/shared/rpc/grpcClient.js";
 import { startReconSystem } from "../services/recon/system.js";
 import { readReconConfig } from "../services/recon/config.js";
+import { OrderType } from "../gen/order/v1/order_pb.js";
 
 const [merchant, payment] = process.argv.slice(2) as [string, string];
 const reconDir = mkdtempSync(join(tmpdir(), "recon-bench-"));

@@ -12,6 +12,7 @@ import { pino } from "pino";
 import type { Client } from "@connectrpc/connect";
 import { PaymentService } from "../gen/payment/v1/payment_pb.js";
 import { MerchantService } from "../gen/merchant/v1/merchant_pb.js";
+import { OrderExportService } from "../gen/order/v1/order_pb.js";
 import { createGrpcClient } from "../services/shared/rpc/grpcClient.js";
 import { DEFAULT_SETTLE_LEASE_MS, type PaymentConfig } from "../services/payment/config.js";
 import type { MerchantConfig } from "../services/merchant/config.js";
@@ -133,6 +134,9 @@ export interface Platform {
   paymentClient: Client<typeof PaymentService>;
   merchantClient: Client<typeof MerchantService>;
   reconClient: Client<typeof ReconService>;
+  /** order.v1.OrderExportService as the payment system and the merchant serve it. */
+  paymentOrders: Client<typeof OrderExportService>;
+  merchantOrders: Client<typeof OrderExportService>;
   redisPrefix: string;
   close(): Promise<void>;
 }
@@ -168,6 +172,8 @@ export async function startPlatform(backend: Backend, options: PlatformOptions =
   const paymentClient = createGrpcClient(PaymentService, payment.server.grpcAddress);
   const merchantClient = createGrpcClient(MerchantService, merchant.server.grpcAddress);
   const reconClient = createGrpcClient(ReconService, recon.server.grpcAddress);
+  const paymentOrders = createGrpcClient(OrderExportService, payment.server.grpcAddress);
+  const merchantOrders = createGrpcClient(OrderExportService, merchant.server.grpcAddress);
   return {
     backend,
     payment,
@@ -177,11 +183,11 @@ export async function startPlatform(backend: Backend, options: PlatformOptions =
     paymentClient: paymentClient.client,
     merchantClient: merchantClient.client,
     reconClient: reconClient.client,
+    paymentOrders: paymentOrders.client,
+    merchantOrders: merchantOrders.client,
     redisPrefix,
     async close() {
-      paymentClient.close();
-      merchantClient.close();
-      reconClient.close();
+      for (const client of [paymentClient, merchantClient, reconClient, paymentOrders, merchantOrders]) client.close();
       await recon.close();
       rmSync(reconDir, { recursive: true, force: true });
       await merchant.close();

@@ -4,7 +4,7 @@
  * and connect-node alike (shared/rpc/server.ts).
  */
 import type { ServiceImpl } from "@connectrpc/connect";
-import { OrderKey, OrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import type { Database } from "../shared/storage/database.js";
 import { invalidField } from "../shared/errors.js";
 import type { Logger } from "../shared/observability/logger.js";
@@ -13,13 +13,14 @@ import type { BusinessClock } from "../shared/orders/time.js";
 import { optionalBusinessTime, requireRequestTimeInRange } from "../shared/orders/validation.js";
 import { accountPage, balanceOf } from "./accounts.js";
 import type { CreditBuffer } from "./creditBuffer.js";
-import { exportBalances, exportOrders } from "./exports.js";
+import { exportBalances } from "./exports.js";
 import { OrderOutcomes } from "./orderOutcomes.js";
 import { Payments, validatePay } from "./payments.js";
 import { OrderStamps } from "./recordOnce.js";
 import { Refunds, validateRefund } from "./refunds.js";
 import type { Settlement } from "./settlement.js";
 import { validateWithdraw, Withdrawals } from "./withdrawals.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 export interface PaymentDeps {
   db: Database;
@@ -87,16 +88,6 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
         swept: r.swept,
         durationMs: BigInt(r.durationMs),
       };
-    },
-
-    async *exportOrders(req, ctx) {
-      if (req.orderType === OrderType.UNSPECIFIED) throw invalidField("order_type", "must be ORDER_TYPE_PAYMENT, ORDER_TYPE_WITHDRAWAL or ORDER_TYPE_REFUND");
-      optionalBusinessTime("cutoff_time", req.cutoffTime);
-      const key = req.key === OrderKey.REQUEST_ID ? "request_id" : "response_id";
-      for await (const orders of exportOrders(db.knex, req.orderType, key, req.cutoffTime, deps.exportBatchSize)) {
-        if (ctx.signal.aborted) return;
-        yield { orders };
-      }
     },
 
     async *exportBalances(req, ctx) {

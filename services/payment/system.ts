@@ -1,5 +1,5 @@
 /** Builds the payment system from its configuration: storage, buffer, settlement job, handlers. */
-import { OrderType as PaymentOrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { openDatabase, type Database } from "../shared/storage/database.js";
 import { BusinessClock } from "../shared/orders/time.js";
 import { scheduleUnlessRunning } from "../shared/runtime/cron.js";
@@ -14,8 +14,8 @@ import type { PaymentConfig } from "./config.js";
 import { paymentMigrations } from "./migrations/index.js";
 import { Settlement, type SettlementFaults } from "./settlement.js";
 import { createPaymentService } from "./service.js";
-import { ServiceMetrics } from "../shared/observability/metrics.js";
 import { DEFAULT_SERVING } from "../shared/rpc/serving.js";
+import { ServiceMetrics } from "../shared/observability/metrics.js";
 import { PaymentMetrics } from "./metrics.js";
 import { databaseCheck, OutageLog } from "../shared/observability/readiness.js";
 import { OrderExportService } from "../../gen/order/v1/order_pb.js";
@@ -83,10 +83,10 @@ export async function startPaymentSystem(
         ),
         longRunning: ["settle"],
       }),
-      // The shared order contract: the same orders as PaymentService.ExportOrders.
+      // The payment system's successful orders, through the order contract both systems serve.
       bind(
         OrderExportService,
-        orderExportService((type, key, cutoffTime) => exportOrders(db.knex, PaymentOrderType[type], key, cutoffTime, config.exportBatchSize)),
+        orderExportService((type, key, cutoffTime) => exportOrders(db.knex, type, key, cutoffTime, config.exportBatchSize)),
       ),
     ],
     logger,

@@ -19,13 +19,14 @@ import { availableParallelism } from "node:os";
 import { RunStore } from "./runs.js";
 import { createReconService } from "./service.js";
 import { reconApiDocument } from "./apiDocs.js";
-import { ServiceMetrics } from "../shared/observability/metrics.js";
 import { DEFAULT_SERVING } from "../shared/rpc/serving.js";
+import { ServiceMetrics } from "../shared/observability/metrics.js";
 import { ReconMetrics } from "./metrics.js";
 import { upstreamCheck } from "../shared/observability/readiness.js";
 import { access, constants } from "node:fs/promises";
-import { OrderType, RunKind, RunSchema } from "../../gen/recon/v1/recon_pb.js";
+import { RunKind, RunSchema } from "../../gen/recon/v1/recon_pb.js";
 import { create } from "@bufbuild/protobuf";
+import { OrderExportService, OrderType } from "../../gen/order/v1/order_pb.js";
 
 /** The calls that start runs: they need the operator token when one is configured. */
 export const RECON_OPERATOR_CALLS = ["Reconcile", "ReconcileFiles", "Audit", "AuditFiles"] as const;
@@ -43,29 +44,41 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
   await mkdir(config.reconDir, { recursive: true });
   const channelOptions = { "grpc.max_receive_message_length": 64 * 1024 * 1024 };
   const metrics = new ReconMetrics(new ServiceMetrics("recon"));
-  const interceptors = [metrics.metrics.clientInterceptor()];
   // The operator token goes with every call to the merchant system (ResolveUnknownOrders needs it).
   const operator = operatorHeaders(config.operatorToken);
-  const merchant = createGrpcClient(MerchantService, config.merchantAddress, {
+  const merchantOptions = {
     channelOptions,
     credentials: grpcChannelCredentials(config.merchantTlsCa),
     callHeaders: () => operator,
-    interceptors,
+    interceptors: [metrics.metrics.clientInterceptor("merchant")],
     upstream: "merchant",
-  });
-  const payment = createGrpcClient(PaymentService, config.paymentAddress, {
+  };
+  const paymentOptions = {
     channelOptions,
     credentials: grpcChannelCredentials(config.paymentTlsCa),
-    interceptors,
+    interceptors: [metrics.metrics.clientInterceptor("payment")],
     upstream: "payment",
-  });
+  };
+  const merchant = createGrpcClient(MerchantService, config.merchantAddress, merchantOptions);
+  const payment = createGrpcClient(PaymentService, config.paymentAddress, paymentOptions);
+  // Both sides' orders come through the order contract each of them serves.
+  const merchantOrders = createGrpcClient(OrderExportService, config.merchantAddress, merchantOptions);
+  const paymentOrders = createGrpcClient(OrderExportService, config.paymentAddress, paymentOptions);
   const clock = new BusinessClock(config.timeZone);
   const runs = new RunStore(config.reconDir);
   // The engine's spill files live in a directory of the reconciliation directory, apart from the runs.
   const spillDir = join(config.reconDir, ".spill");
   await mkdir(spillDir, { recursive: true });
   const engine = new ReconEngine({ memoryLimit: config.memoryLimit ?? "512MB", threads: config.threads ?? availableParallelism(), spillDir });
-  const reconciler = new Reconciler({ merchant: merchant.client, payment: payment.client, runs, clock, inputDir: config.inputDir, engine });
+  const reconciler = new Reconciler({
+    merchantOrders: merchantOrders.client,
+    paymentOrders: paymentOrders.client,
+    payment: payment.client,
+    runs,
+    clock,
+    inputDir: config.inputDir,
+    engine,
+  });
   const base = createReconService({ reconciler, runs, merchant: merchant.client, clock, cutoffLagSeconds: config.cutoffLagSeconds });
   /** A run method counted and logged with its figures. */
   const observed = <Req, Res extends { run?: unknown }>(
@@ -143,8 +156,7 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
     async close() {
       await server.close();
       engine.close();
-      merchant.close();
-      payment.close();
+      for (const client of [merchant, payment, merchantOrders, paymentOrders]) client.close();
       for (const u of upstreams) u.close();
     },
   };

@@ -13,17 +13,15 @@ const [merchant, payment] = process.argv.slice(2) as [string, string];
 const reconDir = mkdtempSync(join(tmpdir(), "recon-bench-"));
 const recon = await startReconSystem(
   {
+    // As the service reads its environment (RECON_MEMORY_LIMIT, RECON_THREADS: 512MB and the
+    // cores by default), on loopback, with no upstreams and the files' directory as input.
+    ...readReconConfig(),
     listen: { host: "127.0.0.1", grpcPort: 0, httpPort: 0 },
     merchantAddress: "127.0.0.1:1",
     paymentAddress: "127.0.0.1:1",
     reconDir,
     inputDir: dirname(merchant),
     cutoffLagSeconds: 0,
-    timeZone: "Asia/Shanghai",
-    maxMessageBytes: 4 * 1024 * 1024,
-    // RECON_MEMORY_LIMIT and RECON_THREADS as the service reads them (default 512MB, the cores).
-    memoryLimit: readReconConfig().memoryLimit,
-    threads: readReconConfig().threads,
   },
   pino({ level: "silent" }),
 );

@@ -17,7 +17,6 @@ import type { MerchantConfig } from "./config.js";
 import { merchantMigrations } from "./migrations/index.js";
 import { OrderSender, type SenderFaults } from "./orderSender.js";
 import { createMerchantService } from "./service.js";
-import { DEFAULT_SERVING } from "../shared/rpc/serving.js";
 import { ServiceMetrics } from "../shared/observability/metrics.js";
 import { MerchantMetrics } from "./metrics.js";
 import { databaseCheck, OutageLog, upstreamCheck } from "../shared/observability/readiness.js";
@@ -123,7 +122,7 @@ export async function startMerchantSystem(
       return report;
     },
   };
-  const docs = new ApiCatalog("merchant", (config.serving ?? DEFAULT_SERVING).publicUrls);
+  const docs = new ApiCatalog("merchant", config.serving.publicUrls);
   const upstream = upstreamCheck("payment", config.paymentAddress, PaymentService.typeName, grpcChannelCredentials(config.paymentTlsCa));
   const server = await serve({
     name: "merchant",
@@ -145,7 +144,7 @@ export async function startMerchantSystem(
     limits: config.callLimits,
     tls: config.tls,
     metrics: metrics.metrics,
-    serving: config.serving ?? DEFAULT_SERVING,
+    serving: config.serving,
     dependencies: [databaseCheck(db.knex), upstream],
   });
   docs.add({

@@ -30,7 +30,7 @@ export interface PaymentDeps {
   logger: Logger;
   exportBatchSize: number;
   /** How far ahead of this system's clock a request_time may lie (clock skew); 300 when absent. */
-  requestTimeMaxAheadSeconds?: number | undefined;
+  requestTimeMaxAheadSeconds: number;
   /** Logs the credit buffer's write failures once per outage (else one warning per payment). */
   bufferOutage?: OutageLog | undefined;
   /** Told of every order recorded (not of replayed answers): metrics. */
@@ -44,7 +44,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
   const withdrawals = new Withdrawals(db, stamps, (code) => onRecorded?.("WITHDRAWAL", code));
   const refunds = new Refunds(db, stamps, (code) => onRecorded?.("REFUND", code));
   const outcomes = new OrderOutcomes(db, stamps, deps.logger);
-  const maxAheadSeconds = deps.requestTimeMaxAheadSeconds ?? 300;
+  const maxAheadSeconds = deps.requestTimeMaxAheadSeconds;
   /** A request_time from before the system's floor or from the future (beyond clock skew) is refused. */
   const requireCurrentRequestTime = (requestTime: string) =>
     requireRequestTimeInRange("request_time", requestTime, clock.secondsAhead(maxAheadSeconds));

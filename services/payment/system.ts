@@ -14,7 +14,6 @@ import type { PaymentConfig } from "./config.js";
 import { paymentMigrations } from "./migrations/index.js";
 import { Settlement, type SettlementFaults } from "./settlement.js";
 import { createPaymentService } from "./service.js";
-import { DEFAULT_SERVING } from "../shared/rpc/serving.js";
 import { ServiceMetrics } from "../shared/observability/metrics.js";
 import { PaymentMetrics } from "./metrics.js";
 import { databaseCheck, OutageLog } from "../shared/observability/readiness.js";
@@ -69,7 +68,7 @@ export async function startPaymentSystem(
     onRecorded: (type, code) => metrics.orderRecorded(type, code),
     bufferOutage: new OutageLog(logger, "credit buffer writes (settlement sweeps the orders table meanwhile)"),
   });
-  const docs = new ApiCatalog("payment", (config.serving ?? DEFAULT_SERVING).publicUrls);
+  const docs = new ApiCatalog("payment", config.serving.publicUrls);
   const server = await serve({
     name: "payment",
     listen: config.listen,
@@ -77,7 +76,7 @@ export async function startPaymentSystem(
       bind(PaymentService, impl, {
         guard: combineGuards(
           config.merchantKeys
-            ? merchantSignatureGuard({ keys: config.merchantKeys, windowSeconds: config.requestWindowSeconds ?? 300 }, clock, MERCHANT_CALLS)
+            ? merchantSignatureGuard({ keys: config.merchantKeys, windowSeconds: config.requestWindowSeconds }, clock, MERCHANT_CALLS)
             : undefined,
           config.operatorToken ? operatorTokenGuard(config.operatorToken, PAYMENT_OPERATOR_CALLS) : undefined,
         ),
@@ -95,7 +94,7 @@ export async function startPaymentSystem(
     limits: config.callLimits,
     tls: config.tls,
     metrics: metrics.metrics,
-    serving: config.serving ?? DEFAULT_SERVING,
+    serving: config.serving,
     dependencies: [databaseCheck(db.knex), ...(config.redisUrl ? [{ name: "redis", check: () => buffer.check() }] : [])],
   });
   docs.add({

@@ -15,11 +15,9 @@ import type { ReconConfig } from "./config.js";
 import { Reconciler } from "./reconciler.js";
 import { ReconEngine } from "./engine.js";
 import { join } from "node:path";
-import { availableParallelism } from "node:os";
 import { RunStore } from "./runs.js";
 import { createReconService } from "./service.js";
 import { reconApiDocument } from "./apiDocs.js";
-import { DEFAULT_SERVING } from "../shared/rpc/serving.js";
 import { ServiceMetrics } from "../shared/observability/metrics.js";
 import { ReconMetrics } from "./metrics.js";
 import { upstreamCheck } from "../shared/observability/readiness.js";
@@ -69,7 +67,7 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
   // The engine's spill files live in a directory of the reconciliation directory, apart from the runs.
   const spillDir = join(config.reconDir, ".spill");
   await mkdir(spillDir, { recursive: true });
-  const engine = new ReconEngine({ memoryLimit: config.memoryLimit ?? "512MB", threads: config.threads ?? availableParallelism(), spillDir });
+  const engine = new ReconEngine({ memoryLimit: config.memoryLimit, threads: config.threads, spillDir });
   const reconciler = new Reconciler({
     merchantOrders: merchantOrders.client,
     paymentOrders: paymentOrders.client,
@@ -104,7 +102,7 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
     audit: observed("audit", "live", base.audit.bind(base)),
     auditFiles: observed("audit", "files", base.auditFiles.bind(base)),
   } as typeof base;
-  const docs = new ApiCatalog("recon", (config.serving ?? DEFAULT_SERVING).publicUrls);
+  const docs = new ApiCatalog("recon", config.serving.publicUrls);
   const upstreams = [
     upstreamCheck("merchant", config.merchantAddress, MerchantService.typeName, grpcChannelCredentials(config.merchantTlsCa)),
     upstreamCheck("payment", config.paymentAddress, PaymentService.typeName, grpcChannelCredentials(config.paymentTlsCa)),
@@ -124,7 +122,7 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
     limits: config.callLimits,
     tls: config.tls,
     metrics: metrics.metrics,
-    serving: config.serving ?? DEFAULT_SERVING,
+    serving: config.serving,
     dependencies: [
       ...upstreams,
       { name: "reconciliation directory", check: () => access(config.reconDir, constants.W_OK) },

@@ -4,9 +4,10 @@
  *   npx tsx bench/exportOrders.ts
  *
  * 1,000,000 successful payment orders are loaded into a fresh payment database with INSERT …
- * SELECT. Ours: the payment system's ExportOrders stream (its own process, keyset pages in
- * response_id order) received over gRPC here and written by the reconciliation's own writer
- * (services/recon/orderFiles.ts writeOrderFile), as a live reconciliation run does. Baseline in
+ * SELECT. Ours: the payment system's ExportOrders stream (order.v1.OrderExportService, its own
+ * process, keyset pages in response_id order) received over gRPC here and written by the
+ * reconciliation's own writer (services/recon/orderFiles.ts writeOrderFile), as a live
+ * reconciliation run does. Baseline in
  * the same run: `mariadb --batch -e "SELECT … ORDER BY response_id" > file` dumping the same
  * rows of the same table. Both files must hold every row.
  *
@@ -19,10 +20,10 @@ import { join } from "node:path";
 import { createGrpcClient } from "../services/shared/rpc/grpcClient.js";
 import { writeOrderFile } from "../services/recon/orderFiles.js";
 import type { ExportRow } from "../services/shared/orders/orderExport.js";
-import { OrderKey, OrderType, PaymentService } from "../gen/payment/v1/payment_pb.js";
 import { DATA_DIR, MYSQL_URL, emit, envInt, loadAverage, log } from "./lib/common.js";
 import { loadPaymentOrders } from "./lib/orders.js";
 import { deploy } from "./lib/services.js";
+import { OrderExportService, OrderKey, OrderType } from "../gen/order/v1/order_pb.js";
 
 const ROWS = envInt("BENCH_EXPORT_ROWS", 1_000_000);
 const QUERY =
@@ -74,7 +75,7 @@ try {
   await mariadbDump();
 
   log("export: ExportOrders → writeOrderFile");
-  const client = createGrpcClient(PaymentService, d.payment.grpcAddress, { channelOptions: { "grpc.max_receive_message_length": 64 * 1024 * 1024 } });
+  const client = createGrpcClient(OrderExportService, d.payment.grpcAddress, { channelOptions: { "grpc.max_receive_message_length": 64 * 1024 * 1024 } });
   const cpuBefore = { payment: await d.payment.cpuSeconds(), here: process.cpuUsage() };
   const t0 = performance.now();
   async function* batches(): AsyncGenerator<ExportRow[]> {

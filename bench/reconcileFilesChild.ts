@@ -3,27 +3,25 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pino } from "pino";
-import { OrderType } from "../gen/recon/v1/recon_pb.js";
 import { ReconService } from "../gen/recon/v1/recon_pb.js";
 import { createGrpcClient } from "../services/shared/rpc/grpcClient.js";
 import { startReconSystem } from "../services/recon/system.js";
 import { readReconConfig } from "../services/recon/config.js";
+import { OrderType } from "../gen/order/v1/order_pb.js";
 
 const [merchant, payment] = process.argv.slice(2) as [string, string];
 const reconDir = mkdtempSync(join(tmpdir(), "recon-bench-"));
 const recon = await startReconSystem(
   {
+    // As the service reads its environment (RECON_MEMORY_LIMIT, RECON_THREADS: 512MB and the
+    // cores by default), on loopback, with no upstreams and the files' directory as input.
+    ...readReconConfig(),
     listen: { host: "127.0.0.1", grpcPort: 0, httpPort: 0 },
     merchantAddress: "127.0.0.1:1",
     paymentAddress: "127.0.0.1:1",
     reconDir,
     inputDir: dirname(merchant),
     cutoffLagSeconds: 0,
-    timeZone: "Asia/Shanghai",
-    maxMessageBytes: 4 * 1024 * 1024,
-    // RECON_MEMORY_LIMIT and RECON_THREADS as the service reads them (default 512MB, the cores).
-    memoryLimit: readReconConfig().memoryLimit,
-    threads: readReconConfig().threads,
   },
   pino({ level: "silent" }),
 );

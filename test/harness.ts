@@ -12,15 +12,17 @@ import { pino } from "pino";
 import type { Client } from "@connectrpc/connect";
 import { PaymentService } from "../gen/payment/v1/payment_pb.js";
 import { MerchantService } from "../gen/merchant/v1/merchant_pb.js";
+import { OrderExportService } from "../gen/order/v1/order_pb.js";
 import { createGrpcClient } from "../services/shared/rpc/grpcClient.js";
-import { DEFAULT_SETTLE_LEASE_MS, type PaymentConfig } from "../services/payment/config.js";
-import type { MerchantConfig } from "../services/merchant/config.js";
+import { readPaymentConfig, type PaymentConfig } from "../services/payment/config.js";
+import { readMerchantConfig, type MerchantConfig } from "../services/merchant/config.js";
+import { EnvReader } from "../services/shared/runtime/config.js";
 import { startPaymentSystem, type PaymentSystem } from "../services/payment/system.js";
 import { startMerchantSystem, type MerchantSystem } from "../services/merchant/system.js";
 import type { SettlementFaults } from "../services/payment/settlement.js";
 import type { SenderFaults } from "../services/merchant/orderSender.js";
 import { ReconService } from "../gen/recon/v1/recon_pb.js";
-import type { ReconConfig } from "../services/recon/config.js";
+import { readReconConfig, type ReconConfig } from "../services/recon/config.js";
 import { startReconSystem, type ReconSystem } from "../services/recon/system.js";
 import { deleteRedisKeys, dropDatabases } from "./support/cleanup.js";
 
@@ -77,49 +79,52 @@ export function freshStore(backend: Backend, system: string): Store {
 
 const LOOPBACK = { host: "127.0.0.1", grpcPort: 0, httpPort: 0 };
 
+/**
+ * The configurations start from what each service reads from an empty environment, so that
+ * in-process tests run with the production defaults; only where they listen and store, the
+ * scheduled jobs (off: tests run them by call), the export page size (small, to cross pages), the
+ * merchant's call timeout and recon's cut-off lag are the tests' own.
+ */
+export const NO_ENV = new EnvReader({});
+
 export function paymentConfig(backend: Backend, store: Store, redisPrefix: string, overrides: Partial<PaymentConfig> = {}): PaymentConfig {
   return {
+    ...readPaymentConfig(NO_ENV),
     listen: LOOPBACK,
     database: { mysqlUrl: store.mysqlUrl, sqliteFile: store.sqliteFile, poolSize: 32 },
     redisUrl: backend.redisUrl,
     redisPrefix,
-    timeZone: "Asia/Shanghai",
     settleCron: "off",
-    settleChunkSize: 200,
-    settleSweepEvery: 12,
-    settleLeaseMs: DEFAULT_SETTLE_LEASE_MS,
     exportBatchSize: 500,
-    maxMessageBytes: 4 * 1024 * 1024,
     ...overrides,
   };
 }
 
 export function merchantConfig(store: Store, paymentAddress: string, overrides: Partial<MerchantConfig> = {}): MerchantConfig {
   return {
+    ...readMerchantConfig(NO_ENV),
     listen: LOOPBACK,
     database: { mysqlUrl: store.mysqlUrl, sqliteFile: store.sqliteFile, poolSize: 32 },
     paymentAddress,
-    timeZone: "Asia/Shanghai",
+    // Twice the production 5 s: suites share a small machine, and a Pay that times out leaves its
+    // order UNKNOWN where the suite expects an answer.
     callTimeoutMs: 10_000,
     resolveCron: "off",
-    resolveInitAfterSeconds: 30,
-    closeUnknownAfterSeconds: 60,
     exportBatchSize: 500,
-    maxMessageBytes: 4 * 1024 * 1024,
     ...overrides,
   };
 }
 
 export function reconConfig(reconDir: string, merchantAddress: string, paymentAddress: string, overrides: Partial<ReconConfig> = {}): ReconConfig {
   return {
+    ...readReconConfig(NO_ENV),
     listen: LOOPBACK,
     merchantAddress,
     paymentAddress,
     reconDir,
     inputDir: reconDir,
+    // Runs compare everything answered so far: the tests' orders are seconds old at most.
     cutoffLagSeconds: 0,
-    timeZone: "Asia/Shanghai",
-    maxMessageBytes: 4 * 1024 * 1024,
     ...overrides,
   };
 }
@@ -133,6 +138,9 @@ export interface Platform {
   paymentClient: Client<typeof PaymentService>;
   merchantClient: Client<typeof MerchantService>;
   reconClient: Client<typeof ReconService>;
+  /** order.v1.OrderExportService as the payment system and the merchant serve it. */
+  paymentOrders: Client<typeof OrderExportService>;
+  merchantOrders: Client<typeof OrderExportService>;
   redisPrefix: string;
   close(): Promise<void>;
 }
@@ -168,6 +176,8 @@ export async function startPlatform(backend: Backend, options: PlatformOptions =
   const paymentClient = createGrpcClient(PaymentService, payment.server.grpcAddress);
   const merchantClient = createGrpcClient(MerchantService, merchant.server.grpcAddress);
   const reconClient = createGrpcClient(ReconService, recon.server.grpcAddress);
+  const paymentOrders = createGrpcClient(OrderExportService, payment.server.grpcAddress);
+  const merchantOrders = createGrpcClient(OrderExportService, merchant.server.grpcAddress);
   return {
     backend,
     payment,
@@ -177,11 +187,11 @@ export async function startPlatform(backend: Backend, options: PlatformOptions =
     paymentClient: paymentClient.client,
     merchantClient: merchantClient.client,
     reconClient: reconClient.client,
+    paymentOrders: paymentOrders.client,
+    merchantOrders: merchantOrders.client,
     redisPrefix,
     async close() {
-      paymentClient.close();
-      merchantClient.close();
-      reconClient.close();
+      for (const client of [paymentClient, merchantClient, reconClient, paymentOrders, merchantOrders]) client.close();
       await recon.close();
       rmSync(reconDir, { recursive: true, force: true });
       await merchant.close();

@@ -10,9 +10,10 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { OrderType, QueryOrderRequestSchema } from "../../gen/payment/v1/payment_pb.js";
+import { QueryOrderRequestSchema } from "../../gen/payment/v1/payment_pb.js";
 import { PROFILE_DIR } from "./services.js";
 import { ROOT, envInt, percentile } from "./common.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 export const SECONDS = envInt("BENCH_RPC_SECONDS", 8);
 export const CONCURRENCY = envInt("BENCH_RPC_CONCURRENCY", 64);

@@ -5,7 +5,6 @@ import {
   GetOrderRequestSchema,
   ListOrdersRequestSchema,
   MerchantService,
-  OrderType,
   PayRequestSchema,
   PayResponseSchema,
   ResolveUnknownOrdersRequestSchema,
@@ -17,6 +16,8 @@ import {
   WithdrawResponseSchema,
 } from "../../gen/merchant/v1/merchant_pb.js";
 import { jsonExample, openApiDocument, type OpenApiDocument } from "../shared/rpc/openapi.js";
+import { comments_order_v1_order } from "../../gen/order/v1/order_comments.js";
+import { OrderExportService, OrderType } from "../../gen/order/v1/order_pb.js";
 
 export function merchantApiDocument(): OpenApiDocument {
   return openApiDocument({
@@ -24,8 +25,8 @@ export function merchantApiDocument(): OpenApiDocument {
     description:
       "The shop: builds payment and withdrawal requests, stores them as orders, sends them to the payment system over gRPC and records the outcome. " +
       "Simulate fires many requests at once, optionally with injected faults that a reconciliation run should then find.",
-    services: [MerchantService],
-    comments: comments_merchant_v1_merchant,
+    services: [MerchantService, OrderExportService],
+    comments: { ...comments_merchant_v1_merchant, ...comments_order_v1_order },
     examples: {
       "merchant.v1.MerchantService/Pay": {
         request: jsonExample(PayRequestSchema, { salerId: "saler1", totalFee: 100n }),

@@ -31,9 +31,9 @@ export interface MerchantConfig {
   /** OPERATOR_TOKEN: Simulate and ResolveUnknownOrders then need "authorization: Bearer <token>". */
   operatorToken?: string | undefined;
   tls?: ServerTls | undefined;
-  callLimits?: CallLimits | undefined;
+  callLimits: CallLimits;
   /** LOG_CALLS and CORS_ALLOWED_ORIGINS (serving.ts). */
-  serving?: ServingConfig | undefined;
+  serving: ServingConfig;
 }
 
 export function readMerchantConfig(env = new EnvReader()): MerchantConfig {

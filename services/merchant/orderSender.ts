@@ -13,7 +13,7 @@
  * close at the payment system is what makes that safe when the stall falls after the re-read.
  */
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import { OrderType, type PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import { type PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import type { Database } from "../shared/storage/database.js";
 import { isDuplicateKeyError, isRetryableTransactionError } from "../shared/errors.js";
 import { OrderIdSequence } from "../shared/orders/ids.js";
@@ -31,6 +31,7 @@ import {
   type OrderTypeName,
   type Outcome,
 } from "./orders.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 /** Injected defects (simulation only). */
 export type Fault = "LOST_RESPONSE" | "TAMPERED_AMOUNT" | "MERCHANT_ONLY";

@@ -3,15 +3,12 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   MerchantService,
-  OrderKey,
   OrderSchema,
-  OrderType,
   type Order,
 } from "../../gen/merchant/v1/merchant_pb.js";
 import type { Database } from "../shared/storage/database.js";
 import { invalidField } from "../shared/errors.js";
 import { optionalBusinessTime, pageSize, requireAmount, requireOrderId, requireSalerId } from "../shared/orders/validation.js";
-import { exportOrders } from "./exports.js";
 import type { OrderSender } from "./orderSender.js";
 import {
   countOrders,
@@ -29,11 +26,11 @@ import {
   type RefundTotals,
 } from "./orders.js";
 import { runSimulation, type RefundablePayment } from "./simulation.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 export interface MerchantDeps {
   db: Database;
   sender: OrderSender;
-  exportBatchSize: number;
   /** Default age (seconds) after which an INIT order counts as open. */
   resolveInitAfterSeconds: number;
 }
@@ -205,16 +202,6 @@ export function createMerchantService(deps: MerchantDeps): ServiceImpl<typeof Me
         orderType: ORDER_TYPE[orderType],
         elapsedMs: BigInt(report.elapsedMs),
       };
-    },
-
-    async *exportOrders(req, ctx) {
-      const orderType = typeName("order_type", req.orderType, false)!;
-      optionalBusinessTime("cutoff_time", req.cutoffTime);
-      const key = req.key === OrderKey.REQUEST_ID ? "request_id" : "response_id";
-      for await (const orders of exportOrders(db.knex, orderType, key, req.cutoffTime, deps.exportBatchSize)) {
-        if (ctx.signal.aborted) return;
-        yield { orders };
-      }
     },
 
     async countOrders(req) {

@@ -1,6 +1,6 @@
 /** Builds the merchant system from its configuration: storage, payment client, jobs, handlers. */
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
-import { OrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { openDatabase, type Database } from "../shared/storage/database.js";
 import { createGrpcClient } from "../shared/rpc/grpcClient.js";
 import type { Logger } from "../shared/observability/logger.js";
@@ -18,12 +18,11 @@ import { merchantMigrations } from "./migrations/index.js";
 import { OrderSender, type SenderFaults } from "./orderSender.js";
 import { createMerchantService } from "./service.js";
 import { ServiceMetrics } from "../shared/observability/metrics.js";
-import { DEFAULT_SERVING } from "../shared/rpc/serving.js";
 import { MerchantMetrics } from "./metrics.js";
 import { databaseCheck, OutageLog, upstreamCheck } from "../shared/observability/readiness.js";
 import type { ResolveResult } from "./orderSender.js";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { OrderExportService } from "../../gen/order/v1/order_pb.js";
+import { OrderExportService, OrderType } from "../../gen/order/v1/order_pb.js";
 import { orderExportService } from "../shared/orders/exportService.js";
 import { exportOrders } from "./exports.js";
 
@@ -51,7 +50,7 @@ export async function startMerchantSystem(
   const signing = config.signing;
   const payment = createGrpcClient(PaymentService, config.paymentAddress, {
     credentials: grpcChannelCredentials(config.paymentTlsCa),
-    interceptors: [metrics.metrics.clientInterceptor()],
+    interceptors: [metrics.metrics.clientInterceptor("payment")],
     upstream: "payment",
     ...(signing
       ? {
@@ -68,7 +67,6 @@ export async function startMerchantSystem(
   const base = createMerchantService({
     db,
     sender,
-    exportBatchSize: config.exportBatchSize,
     resolveInitAfterSeconds: config.resolveInitAfterSeconds,
   });
   /** One log line and the metrics of every resolution run, by call or on schedule. */
@@ -124,7 +122,7 @@ export async function startMerchantSystem(
       return report;
     },
   };
-  const docs = new ApiCatalog("merchant", (config.serving ?? DEFAULT_SERVING).publicUrls);
+  const docs = new ApiCatalog("merchant", config.serving.publicUrls);
   const upstream = upstreamCheck("payment", config.paymentAddress, PaymentService.typeName, grpcChannelCredentials(config.paymentTlsCa));
   const server = await serve({
     name: "merchant",
@@ -134,7 +132,7 @@ export async function startMerchantSystem(
         guard: config.operatorToken ? operatorTokenGuard(config.operatorToken, MERCHANT_OPERATOR_CALLS) : undefined,
         longRunning: ["simulate", "resolveUnknownOrders"],
       }),
-      // The shared order contract: the same orders as MerchantService.ExportOrders.
+      // The merchant's successful orders, through the order contract both systems serve.
       bind(
         OrderExportService,
         orderExportService((type, key, cutoffTime) => exportOrders(db.knex, type, key, cutoffTime, config.exportBatchSize)),
@@ -146,7 +144,7 @@ export async function startMerchantSystem(
     limits: config.callLimits,
     tls: config.tls,
     metrics: metrics.metrics,
-    serving: config.serving ?? DEFAULT_SERVING,
+    serving: config.serving,
     dependencies: [databaseCheck(db.knex), upstream],
   });
   docs.add({

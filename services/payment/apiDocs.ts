@@ -4,7 +4,6 @@ import {
   GetBalanceRequestSchema,
   GetBalanceResponseSchema,
   ListAccountsRequestSchema,
-  OrderType,
   PaymentService,
   PayRequestSchema,
   PayResponseSchema,
@@ -18,6 +17,8 @@ import {
   WithdrawResponseSchema,
 } from "../../gen/payment/v1/payment_pb.js";
 import { jsonExample, openApiDocument, type OpenApiDocument } from "../shared/rpc/openapi.js";
+import { comments_order_v1_order } from "../../gen/order/v1/order_comments.js";
+import { OrderExportService, OrderType } from "../../gen/order/v1/order_pb.js";
 
 /** The seed's payment request (支付请求报文), exactly as it is written there. */
 export const SEED_PAY_REQUEST = jsonExample(PayRequestSchema, {
@@ -40,8 +41,8 @@ export function paymentApiDocument(): OpenApiDocument {
     title: "Payment system",
     description:
       "Records payment orders, buffers their credits, settles the buffer into balances on a schedule, and executes withdrawals against settled balances.",
-    services: [PaymentService],
-    comments: comments_payment_v1_payment,
+    services: [PaymentService, OrderExportService],
+    comments: { ...comments_payment_v1_payment, ...comments_order_v1_order },
     examples: {
       "payment.v1.PaymentService/Pay": {
         request: SEED_PAY_REQUEST,

@@ -39,22 +39,19 @@ export interface PaymentConfig {
    */
   merchantKeys?: ReadonlyMap<string, Buffer> | undefined;
   /** How far a signed request_time may lie from the payment system's business time. */
-  requestWindowSeconds?: number | undefined;
+  requestWindowSeconds: number;
   /**
    * How far ahead of the payment system's business time any request_time may lie (the clock skew
    * tolerated between merchant and payment system); earlier than 2000-01-01 is refused too.
    */
-  requestTimeMaxAheadSeconds?: number | undefined;
+  requestTimeMaxAheadSeconds: number;
   /** OPERATOR_TOKEN: Settle then needs "authorization: Bearer <token>". */
   operatorToken?: string | undefined;
   tls?: ServerTls | undefined;
-  callLimits?: CallLimits | undefined;
+  callLimits: CallLimits;
   /** LOG_CALLS and CORS_ALLOWED_ORIGINS (serving.ts). */
-  serving?: ServingConfig | undefined;
+  serving: ServingConfig;
 }
-
-/** SETTLE_LEASE_MS when unset; configurations built in code (tests, benchmarks) take it too. */
-export const DEFAULT_SETTLE_LEASE_MS = 15_000;
 
 export function readPaymentConfig(env = new EnvReader()): PaymentConfig {
   return {
@@ -66,7 +63,7 @@ export function readPaymentConfig(env = new EnvReader()): PaymentConfig {
     settleCron: readCron(env, "SETTLE_CRON", "*/5 * * * * *"),
     settleChunkSize: env.int("SETTLE_CHUNK_ACCOUNTS", 200, 1, 5000),
     settleSweepEvery: env.int("SETTLE_SWEEP_EVERY", 12, 1, 1_000_000),
-    settleLeaseMs: env.int("SETTLE_LEASE_MS", DEFAULT_SETTLE_LEASE_MS, 500, 3_600_000),
+    settleLeaseMs: env.int("SETTLE_LEASE_MS", 15_000, 500, 3_600_000),
     exportBatchSize: env.int("EXPORT_BATCH_SIZE", 2000, 1, 100_000),
     maxMessageBytes: env.int("MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     merchantKeys: readMerchantKeys(env),

@@ -3,21 +3,21 @@
  * read by key (keyset pagination), so memory does not grow with the number of orders.
  */
 import type { Knex } from "knex";
-import { OrderType } from "../../gen/payment/v1/payment_pb.js";
 import { inTransaction, toFen, type Database } from "../shared/storage/database.js";
 import { exportSuccessfulOrders, lastIdAt, type ExportRow } from "../shared/orders/orderExport.js";
+import type { ExportedOrderType } from "../shared/orders/exportService.js";
 
 export function exportOrders(
   knex: Knex,
-  type: OrderType,
+  type: ExportedOrderType,
   key: "request_id" | "response_id",
   cutoffTime: string,
   batchSize: number,
 ): AsyncGenerator<ExportRow[]> {
   const { table, amount } =
-    type === OrderType.WITHDRAWAL
+    type === "WITHDRAWAL"
       ? { table: "withdrawal_orders", amount: "withdraw_money" }
-      : type === OrderType.REFUND
+      : type === "REFUND"
         ? { table: "refund_orders", amount: "refund_fee" }
         : { table: "payment_orders", amount: "total_fee" };
   const orders = () =>

@@ -7,7 +7,6 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import {
   CloseOrderResponseSchema,
-  OrderType,
   type CloseOrderRequest,
   type CloseOrderResponse,
   type QueryOrderRequest,
@@ -22,6 +21,7 @@ import { payResponse } from "./payments.js";
 import { recordOnce, type OrderStamps } from "./recordOnce.js";
 import { findRefund, insertClosedRefund, refundResponse } from "./refunds.js";
 import { withdrawResponse } from "./withdrawals.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 export class OrderOutcomes {
   constructor(

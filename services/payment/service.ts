@@ -4,7 +4,7 @@
  * and connect-node alike (shared/rpc/server.ts).
  */
 import type { ServiceImpl } from "@connectrpc/connect";
-import { OrderKey, OrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import type { Database } from "../shared/storage/database.js";
 import { invalidField } from "../shared/errors.js";
 import type { Logger } from "../shared/observability/logger.js";
@@ -13,13 +13,14 @@ import type { BusinessClock } from "../shared/orders/time.js";
 import { optionalBusinessTime, requireRequestTimeInRange } from "../shared/orders/validation.js";
 import { accountPage, balanceOf } from "./accounts.js";
 import type { CreditBuffer } from "./creditBuffer.js";
-import { exportBalances, exportOrders } from "./exports.js";
+import { exportBalances } from "./exports.js";
 import { OrderOutcomes } from "./orderOutcomes.js";
 import { Payments, validatePay } from "./payments.js";
 import { OrderStamps } from "./recordOnce.js";
 import { Refunds, validateRefund } from "./refunds.js";
 import type { Settlement } from "./settlement.js";
 import { validateWithdraw, Withdrawals } from "./withdrawals.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 export interface PaymentDeps {
   db: Database;
@@ -29,7 +30,7 @@ export interface PaymentDeps {
   logger: Logger;
   exportBatchSize: number;
   /** How far ahead of this system's clock a request_time may lie (clock skew); 300 when absent. */
-  requestTimeMaxAheadSeconds?: number | undefined;
+  requestTimeMaxAheadSeconds: number;
   /** Logs the credit buffer's write failures once per outage (else one warning per payment). */
   bufferOutage?: OutageLog | undefined;
   /** Told of every order recorded (not of replayed answers): metrics. */
@@ -43,7 +44,7 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
   const withdrawals = new Withdrawals(db, stamps, (code) => onRecorded?.("WITHDRAWAL", code));
   const refunds = new Refunds(db, stamps, (code) => onRecorded?.("REFUND", code));
   const outcomes = new OrderOutcomes(db, stamps, deps.logger);
-  const maxAheadSeconds = deps.requestTimeMaxAheadSeconds ?? 300;
+  const maxAheadSeconds = deps.requestTimeMaxAheadSeconds;
   /** A request_time from before the system's floor or from the future (beyond clock skew) is refused. */
   const requireCurrentRequestTime = (requestTime: string) =>
     requireRequestTimeInRange("request_time", requestTime, clock.secondsAhead(maxAheadSeconds));
@@ -87,16 +88,6 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
         swept: r.swept,
         durationMs: BigInt(r.durationMs),
       };
-    },
-
-    async *exportOrders(req, ctx) {
-      if (req.orderType === OrderType.UNSPECIFIED) throw invalidField("order_type", "must be ORDER_TYPE_PAYMENT, ORDER_TYPE_WITHDRAWAL or ORDER_TYPE_REFUND");
-      optionalBusinessTime("cutoff_time", req.cutoffTime);
-      const key = req.key === OrderKey.REQUEST_ID ? "request_id" : "response_id";
-      for await (const orders of exportOrders(db.knex, req.orderType, key, req.cutoffTime, deps.exportBatchSize)) {
-        if (ctx.signal.aborted) return;
-        yield { orders };
-      }
     },
 
     async *exportBalances(req, ctx) {

@@ -64,6 +64,19 @@ export interface SettlementOptions {
   observer?: SettlementObserver | undefined;
 }
 
+/**
+ * The transactions of one run: the due accounts in saler_id order, `chunkSize` to a transaction,
+ * then each account that failed alone before (`unsettleable`, due or not) in one of its own.
+ */
+export function planChunks(due: Iterable<string>, unsettleable: ReadonlySet<string>, chunkSize: number): string[][] {
+  const accounts = [...new Set([...due, ...unsettleable])].sort();
+  const together = accounts.filter((a) => !unsettleable.has(a));
+  const chunks: string[][] = [];
+  for (let i = 0; i < together.length; i += chunkSize) chunks.push(together.slice(i, i + chunkSize));
+  for (const a of accounts) if (unsettleable.has(a)) chunks.push([a]);
+  return chunks;
+}
+
 export class Settlement {
   private runs = 0;
   private sweepRequested = true;
@@ -119,12 +132,7 @@ export class Settlement {
         await this.buffer.markRebuilt();
         for (const salerId of await this.accountsWithPendingCredit()) due.add(salerId);
       }
-      for (const salerId of this.unsettleable) due.add(salerId);
-      const accounts = [...due].sort();
-      const together = accounts.filter((a) => !this.unsettleable.has(a));
-      const chunks: string[][] = [];
-      for (let i = 0; i < together.length; i += this.options.chunkSize) chunks.push(together.slice(i, i + this.options.chunkSize));
-      for (const a of accounts) if (this.unsettleable.has(a)) chunks.push([a]);
+      const chunks = planChunks(due, this.unsettleable, this.options.chunkSize);
       let accountsSettled = 0;
       let accountsSkipped = 0;
       let creditsApplied = 0n;

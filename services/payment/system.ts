@@ -1,5 +1,5 @@
 /** Builds the payment system from its configuration: storage, buffer, settlement job, handlers. */
-import { OrderType as PaymentOrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { openDatabase, type Database } from "../shared/storage/database.js";
 import { BusinessClock } from "../shared/orders/time.js";
 import { scheduleUnlessRunning } from "../shared/runtime/cron.js";
@@ -15,7 +15,6 @@ import { paymentMigrations } from "./migrations/index.js";
 import { Settlement, type SettlementFaults } from "./settlement.js";
 import { createPaymentService } from "./service.js";
 import { ServiceMetrics } from "../shared/observability/metrics.js";
-import { DEFAULT_SERVING } from "../shared/rpc/serving.js";
 import { PaymentMetrics } from "./metrics.js";
 import { databaseCheck, OutageLog } from "../shared/observability/readiness.js";
 import { OrderExportService } from "../../gen/order/v1/order_pb.js";
@@ -69,7 +68,7 @@ export async function startPaymentSystem(
     onRecorded: (type, code) => metrics.orderRecorded(type, code),
     bufferOutage: new OutageLog(logger, "credit buffer writes (settlement sweeps the orders table meanwhile)"),
   });
-  const docs = new ApiCatalog("payment", (config.serving ?? DEFAULT_SERVING).publicUrls);
+  const docs = new ApiCatalog("payment", config.serving.publicUrls);
   const server = await serve({
     name: "payment",
     listen: config.listen,
@@ -77,16 +76,16 @@ export async function startPaymentSystem(
       bind(PaymentService, impl, {
         guard: combineGuards(
           config.merchantKeys
-            ? merchantSignatureGuard({ keys: config.merchantKeys, windowSeconds: config.requestWindowSeconds ?? 300 }, clock, MERCHANT_CALLS)
+            ? merchantSignatureGuard({ keys: config.merchantKeys, windowSeconds: config.requestWindowSeconds }, clock, MERCHANT_CALLS)
             : undefined,
           config.operatorToken ? operatorTokenGuard(config.operatorToken, PAYMENT_OPERATOR_CALLS) : undefined,
         ),
         longRunning: ["settle"],
       }),
-      // The shared order contract: the same orders as PaymentService.ExportOrders.
+      // The payment system's successful orders, through the order contract both systems serve.
       bind(
         OrderExportService,
-        orderExportService((type, key, cutoffTime) => exportOrders(db.knex, PaymentOrderType[type], key, cutoffTime, config.exportBatchSize)),
+        orderExportService((type, key, cutoffTime) => exportOrders(db.knex, type, key, cutoffTime, config.exportBatchSize)),
       ),
     ],
     logger,
@@ -95,7 +94,7 @@ export async function startPaymentSystem(
     limits: config.callLimits,
     tls: config.tls,
     metrics: metrics.metrics,
-    serving: config.serving ?? DEFAULT_SERVING,
+    serving: config.serving,
     dependencies: [databaseCheck(db.knex), ...(config.redisUrl ? [{ name: "redis", check: () => buffer.check() }] : [])],
   });
   docs.add({

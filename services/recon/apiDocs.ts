@@ -6,14 +6,14 @@ import {
   GetRunRequestSchema,
   ListDiffRowsRequestSchema,
   ListRunsRequestSchema,
-  OrderKey,
-  OrderType,
   ReconcileFilesRequestSchema,
   ReconcileRequestSchema,
   ReconService,
   RunKind,
 } from "../../gen/recon/v1/recon_pb.js";
 import { jsonExample, openApiDocument, type OpenApiDocument } from "../shared/rpc/openapi.js";
+import { comments_order_v1_order } from "../../gen/order/v1/order_comments.js";
+import { OrderKey, OrderType } from "../../gen/order/v1/order_pb.js";
 
 const content = (text: string) => ({ source: { case: "content" as const, value: text } });
 
@@ -24,7 +24,7 @@ export function reconApiDocument(): OpenApiDocument {
       "Pulls both sides' successful orders, writes them as CSV into the reconciliation directory, compares them order by order " +
       "(F000 same, F113 payment only, F114 merchant only, F115 amounts differ) and audits every account's balance against the merchant's records.",
     services: [ReconService],
-    comments: comments_recon_v1_recon,
+    comments: { ...comments_recon_v1_recon, ...comments_order_v1_order },
     examples: {
       "recon.v1.ReconService/Reconcile": {
         request: jsonExample(ReconcileRequestSchema, { key: OrderKey.RESPONSE_ID, cutoffTime: "", resolveUnknown: true }),

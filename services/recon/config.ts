@@ -21,9 +21,9 @@ export interface ReconConfig {
    * service's memory (its buffer pool gets 60 % of it, see engine.ts);
    * beyond it, its sorts and joins spill to files under the reconciliation directory.
    */
-  memoryLimit?: string | undefined;
+  memoryLimit: string;
   /** RECON_THREADS (default: the number of cores): the engine's worker threads. */
-  threads?: number | undefined;
+  threads: number;
   timeZone: string;
   maxMessageBytes: number;
   /**
@@ -35,9 +35,9 @@ export interface ReconConfig {
   /** MERCHANT_TLS_CA and PAYMENT_TLS_CA: calls to those systems use TLS and trust these CAs. */
   merchantTlsCa?: Buffer | undefined;
   paymentTlsCa?: Buffer | undefined;
-  callLimits?: CallLimits | undefined;
+  callLimits: CallLimits;
   /** LOG_CALLS and CORS_ALLOWED_ORIGINS (serving.ts). */
-  serving?: ServingConfig | undefined;
+  serving: ServingConfig;
 }
 
 export function readReconConfig(env = new EnvReader()): ReconConfig {

@@ -11,11 +11,12 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { OrderType, type DiffRow, type ListDiffRowsRequest, type Run } from "../../gen/recon/v1/recon_pb.js";
+import { type DiffRow, type ListDiffRowsRequest, type Run } from "../../gen/recon/v1/recon_pb.js";
 import { invalidField } from "../shared/errors.js";
 import { pageSize } from "../shared/orders/validation.js";
 import { csvRecordsFrom, isRecordBoundary } from "./csvOffsets.js";
 import { DIFF_TYPES, isDiffType } from "./diffTypes.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 const AMOUNT_COLUMNS = ["total_fee", "withdraw_money", "refund_fee", "amount"];
 const MAX_SALER_ID = 256;

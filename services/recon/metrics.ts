@@ -5,9 +5,10 @@
  */
 import { Counter, Histogram } from "prom-client";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { OrderType, RunKind, type Run } from "../../gen/recon/v1/recon_pb.js";
+import { RunKind, type Run } from "../../gen/recon/v1/recon_pb.js";
 import type { ServiceMetrics } from "../shared/observability/metrics.js";
 import type { Logger } from "../shared/observability/logger.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 export class ReconMetrics {
   private readonly runs;

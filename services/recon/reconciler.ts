@@ -10,13 +10,11 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
-import { MerchantService, OrderKey as MerchantOrderKey, OrderType as MerchantOrderType } from "../../gen/merchant/v1/merchant_pb.js";
-import { PaymentService, OrderKey as PaymentOrderKey, OrderType as PaymentOrderType } from "../../gen/payment/v1/payment_pb.js";
+import { OrderExportService, OrderKey, OrderType } from "../../gen/order/v1/order_pb.js";
+import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import {
   AuditSummarySchema,
   DiffSummarySchema,
-  OrderKey,
-  OrderType,
   RunFileSchema,
   RunKind,
   RunSchema,
@@ -35,7 +33,10 @@ import type { DiffTotals, ReconEngine, RunInput } from "./engine.js";
 import type { RunStore } from "./runs.js";
 
 export interface ReconcilerDeps {
-  merchant: Client<typeof MerchantService>;
+  /** Each side's successful orders (order.v1.OrderExportService, served by both systems). */
+  merchantOrders: Client<typeof OrderExportService>;
+  paymentOrders: Client<typeof OrderExportService>;
+  /** The payment system, for its balances as of a cut-off. */
   payment: Client<typeof PaymentService>;
   runs: RunStore;
   clock: BusinessClock;
@@ -48,21 +49,6 @@ const KINDS = [
   { type: OrderType.WITHDRAWAL, name: "withdrawals", amount: "withdraw_money", diff: diffFileName(OrderType.WITHDRAWAL) },
   { type: OrderType.REFUND, name: "refunds", amount: "refund_fee", diff: diffFileName(OrderType.REFUND) },
 ] as const;
-
-const MERCHANT_TYPE: Record<OrderType, MerchantOrderType> = {
-  [OrderType.UNSPECIFIED]: MerchantOrderType.UNSPECIFIED,
-  [OrderType.PAYMENT]: MerchantOrderType.PAYMENT,
-  [OrderType.WITHDRAWAL]: MerchantOrderType.WITHDRAWAL,
-  [OrderType.REFUND]: MerchantOrderType.REFUND,
-};
-
-const PAYMENT_TYPE: Record<OrderType, PaymentOrderType> = {
-  [OrderType.UNSPECIFIED]: PaymentOrderType.UNSPECIFIED,
-  [OrderType.PAYMENT]: PaymentOrderType.PAYMENT,
-  [OrderType.WITHDRAWAL]: PaymentOrderType.WITHDRAWAL,
-  [OrderType.REFUND]: PaymentOrderType.REFUND,
-};
-
 
 async function* rowsOf(stream: AsyncIterable<{ orders: ExportRow[] }>): AsyncGenerator<ExportRow[]> {
   for await (const message of stream) yield message.orders;
@@ -108,29 +94,10 @@ export class Reconciler {
       for (const kind of KINDS) {
         const merchantFile = join(run.directory, `merchant_${kind.name}.csv`);
         const paymentFile = join(run.directory, `payment_${kind.name}.csv`);
+        const request = { orderType: kind.type, key: run.key, cutoffTime };
         const [merchantRows, paymentRows] = await Promise.all([
-          writeOrderFile(
-            merchantFile,
-            kind.amount,
-            rowsOf(
-              this.deps.merchant.exportOrders({
-                orderType: MERCHANT_TYPE[kind.type],
-                key: column === "request_id" ? MerchantOrderKey.REQUEST_ID : MerchantOrderKey.RESPONSE_ID,
-                cutoffTime,
-              }),
-            ),
-          ),
-          writeOrderFile(
-            paymentFile,
-            kind.amount,
-            rowsOf(
-              this.deps.payment.exportOrders({
-                orderType: PAYMENT_TYPE[kind.type],
-                key: column === "request_id" ? PaymentOrderKey.REQUEST_ID : PaymentOrderKey.RESPONSE_ID,
-                cutoffTime,
-              }),
-            ),
-          ),
+          writeOrderFile(merchantFile, kind.amount, rowsOf(this.deps.merchantOrders.exportOrders(request))),
+          writeOrderFile(paymentFile, kind.amount, rowsOf(this.deps.paymentOrders.exportOrders(request))),
         ]);
         run.files.push(file(`merchant_${kind.name}.csv`, merchantFile, merchantRows), file(`payment_${kind.name}.csv`, paymentFile, paymentRows));
         const diffPath = join(run.directory, kind.diff);
@@ -180,9 +147,9 @@ export class Reconciler {
       const refunds = join(run.directory, "merchant_refunds.csv");
       const balances = join(run.directory, "payment_balances.csv");
       await Promise.all([
-        writeOrderFile(payments, "total_fee", rowsOf(this.deps.merchant.exportOrders({ orderType: MerchantOrderType.PAYMENT, cutoffTime }))),
-        writeOrderFile(withdrawals, "withdraw_money", rowsOf(this.deps.merchant.exportOrders({ orderType: MerchantOrderType.WITHDRAWAL, cutoffTime }))),
-        writeOrderFile(refunds, "refund_fee", rowsOf(this.deps.merchant.exportOrders({ orderType: MerchantOrderType.REFUND, cutoffTime }))),
+        writeOrderFile(payments, "total_fee", rowsOf(this.deps.merchantOrders.exportOrders({ orderType: OrderType.PAYMENT, cutoffTime }))),
+        writeOrderFile(withdrawals, "withdraw_money", rowsOf(this.deps.merchantOrders.exportOrders({ orderType: OrderType.WITHDRAWAL, cutoffTime }))),
+        writeOrderFile(refunds, "refund_fee", rowsOf(this.deps.merchantOrders.exportOrders({ orderType: OrderType.REFUND, cutoffTime }))),
         this.writeBalances(balances, cutoffTime),
       ]);
       return this.finish(

@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { Code, ConnectError, type Client, type ServiceImpl } from "@connectrpc/connect";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
-import { OrderType, ReconService, RunKind, type AuditRow, type DiffRow, type Run } from "../../gen/recon/v1/recon_pb.js";
+import { ReconService, RunKind, type AuditRow, type DiffRow, type Run } from "../../gen/recon/v1/recon_pb.js";
 import { invalidField } from "../shared/errors.js";
 import type { BusinessClock } from "../shared/orders/time.js";
 import { optionalBusinessTime, pageSize } from "../shared/orders/validation.js";
@@ -11,6 +11,7 @@ import { diffFileName, listDiffRows } from "./diffRows.js";
 import type { Reconciler } from "./reconciler.js";
 import { isRunId, type RunStore } from "./runs.js";
 import { DIFF_TYPES, isDiffType } from "./diffTypes.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 export interface ReconDeps {
   reconciler: Reconciler;

@@ -15,17 +15,16 @@ import type { ReconConfig } from "./config.js";
 import { Reconciler } from "./reconciler.js";
 import { ReconEngine } from "./engine.js";
 import { join } from "node:path";
-import { availableParallelism } from "node:os";
 import { RunStore } from "./runs.js";
 import { createReconService } from "./service.js";
 import { reconApiDocument } from "./apiDocs.js";
 import { ServiceMetrics } from "../shared/observability/metrics.js";
-import { DEFAULT_SERVING } from "../shared/rpc/serving.js";
 import { ReconMetrics } from "./metrics.js";
 import { upstreamCheck } from "../shared/observability/readiness.js";
 import { access, constants } from "node:fs/promises";
-import { OrderType, RunKind, RunSchema } from "../../gen/recon/v1/recon_pb.js";
+import { RunKind, RunSchema } from "../../gen/recon/v1/recon_pb.js";
 import { create } from "@bufbuild/protobuf";
+import { OrderExportService, OrderType } from "../../gen/order/v1/order_pb.js";
 
 /** The calls that start runs: they need the operator token when one is configured. */
 export const RECON_OPERATOR_CALLS = ["Reconcile", "ReconcileFiles", "Audit", "AuditFiles"] as const;
@@ -43,29 +42,41 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
   await mkdir(config.reconDir, { recursive: true });
   const channelOptions = { "grpc.max_receive_message_length": 64 * 1024 * 1024 };
   const metrics = new ReconMetrics(new ServiceMetrics("recon"));
-  const interceptors = [metrics.metrics.clientInterceptor()];
   // The operator token goes with every call to the merchant system (ResolveUnknownOrders needs it).
   const operator = operatorHeaders(config.operatorToken);
-  const merchant = createGrpcClient(MerchantService, config.merchantAddress, {
+  const merchantOptions = {
     channelOptions,
     credentials: grpcChannelCredentials(config.merchantTlsCa),
     callHeaders: () => operator,
-    interceptors,
+    interceptors: [metrics.metrics.clientInterceptor("merchant")],
     upstream: "merchant",
-  });
-  const payment = createGrpcClient(PaymentService, config.paymentAddress, {
+  };
+  const paymentOptions = {
     channelOptions,
     credentials: grpcChannelCredentials(config.paymentTlsCa),
-    interceptors,
+    interceptors: [metrics.metrics.clientInterceptor("payment")],
     upstream: "payment",
-  });
+  };
+  const merchant = createGrpcClient(MerchantService, config.merchantAddress, merchantOptions);
+  const payment = createGrpcClient(PaymentService, config.paymentAddress, paymentOptions);
+  // Both sides' orders come through the order contract each of them serves.
+  const merchantOrders = createGrpcClient(OrderExportService, config.merchantAddress, merchantOptions);
+  const paymentOrders = createGrpcClient(OrderExportService, config.paymentAddress, paymentOptions);
   const clock = new BusinessClock(config.timeZone);
   const runs = new RunStore(config.reconDir);
   // The engine's spill files live in a directory of the reconciliation directory, apart from the runs.
   const spillDir = join(config.reconDir, ".spill");
   await mkdir(spillDir, { recursive: true });
-  const engine = new ReconEngine({ memoryLimit: config.memoryLimit ?? "512MB", threads: config.threads ?? availableParallelism(), spillDir });
-  const reconciler = new Reconciler({ merchant: merchant.client, payment: payment.client, runs, clock, inputDir: config.inputDir, engine });
+  const engine = new ReconEngine({ memoryLimit: config.memoryLimit, threads: config.threads, spillDir });
+  const reconciler = new Reconciler({
+    merchantOrders: merchantOrders.client,
+    paymentOrders: paymentOrders.client,
+    payment: payment.client,
+    runs,
+    clock,
+    inputDir: config.inputDir,
+    engine,
+  });
   const base = createReconService({ reconciler, runs, merchant: merchant.client, clock, cutoffLagSeconds: config.cutoffLagSeconds });
   /** A run method counted and logged with its figures. */
   const observed = <Req, Res extends { run?: unknown }>(
@@ -91,7 +102,7 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
     audit: observed("audit", "live", base.audit.bind(base)),
     auditFiles: observed("audit", "files", base.auditFiles.bind(base)),
   } as typeof base;
-  const docs = new ApiCatalog("recon", (config.serving ?? DEFAULT_SERVING).publicUrls);
+  const docs = new ApiCatalog("recon", config.serving.publicUrls);
   const upstreams = [
     upstreamCheck("merchant", config.merchantAddress, MerchantService.typeName, grpcChannelCredentials(config.merchantTlsCa)),
     upstreamCheck("payment", config.paymentAddress, PaymentService.typeName, grpcChannelCredentials(config.paymentTlsCa)),
@@ -111,7 +122,7 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
     limits: config.callLimits,
     tls: config.tls,
     metrics: metrics.metrics,
-    serving: config.serving ?? DEFAULT_SERVING,
+    serving: config.serving,
     dependencies: [
       ...upstreams,
       { name: "reconciliation directory", check: () => access(config.reconDir, constants.W_OK) },
@@ -143,8 +154,7 @@ export async function startReconSystem(config: ReconConfig, logger: Logger): Pro
     async close() {
       await server.close();
       engine.close();
-      merchant.close();
-      payment.close();
+      for (const client of [merchant, payment, merchantOrders, paymentOrders]) client.close();
       for (const u of upstreams) u.close();
     },
   };

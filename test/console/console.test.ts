@@ -16,8 +16,8 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { linkApiCatalogs } from "../../services/shared/rpc/apiDocs.js";
 import { EnvReader } from "../../services/shared/runtime/config.js";
 import { readServing } from "../../services/shared/rpc/serving.js";
-import { OrderKey, OrderType } from "../../gen/recon/v1/recon_pb.js";
 import { startPlatform, type Platform } from "../harness.js";
+import { OrderKey, OrderType } from "../../gen/order/v1/order_pb.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = join(process.cwd(), "test-artifacts", "console");

@@ -171,7 +171,7 @@ for (const backend of backends()) {
       expect(res.status).to.equal(400);
       expect(errorFromJson(new TextDecoder().decode(res.bytes)).rawMessage).to.contain("wire type");
       // Streaming (ExportOrders): the end of the stream carries the refusal.
-      const stream = await post(`${p.payment.server.httpUrl}/payment.v1.PaymentService/ExportOrders`, "application/connect+proto", envelope(0, truncated));
+      const stream = await post(`${p.payment.server.httpUrl}/order.v1.OrderExportService/ExportOrders`, "application/connect+proto", envelope(0, truncated));
       expect(stream.status).to.equal(200);
       expect(endStreamError(stream.bytes)?.code).to.equal("invalid_argument");
     });

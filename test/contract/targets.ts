@@ -7,6 +7,7 @@ import { expect } from "chai";
 import type { DescService, JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
+import { OrderExportService } from "../../gen/order/v1/order_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
 import type { RunningServer } from "../../services/shared/rpc/server.js";
 import { idPrefix, isBusinessTime } from "../../services/shared/orders/time.js";
@@ -27,6 +28,8 @@ export interface ContractTarget {
     check(request: JsonObject, answer: JsonObject): string;
   };
   stream: {
+    /** The service of the stream when it is not the target's own (order.v1.OrderExportService). */
+    service?: DescService;
     method: string;
     request(keys: string[]): JsonObject;
     /** Checks the streamed messages against the keys of every unary call made so far. */
@@ -84,6 +87,7 @@ export function paymentTarget(server: RunningServer): ContractTarget {
       },
     },
     stream: {
+      service: OrderExportService,
       method: "ExportOrders",
       request: () => ({ order_type: "ORDER_TYPE_PAYMENT", key: "ORDER_KEY_REQUEST_ID" }),
       check(keys, messages) {
@@ -119,6 +123,7 @@ export function merchantTarget(server: RunningServer): ContractTarget {
       },
     },
     stream: {
+      service: OrderExportService,
       method: "ExportOrders",
       request: () => ({ order_type: "ORDER_TYPE_PAYMENT", key: "ORDER_KEY_REQUEST_ID" }),
       check(keys, messages) {

@@ -6,10 +6,10 @@
  */
 import { expect } from "chai";
 import type { JsonObject } from "@bufbuild/protobuf";
-import { OrderType } from "../../gen/recon/v1/recon_pb.js";
 import { backends } from "../harness.js";
 import { callerFor, STREAMING_TRANSPORTS, TRANSPORTS } from "./clients.js";
 import { PROBE_ACCOUNT, startContractPlatform, TARGET_NAMES, type ContractPlatform } from "./targets.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 for (const backend of backends()) {
   describe(`contract: every service through every transport [${backend.name}]`, () => {
@@ -42,7 +42,7 @@ for (const backend of backends()) {
         for (const transport of STREAMING_TRANSPORTS) {
           it(`streams through ${transport}`, async () => {
             const t = target();
-            const caller = callerFor(transport, t.service, t.server);
+            const caller = callerFor(transport, t.stream.service ?? t.service, t.server);
             try {
               const sent = keys.get(name) ?? [];
               expect(sent, "the unary calls above ran").to.have.length(TRANSPORTS.length);

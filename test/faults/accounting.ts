@@ -3,11 +3,12 @@
  * no order stuck, reconciliation balanced.
  */
 import { join } from "node:path";
-import { OrderType as ReconOrderType, type Run } from "../../gen/recon/v1/recon_pb.js";
+import { type Run } from "../../gen/recon/v1/recon_pb.js";
 import { sleep } from "./processes.js";
 import { trace } from "./schedule.js";
 import { FaultPlatform } from "./platform.js";
 import { Load, BalanceSampler } from "./load.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 export interface FaultReport {
   scenario: string;
@@ -247,20 +248,20 @@ export async function finishRun(
 
   // Reconciliation over the same data: every order F000, and as many as each side holds.
   const expectedRows = {
-    [ReconOrderType.PAYMENT]: BigInt(payments.filter((p) => p.response_code === "SUCCESS").length),
-    [ReconOrderType.WITHDRAWAL]: BigInt(withdrawals.filter((w) => w.response_code === "SUCCESS").length),
+    [OrderType.PAYMENT]: BigInt(payments.filter((p) => p.response_code === "SUCCESS").length),
+    [OrderType.WITHDRAWAL]: BigInt(withdrawals.filter((w) => w.response_code === "SUCCESS").length),
   } as Record<number, bigint>;
   for (const d of run.diffs) {
     // An order type the load never sends (none but payments and withdrawals) has no rows.
     const expected = expectedRows[d.orderType] ?? 0n;
     if (d.f113Count !== 0n || d.f114Count !== 0n || d.f115Count !== 0n || d.f000Count !== expected) {
       problems.push(
-        `reconciliation ${ReconOrderType[d.orderType]}: F000 ${d.f000Count} of ${expected}, F113 ${d.f113Count}, F114 ${d.f114Count}, F115 ${d.f115Count}`,
+        `reconciliation ${OrderType[d.orderType]}: F000 ${d.f000Count} of ${expected}, F113 ${d.f113Count}, F114 ${d.f114Count}, F115 ${d.f115Count}`,
       );
     }
   }
-  for (const type of [ReconOrderType.PAYMENT, ReconOrderType.WITHDRAWAL]) {
-    if (!run.diffs.some((d) => d.orderType === type)) problems.push(`reconciliation compared no ${ReconOrderType[type]} orders`);
+  for (const type of [OrderType.PAYMENT, OrderType.WITHDRAWAL]) {
+    if (!run.diffs.some((d) => d.orderType === type)) problems.push(`reconciliation compared no ${OrderType[type]} orders`);
   }
   const a = audit.audit;
   if (!audit.balanced || !a || a.fail !== 0n || a.success !== a.accounts || a.accounts !== BigInt(balances.size)) {

@@ -1,5 +1,6 @@
 /**
- * Seeded generators of malformed requests for every RPC of the three services: JSON bodies for
+ * Seeded generators of malformed requests for every RPC of the three services and of the order
+ * export they share (order.v1.OrderExportService): JSON bodies for
  * the Connect gateway and raw protobuf bytes for gRPC. Every generated request is invalid by
  * construction (it cannot decode, or one field breaks a rule the service documents), so the only
  * right answer is an error: INVALID_ARGUMENT, or RESOURCE_EXHAUSTED when it is over the size limit.
@@ -9,10 +10,11 @@ import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
+import { OrderExportService } from "../../gen/order/v1/order_pb.js";
 import { BusinessClock, idPrefix } from "../../services/shared/orders/time.js";
 import { seededRng, type Rng } from "../support/random.js";
 
-export const SERVICES: DescService[] = [PaymentService, MerchantService, ReconService];
+export const SERVICES: DescService[] = [PaymentService, MerchantService, ReconService, OrderExportService];
 
 const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)]!;
 const between = (rng: Rng, min: number, max: number) => min + Math.floor(rng() * (max - min + 1));
@@ -141,11 +143,6 @@ function tables(clock: BusinessClock, rng: Rng): Record<string, MethodTable> {
       strict: ["page_token"],
     },
     "payment.v1.PaymentService/Settle": { base: () => ({ full_sweep: false }), invalid: { full_sweep: ["yes", 1, 0, "true", {}, []] }, strict: [] },
-    "payment.v1.PaymentService/ExportOrders": {
-      base: () => ({ order_type: "ORDER_TYPE_PAYMENT", key: "ORDER_KEY_RESPONSE_ID", cutoff_time: "2019-08-29 17:15:20" }),
-      invalid: { order_type: ["ORDER_TYPE_UNSPECIFIED", 0, REMOVE, ...BAD_ENUM], key: BAD_ENUM, cutoff_time: BAD_CUTOFF },
-      strict: ["cutoff_time"],
-    },
     "payment.v1.PaymentService/ExportBalances": { base: () => ({ cutoff_time: "2019-08-29 17:15:20" }), invalid: { cutoff_time: BAD_CUTOFF }, strict: ["cutoff_time"] },
 
     "merchant.v1.MerchantService/Pay": {
@@ -197,9 +194,9 @@ function tables(clock: BusinessClock, rng: Rng): Record<string, MethodTable> {
       strict: ["account_prefix"],
     },
     "merchant.v1.MerchantService/CountOrders": { base: () => ({ order_type: "ORDER_TYPE_PAYMENT" }), invalid: { order_type: BAD_ENUM }, strict: [] },
-    "merchant.v1.MerchantService/ExportOrders": {
+    "order.v1.OrderExportService/ExportOrders": {
       base: () => ({ order_type: "ORDER_TYPE_PAYMENT", key: "ORDER_KEY_RESPONSE_ID", cutoff_time: "2019-08-29 17:15:20" }),
-      invalid: { order_type: ["ORDER_TYPE_UNSPECIFIED", REMOVE, ...BAD_ENUM], cutoff_time: BAD_CUTOFF, key: BAD_ENUM },
+      invalid: { order_type: ["ORDER_TYPE_UNSPECIFIED", 0, REMOVE, ...BAD_ENUM], key: BAD_ENUM, cutoff_time: BAD_CUTOFF },
       strict: ["cutoff_time"],
     },
 

@@ -6,12 +6,12 @@
  */
 import { expect } from "chai";
 import { type Order as MerchantOrder } from "../../gen/merchant/v1/merchant_pb.js";
-import { OrderType } from "../../gen/recon/v1/recon_pb.js";
 import { MSG_CLOSED } from "../../services/merchant/orderSender.js";
 import { MSG_PAYMENT_CLOSED } from "../../services/payment/payments.js";
 import { MSG_WITHDRAWAL_CLOSED } from "../../services/payment/withdrawals.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
 import { countRows, storedBalance } from "../payment/fixtures.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -5,8 +5,7 @@
  */
 import { expect } from "chai";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { MerchantService, OrderType } from "../../gen/merchant/v1/merchant_pb.js";
-import { OrderType as PaymentOrderType } from "../../gen/payment/v1/payment_pb.js";
+import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { MSG_CLOSED } from "../../services/merchant/orderSender.js";
 import { startMerchantSystem } from "../../services/merchant/system.js";
 import { MSG_REFUND_INSUFFICIENT_BALANCE } from "../../services/payment/refunds.js";
@@ -14,6 +13,7 @@ import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { backends, freshStore, merchantConfig, silentLogger, startPlatform, type Platform } from "../harness.js";
 import { closedAddress, inParallel, refusal, storedBalance } from "../payment/fixtures.js";
 import { Relay } from "../payment/relay.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 
 
@@ -60,9 +60,9 @@ for (const backend of backends()) {
 
       // Both sides export the same successful refunds.
       const merchantSide: string[] = [];
-      for await (const b of p.merchantClient.exportOrders({ orderType: OrderType.REFUND })) merchantSide.push(...b.orders.map((o) => `${o.responseId}:${o.amount}`));
+      for await (const b of p.merchantOrders.exportOrders({ orderType: OrderType.REFUND })) merchantSide.push(...b.orders.map((o) => `${o.responseId}:${o.amount}`));
       const paymentSide: string[] = [];
-      for await (const b of p.paymentClient.exportOrders({ orderType: PaymentOrderType.REFUND })) paymentSide.push(...b.orders.map((o) => `${o.responseId}:${o.amount}`));
+      for await (const b of p.paymentOrders.exportOrders({ orderType: OrderType.REFUND })) paymentSide.push(...b.orders.map((o) => `${o.responseId}:${o.amount}`));
       expect(merchantSide).to.deep.equal(paymentSide);
       expect(merchantSide).to.have.length(2);
     });
@@ -152,7 +152,7 @@ for (const backend of backends()) {
       expect(await direct.resolveUnknownOrders({})).to.include({ examined: 2, succeeded: 1, failed: 1 });
       expect((await direct.getOrder({ requestId: lost.requestId })).order).to.include({ state: "SUCCESS", amount: 400n });
       expect((await direct.getOrder({ requestId: never.requestId })).order).to.include({ state: "FAIL", responseMsg: MSG_CLOSED });
-      expect(await p.paymentClient.queryOrder({ requestId: never.requestId, orderType: PaymentOrderType.REFUND })).to.include({ closed: true });
+      expect(await p.paymentClient.queryOrder({ requestId: never.requestId, orderType: OrderType.REFUND })).to.include({ closed: true });
       expect((await direct.getOrder({ requestId: paymentId })).order).to.include({ refunded: 400n, refundable: 600n });
       expect(await storedBalance(p.payment.db.knex, "mr-e")).to.equal(600n);
     });

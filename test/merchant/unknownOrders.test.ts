@@ -4,7 +4,6 @@
  */
 import { expect } from "chai";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
-import { OrderType } from "../../gen/payment/v1/payment_pb.js";
 import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpcClient.js";
 import { startMerchantSystem, type MerchantSystem } from "../../services/merchant/system.js";
 import { insertOrder } from "../../services/merchant/orders.js";
@@ -14,6 +13,7 @@ import { BusinessClock, idPrefix } from "../../services/shared/orders/time.js";
 import { backends, freshStore, merchantConfig, silentLogger, startPlatform, type Platform, type Store } from "../harness.js";
 import { closedAddress, MSG_INSUFFICIENT_BALANCE, storedBalance } from "../payment/fixtures.js";
 import { Relay } from "../payment/relay.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 
 interface Merchant {

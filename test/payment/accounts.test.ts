@@ -1,8 +1,8 @@
 import { expect } from "chai";
 import { Code } from "@connectrpc/connect";
-import { OrderType } from "../../gen/payment/v1/payment_pb.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
 import { MSG_INSUFFICIENT_BALANCE, expectCode, payRequest, withdrawRequest } from "./fixtures.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 for (const backend of backends()) {
   describe(`balances, accounts and order queries [${backend.name}]`, () => {

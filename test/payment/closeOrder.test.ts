@@ -5,11 +5,11 @@
  */
 import { expect } from "chai";
 import { Code } from "@connectrpc/connect";
-import { OrderType } from "../../gen/payment/v1/payment_pb.js";
 import { MSG_PAYMENT_CLOSED } from "../../services/payment/payments.js";
 import { MSG_WITHDRAWAL_CLOSED } from "../../services/payment/withdrawals.js";
 import { backends } from "../harness.js";
 import { countRows, inParallel, paymentInstances, payRequest, refusal, storedBalance, withdrawRequest } from "./fixtures.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 
 for (const backend of backends()) {
@@ -17,7 +17,7 @@ for (const backend of backends()) {
     const { instance } = paymentInstances(backend, "close");
 
     it("closes an unknown request_id for good: a later Pay answers FAIL and credits nothing", async () => {
-      const { system, client } = await instance();
+      const { system, client, orders } = await instance();
       const req = payRequest("close-a", 700n);
       const closed = await client.closeOrder({ requestId: req.requestId, orderType: OrderType.PAYMENT });
       expect(closed.closed).to.equal(true);
@@ -42,7 +42,7 @@ for (const backend of backends()) {
       expect(await storedBalance(system.db.knex, "close-a")).to.equal(0n);
       expect(await countRows(system.db.knex, "accounts")).to.equal(0);
       const exported: unknown[] = [];
-      for await (const batch of client.exportOrders({ orderType: OrderType.PAYMENT })) exported.push(...batch.orders);
+      for await (const batch of orders.exportOrders({ orderType: OrderType.PAYMENT })) exported.push(...batch.orders);
       expect(exported).to.deep.equal([]);
       const balances: unknown[] = [];
       for await (const batch of client.exportBalances({})) balances.push(...batch.balances);

@@ -16,6 +16,7 @@ import { PaymentService, PayRequestSchema, type PayResponse } from "../../gen/pa
 import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
 import { createPaymentService } from "../../services/payment/service.js";
+import { readPaymentConfig } from "../../services/payment/config.js";
 import { MemoryCreditBuffer } from "../../services/payment/creditBuffer.js";
 import { Settlement } from "../../services/payment/settlement.js";
 import { paymentMigrations } from "../../services/payment/migrations/index.js";
@@ -23,7 +24,7 @@ import { openDatabase, type Database as Db } from "../../services/shared/storage
 import { retryOnContention } from "../../services/shared/storage/contention.js";
 import { toClientError } from "../../services/shared/errors.js";
 import { BusinessClock } from "../../services/shared/orders/time.js";
-import { backends, freshStore, paymentConfig, silentLogger, startPlatform, uniqueName, type Platform, type Store } from "../harness.js";
+import { backends, freshStore, NO_ENV, paymentConfig, silentLogger, startPlatform, uniqueName, type Platform, type Store } from "../harness.js";
 import { countRows, inParallel, payRequest, storedBalance, withdrawRequest } from "./fixtures.js";
 import { deleteRedisKeys } from "../support/cleanup.js";
 
@@ -78,7 +79,7 @@ for (const backend of backends().filter((b) => b.mysqlUrl !== undefined)) {
       try {
         const buffer = new MemoryCreditBuffer();
         const settlement = new Settlement(db, buffer, clock, silentLogger, { chunkSize: 100, sweepEvery: 10, leaseMs: 60_000 });
-        const service = createPaymentService({ db, buffer, settlement, clock, logger: silentLogger, exportBatchSize: 100 });
+        const service = createPaymentService({ db, buffer, settlement, clock, logger: silentLogger, exportBatchSize: 100, requestTimeMaxAheadSeconds: readPaymentConfig(NO_ENV).requestTimeMaxAheadSeconds });
         const ctx = { signal: new AbortController().signal } as HandlerContext;
         admin = await mysql.createConnection(store.mysqlUrl!);
         // A heavy transaction (many rows changed), so that InnoDB picks the batch as the victim.

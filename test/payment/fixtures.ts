@@ -11,8 +11,9 @@ import type { Knex } from "knex";
 import type { PayRequest, RefundRequest, WithdrawRequest } from "../../gen/payment/v1/payment_pb.js";
 import { MemoryCreditBuffer } from "../../services/payment/creditBuffer.js";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import { OrderExportService } from "../../gen/order/v1/order_pb.js";
 import type { Client } from "@connectrpc/connect";
-import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpcClient.js";
+import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
 import { freshStore, paymentConfig, silentLogger, uniqueName, type Backend, type Platform, type Store } from "../harness.js";
 import { requestIdentity } from "../support/requestIdentity.js";
@@ -170,6 +171,8 @@ export async function closedAddress(): Promise<string> {
 export interface PaymentInstance {
   system: PaymentSystem;
   client: Client<typeof PaymentService>;
+  /** Its successful orders, through order.v1.OrderExportService. */
+  orders: Client<typeof OrderExportService>;
 }
 
 /**
@@ -180,7 +183,7 @@ export function paymentInstances(backend: Backend, prefixName: string): { instan
   let store: Store;
   let prefix: string;
   let systems: PaymentSystem[] = [];
-  let handles: GrpcClientHandle<typeof PaymentService>[] = [];
+  let handles: { close(): void }[] = [];
   beforeEach(() => {
     store = freshStore(backend, "payment");
     prefix = uniqueName(prefixName);
@@ -197,9 +200,10 @@ export function paymentInstances(backend: Backend, prefixName: string): { instan
     async instance() {
       const system = await startPaymentSystem(paymentConfig(backend, store, prefix), silentLogger);
       const handle = createGrpcClient(PaymentService, system.server.grpcAddress);
+      const orders = createGrpcClient(OrderExportService, system.server.grpcAddress);
       systems.push(system);
-      handles.push(handle);
-      return { system, client: handle.client };
+      handles.push(handle, orders);
+      return { system, client: handle.client, orders: orders.client };
     },
   };
 }

@@ -5,7 +5,7 @@
  */
 import { expect } from "chai";
 import { Code, type Client } from "@connectrpc/connect";
-import { OrderType, PaymentService, type PayResponse, type RefundRequest } from "../../gen/payment/v1/payment_pb.js";
+import { PaymentService, type PayResponse, type RefundRequest } from "../../gen/payment/v1/payment_pb.js";
 import {
   MSG_REFUND_CLOSED,
   MSG_REFUND_EXCEEDS_PAYMENT,
@@ -16,6 +16,7 @@ import {
 import { backends } from "../harness.js";
 import { countRows, inParallel, paymentInstances, payRequest, refundRequest, refusal, storedBalance, withdrawRequest } from "./fixtures.js";
 import { requestIdentity } from "../support/requestIdentity.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 
 for (const backend of backends()) {
@@ -31,7 +32,7 @@ for (const backend of backends()) {
     }
 
     it("refunds a payment in parts up to its total, out of the settled balance, and refuses the rest", async () => {
-      const { system, client } = await instance();
+      const { system, client, orders } = await instance();
       const paid = await settledPayment(client, "rf-a", 1_000n);
       await settledPayment(client, "rf-a", 5_000n);
       const first = await client.refund(refundRequest("rf-a", paid, 300n));
@@ -52,7 +53,7 @@ for (const backend of backends()) {
       expect(query.order.value).to.deep.include({ responseId: first.responseId, refundFee: 300n });
 
       const exported: { requestId: string; amount: bigint }[] = [];
-      for await (const b of client.exportOrders({ orderType: OrderType.REFUND })) exported.push(...b.orders);
+      for await (const b of orders.exportOrders({ orderType: OrderType.REFUND })) exported.push(...b.orders);
       expect(exported.map((o) => [o.requestId, o.amount])).to.have.deep.members([
         [first.requestId, 300n],
         [rest.requestId, 700n],

@@ -5,9 +5,10 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { DiffSummarySchema, ListDiffRowsRequestSchema, OrderType, RunKind, RunSchema, type DiffRow } from "../../gen/recon/v1/recon_pb.js";
+import { DiffSummarySchema, ListDiffRowsRequestSchema, RunKind, RunSchema, type DiffRow } from "../../gen/recon/v1/recon_pb.js";
 import { listDiffRows } from "../../services/recon/diffRows.js";
 import { startPlatform, type Platform } from "../harness.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 async function refusal(promise: Promise<unknown>): Promise<ConnectError> {
   try {

@@ -3,8 +3,9 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { expect } from "chai";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { OrderKey, OrderType, type DiffRow } from "../../gen/recon/v1/recon_pb.js";
+import { type DiffRow } from "../../gen/recon/v1/recon_pb.js";
 import { startPlatform, type Platform } from "../harness.js";
+import { OrderKey, OrderType } from "../../gen/order/v1/order_pb.js";
 
 const SEED_MERCHANT = "request_id,response_id,total_fee\nrequest_id_1,response_id_1,10\nrequest_id_2,response_id_2,20\nrequest_id_3,response_id_3,3\n";
 const SEED_PAYMENT = "request_id,response_id,total_fee\nrequest_id_1,response_id_1,10\nrequest_id_3,response_id_3,4\nrequest_id_4,response_id_4,40\n";

@@ -11,9 +11,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { OrderKey, OrderType, RunKind, type CsvSource, type DiffRow } from "../../gen/recon/v1/recon_pb.js";
+import { RunKind, type CsvSource, type DiffRow } from "../../gen/recon/v1/recon_pb.js";
 import { RunStore } from "../../services/recon/runs.js";
 import { startPlatform, type Platform } from "../harness.js";
+import { OrderKey, OrderType } from "../../gen/order/v1/order_pb.js";
 
 async function refusal(promise: Promise<unknown>): Promise<ConnectError> {
   try {

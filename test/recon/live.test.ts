@@ -7,10 +7,10 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { expect } from "chai";
-import { OrderType as MerchantOrderType } from "../../gen/merchant/v1/merchant_pb.js";
-import { OrderType, type AuditRow, type DiffRow } from "../../gen/recon/v1/recon_pb.js";
+import { type AuditRow, type DiffRow } from "../../gen/recon/v1/recon_pb.js";
 import { BusinessClock } from "../../services/shared/orders/time.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 const clock = new BusinessClock("Asia/Shanghai");
 
@@ -32,7 +32,7 @@ async function simulateDay(p: Platform, seed: bigint, prefix = "saler"): Promise
   expect(pay.succeeded).to.equal(200);
   await p.paymentClient.settle({});
   const out = await p.merchantClient.simulate({
-    orderType: MerchantOrderType.WITHDRAWAL,
+    orderType: OrderType.WITHDRAWAL,
     count: 60,
     concurrency: 16,
     accounts: 8,

@@ -6,9 +6,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
-import { OrderKey, OrderType, type DiffRow } from "../../gen/recon/v1/recon_pb.js";
-import { OrderType as MerchantOrderType } from "../../gen/merchant/v1/merchant_pb.js";
+import { type DiffRow } from "../../gen/recon/v1/recon_pb.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
+import { OrderKey, OrderType } from "../../gen/order/v1/order_pb.js";
 
 for (const backend of backends()) {
   describe(`reconciliation of refunds [${backend.name}]`, () => {
@@ -115,7 +115,7 @@ for (const backend of backends()) {
       expect(payments.succeeded).to.equal(200);
       await p.paymentClient.settle({ fullSweep: true });
       const refunds = await p.merchantClient.simulate({
-        orderType: MerchantOrderType.REFUND,
+        orderType: OrderType.REFUND,
         count: 80,
         concurrency: 16,
         accounts: 5,
@@ -125,9 +125,9 @@ for (const backend of backends()) {
         seed: 11n,
         faults: { lostResponses: 2, tamperedAmounts: 1, merchantOnly: 1 },
       });
-      expect(refunds.orderType).to.equal(MerchantOrderType.REFUND);
+      expect(refunds.orderType).to.equal(OrderType.REFUND);
       expect(refunds.succeeded).to.be.greaterThan(40);
-      expect(refunds.injected.every((f) => f.orderType === MerchantOrderType.REFUND)).to.equal(true);
+      expect(refunds.injected.every((f) => f.orderType === OrderType.REFUND)).to.equal(true);
       const expected = refunds.injected.map((f) => [f.expectedDiffType, f.requestId]);
       expect(expected.filter(([t]) => t === "F114")).to.have.length(1);
       expect(expected.filter(([t]) => t === "F115")).to.have.length(1);

@@ -13,7 +13,7 @@ import { pino } from "pino";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
-import { OrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
+import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
 import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem, type PaymentSystem } from "../../services/payment/system.js";
@@ -24,6 +24,7 @@ import { backends, freshStore, merchantConfig, paymentConfig, reconConfig, uniqu
 import { callJson } from "./calls.js";
 import { requestIdentityJson } from "../support/requestIdentity.js";
 import { deleteRedisKeys } from "../support/cleanup.js";
+import { OrderExportService, OrderType } from "../../gen/order/v1/order_pb.js";
 
 interface LogLine {
   level: number;
@@ -137,7 +138,7 @@ for (const backend of backends()) {
 
     it("Connect protocol, server streaming: an export over the missing table ends with INTERNAL 'internal error' and the request id", async () => {
       const transport = createConnectTransport({ baseUrl: payment.server.httpUrl, httpVersion: "1.1", jsonOptions: JSON_OPTIONS });
-      const client = createClient(PaymentService, transport);
+      const client = createClient(OrderExportService, transport);
       let header: Headers | undefined;
       let err: ConnectError | undefined;
       try {
@@ -149,11 +150,11 @@ for (const backend of backends()) {
       expect(err?.rawMessage).to.equal("internal error");
       const requestId = header?.get("x-request-id") ?? err?.metadata.get("x-request-id");
       expect(requestId).to.be.a("string");
-      expect(loggedFailure(requestId!, "/payment.v1.PaymentService/ExportOrders").err?.message).to.match(/payment_orders/);
+      expect(loggedFailure(requestId!, "/order.v1.OrderExportService/ExportOrders").err?.message).to.match(/payment_orders/);
     });
 
     it("gRPC, server streaming: the same export ends with INTERNAL 'internal error' and the request id in the trailers", async () => {
-      const client = createGrpcClient(PaymentService, payment.server.grpcAddress);
+      const client = createGrpcClient(OrderExportService, payment.server.grpcAddress);
       let err: ConnectError | undefined;
       try {
         for await (const _ of client.client.exportOrders({ orderType: OrderType.PAYMENT })) void _;
@@ -166,7 +167,7 @@ for (const backend of backends()) {
       expect(err?.rawMessage).to.equal("internal error");
       const requestId = err?.metadata.get("x-request-id");
       expect(requestId).to.be.a("string");
-      expect(loggedFailure(requestId!, "/payment.v1.PaymentService/ExportOrders").err?.message).to.match(/payment_orders/);
+      expect(loggedFailure(requestId!, "/order.v1.OrderExportService/ExportOrders").err?.message).to.match(/payment_orders/);
     });
 
     it("the merchant's failed insert and the reconciliation's unusable directory answer the same way, on both transports", async () => {

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { OrderType, PaymentService, PayRequestSchema, type PayRequest } from "../../gen/payment/v1/payment_pb.js";
+import { PaymentService, PayRequestSchema, type PayRequest } from "../../gen/payment/v1/payment_pb.js";
 import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpcClient.js";
 import { readPaymentConfig } from "../../services/payment/config.js";
@@ -24,6 +24,7 @@ import { insertOrder, recordOutcome } from "../../services/merchant/orders.js";
 import { backends, freshStore, merchantConfig, silentLogger, startPlatform, type Platform } from "../harness.js";
 import { documentedCanonical, expectRefused, callJson, signJson } from "./calls.js";
 import { requestIdentityJson, clock } from "../support/requestIdentity.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 const PAY = "/payment.v1.PaymentService/Pay";
 const WITHDRAW = "/payment.v1.PaymentService/Withdraw";

@@ -9,7 +9,6 @@
 import { randomBytes } from "node:crypto";
 import { expect } from "chai";
 import { Code } from "@connectrpc/connect";
-import { OrderType } from "../../gen/recon/v1/recon_pb.js";
 import { EnvReader } from "../../services/shared/runtime/config.js";
 import { ConfigError } from "../../services/shared/errors.js";
 import { readOperatorToken } from "../../services/shared/auth/authentication.js";
@@ -17,6 +16,7 @@ import { readReconConfig } from "../../services/recon/config.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
 import { expectRefused, callJson } from "./calls.js";
 import { requestIdentityJson } from "../support/requestIdentity.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 const CSV = "request_id,response_id,saler_id,total_fee\n20190829171520123456,20190829171521000001,saler1,100\n";
 

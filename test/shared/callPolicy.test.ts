@@ -27,7 +27,6 @@ const impl: ServiceImpl<typeof PaymentService> = {
   queryOrder: unused,
   closeOrder: unused,
   refund: unused,
-  exportOrders: unused,
   async settle() {
     return never();
   },

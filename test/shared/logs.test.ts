@@ -11,7 +11,7 @@ import { expect } from "chai";
 import { pino } from "pino";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
-import { MerchantService, OrderType } from "../../gen/merchant/v1/merchant_pb.js";
+import { MerchantService } from "../../gen/merchant/v1/merchant_pb.js";
 import { ReconService } from "../../gen/recon/v1/recon_pb.js";
 import { createGrpcClient } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem } from "../../services/payment/system.js";
@@ -20,6 +20,7 @@ import { startReconSystem } from "../../services/recon/system.js";
 import { DEFAULT_SERVING, type CallLogLevel } from "../../services/shared/rpc/serving.js";
 import { freshStore, merchantConfig, paymentConfig, reconConfig, uniqueName } from "../harness.js";
 import { payRequest } from "../payment/fixtures.js";
+import { OrderType } from "../../gen/order/v1/order_pb.js";
 
 type Line = Record<string, unknown> & { msg: string; level: number };
 

@@ -7,11 +7,11 @@
 import { expect } from "chai";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
-import { OrderKey, OrderType, PaymentService } from "../../gen/payment/v1/payment_pb.js";
-import { OrderType as MerchantOrderType } from "../../gen/merchant/v1/merchant_pb.js";
+import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { backends, startPlatform, type Platform } from "../harness.js";
 import { payRequest, withdrawRequest } from "../payment/fixtures.js";
 import { scrape, type Scrape } from "./metricsScrape.js";
+import { OrderKey, OrderType } from "../../gen/order/v1/order_pb.js";
 
 const PAY = { grpc_service: "payment.v1.PaymentService", grpc_method: "Pay" };
 
@@ -69,7 +69,7 @@ for (const backend of backends()) {
       expect((await p.paymentClient.withdraw(withdrawRequest("metrics_a", 50n))).responseCode).to.equal("SUCCESS");
       expect((await p.paymentClient.withdraw(withdrawRequest("metrics_nobody", 50n))).responseCode).to.equal("FAIL");
       let exported = 0;
-      for await (const page of p.paymentClient.exportOrders({ orderType: OrderType.PAYMENT, key: OrderKey.RESPONSE_ID })) {
+      for await (const page of p.paymentOrders.exportOrders({ orderType: OrderType.PAYMENT, key: OrderKey.RESPONSE_ID })) {
         void page;
         exported++;
       }
@@ -88,7 +88,7 @@ for (const backend of backends()) {
       expect(d.value("grpc_server_handled_total", { grpc_method: "ListAccounts", transport: "grpc-web", grpc_code: "OK" })).to.equal(1);
       expect(d.value("grpc_server_handled_total", { grpc_method: "Settle", grpc_code: "OK" })).to.equal(1);
       expect(d.value("grpc_server_handled_total", { grpc_method: "Withdraw", grpc_code: "OK" })).to.equal(2);
-      const stream = { grpc_method: "ExportOrders", grpc_type: "server_stream", transport: "grpc" };
+      const stream = { grpc_service: "order.v1.OrderExportService", grpc_method: "ExportOrders", grpc_type: "server_stream", transport: "grpc" };
       expect(d.value("grpc_server_handled_total", { ...stream, grpc_code: "OK" })).to.equal(1);
       expect(d.value("grpc_server_msg_sent_total", stream)).to.equal(exported);
       expect(exported).to.be.greaterThan(0);
@@ -147,15 +147,17 @@ for (const backend of backends()) {
       expect(merchantAfter.value("merchant_orders", { state: "UNKNOWN" })).to.equal(0);
       expect(merchantAfter.value("merchant_oldest_open_order_age_seconds", { state: "INIT" })).to.equal(0);
 
-      // Recon's calls to both services, as it counts them and as they count them.
-      const exports = { grpc_method: "ExportOrders", grpc_type: "server_stream" };
-      const reconToPayment = recon.value("grpc_client_handled_total", { ...exports, grpc_service: "payment.v1.PaymentService", grpc_code: "OK" });
-      const reconToMerchant = recon.value("grpc_client_handled_total", { ...exports, grpc_service: "merchant.v1.MerchantService", grpc_code: "OK" });
-      expect(reconToPayment).to.be.greaterThan(0);
-      expect(reconToMerchant).to.be.greaterThan(0);
+      // Recon's calls to both services, as it counts them and as they count them: one export
+      // contract, served by both, told apart by the upstream label.
+      const exports = { grpc_service: "order.v1.OrderExportService", grpc_method: "ExportOrders", grpc_type: "server_stream" };
+      const reconToPayment = recon.value("grpc_client_handled_total", { ...exports, upstream: "payment", grpc_code: "OK" });
+      const reconToMerchant = recon.value("grpc_client_handled_total", { ...exports, upstream: "merchant", grpc_code: "OK" });
+      // One export per order type (payments, withdrawals, refunds) from each side.
+      expect(reconToPayment).to.equal(3);
+      expect(reconToMerchant).to.equal(3);
       expect(pay.value("grpc_server_handled_total", { ...exports, grpc_code: "OK" })).to.equal(reconToPayment);
       expect(merchant.value("grpc_server_handled_total", { ...exports, grpc_code: "OK" })).to.equal(reconToMerchant);
-      expect(recon.value("grpc_client_msg_received_total", { ...exports, grpc_service: "payment.v1.PaymentService" })).to.equal(
+      expect(recon.value("grpc_client_msg_received_total", { ...exports, upstream: "payment" })).to.equal(
         pay.value("grpc_server_msg_sent_total", exports),
       );
       expect(recon.value("recon_runs_total", { kind: "reconciliation", source: "live", outcome: "unbalanced" })).to.equal(1);
@@ -165,7 +167,6 @@ for (const backend of backends()) {
       expect(diff("PAYMENT", "F113")).to.equal(5);
       expect(diff("WITHDRAWAL", "F113")).to.equal(1);
       expect(diff("PAYMENT", "F114") + diff("PAYMENT", "F115") + diff("WITHDRAWAL", "F114") + diff("WITHDRAWAL", "F115")).to.equal(0);
-      void MerchantOrderType;
     });
 
     it("keeps each service's series apart, labelled with its name, in one process with one set of process figures", async () => {

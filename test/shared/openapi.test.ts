@@ -118,6 +118,19 @@ describe("OpenAPI generator", () => {
     expect(example("Withdraw")).to.deep.equal({ request_time: "2019-08-29 17:16:21", request_id: "20190829171621334455", withdraw_money: "100", saler_id: "saler1" });
   });
 
+  it("lists the order export both order-keeping systems serve, and describes the shared order vocabulary", () => {
+    for (const doc of [paymentApiDocument(), merchantApiDocument()]) {
+      const tag = doc.tags.find((t) => t.name === "order.v1.OrderExportService");
+      expect(tag?.description).to.contain("`ExportOrders` (server-streaming: ExportOrders streams the successful orders of one type");
+      expect(Object.keys(doc.paths).filter((p) => p.startsWith("/order.v1."))).to.deep.equal([]);
+    }
+    for (const doc of [paymentApiDocument(), merchantApiDocument(), reconApiDocument()]) {
+      const orderType = doc.components.schemas["order.v1.OrderType"]!;
+      expect(orderType.description).to.contain("OrderType tells payments, withdrawals and refunds apart.");
+      expect(orderType.enum).to.deep.equal(["ORDER_TYPE_UNSPECIFIED", "ORDER_TYPE_PAYMENT", "ORDER_TYPE_WITHDRAWAL", "ORDER_TYPE_REFUND"]);
+    }
+  });
+
   it("describes elements with their proto comments", () => {
     const doc = paymentApiDocument();
     const pay = doc.components.schemas["payment.v1.PayRequest"]!;

@@ -57,12 +57,14 @@ describe("gRPC server reflection [embedded]", () => {
 
   it("lets buf curl list every service and method without a schema", async () => {
     const services = (await bufCurl([`http://${p.payment.server.grpcAddress}`, "--list-services"])).trim().split("\n");
-    expect(services).to.include.members(["payment.v1.PaymentService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]);
+    expect(services).to.include.members(["payment.v1.PaymentService", "order.v1.OrderExportService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]);
     const methods = (await bufCurl([`http://${p.merchant.server.grpcAddress}`, "--list-methods"])).trim().split("\n");
     const merchant = methods.filter((m) => m.startsWith("merchant.v1."));
     expect(merchant.sort()).to.deep.equal(
-      ["CountOrders", "ExportOrders", "GetOrder", "ListOrders", "Pay", "Refund", "ResolveUnknownOrders", "Simulate", "Withdraw"].map((m) => `merchant.v1.MerchantService/${m}`),
+      ["CountOrders", "GetOrder", "ListOrders", "Pay", "Refund", "ResolveUnknownOrders", "Simulate", "Withdraw"].map((m) => `merchant.v1.MerchantService/${m}`),
     );
+    // The merchant's orders are exported through the order contract both systems serve.
+    expect(methods.filter((m) => m.startsWith("order.v1."))).to.deep.equal(["order.v1.OrderExportService/ExportOrders"]);
     const recon = (await bufCurl([`http://${p.recon.server.grpcAddress}`, "--list-services"])).trim().split("\n");
     expect(recon).to.include("recon.v1.ReconService");
   });
@@ -98,15 +100,19 @@ describe("gRPC server reflection [embedded]", () => {
       const files = (symbol!.messageResponse.value.fileDescriptorProto as Uint8Array[]).map((b) => fromBinary(FileDescriptorProtoSchema, b));
       expect(files[0]!.name).to.equal("payment/v1/payment.proto");
       // The descriptor is usable as a schema: the fields of PayRequest come out of it.
-      const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: files }));
+      // The requested file comes first, then its imports; a descriptor set lists imports first.
+      const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: [...files].reverse() }));
       expect(registry.getMessage("payment.v1.PayRequest")!.fields.map((f) => f.name)).to.deep.equal(["request_time", "request_id", "saler_id", "total_fee"]);
-      expect(registry.getService("payment.v1.PaymentService")!.methods.map((m) => m.name)).to.include.members(["Pay", "Withdraw", "ExportOrders"]);
+      expect(registry.getService("payment.v1.PaymentService")!.methods.map((m) => m.name)).to.include.members(["Pay", "Withdraw", "ExportBalances"]);
+      // payment.proto imports the order vocabulary; its enum comes with it.
+      expect(files.map((f) => f.name)).to.include("order/v1/order.proto");
+      expect(registry.getMessage("payment.v1.QueryOrderRequest")!.field.orderType!.enum!.typeName).to.equal("order.v1.OrderType");
       expect(missing!.messageResponse.case).to.equal("errorResponse");
       expect(missing!.messageResponse.value.errorCode).to.equal(grpc.status.NOT_FOUND);
       expect(byName!.messageResponse.case).to.equal("fileDescriptorResponse");
       expect(list!.messageResponse.case).to.equal("listServicesResponse");
       const names = (list!.messageResponse.value.service as { name: string }[]).map((s) => s.name);
-      expect(names).to.include.members(["payment.v1.PaymentService", `grpc.reflection.${version}.ServerReflection`]);
+      expect(names).to.include.members(["payment.v1.PaymentService", "order.v1.OrderExportService", `grpc.reflection.${version}.ServerReflection`]);
     });
   }
 

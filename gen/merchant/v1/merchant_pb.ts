@@ -2,15 +2,17 @@
 // @generated from file merchant/v1/merchant.proto (package merchant.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { OrderType } from "../../order/v1/order_pb.js";
+import { file_order_v1_order } from "../../order/v1/order_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file merchant/v1/merchant.proto.
  */
 export const file_merchant_v1_merchant: GenFile = /*@__PURE__*/
-  fileDesc("ChptZXJjaGFudC92MS9tZXJjaGFudC5wcm90bxILbWVyY2hhbnQudjEiqQIKBU9yZGVyEhIKCnJlcXVlc3RfaWQYASABKAkSKgoKb3JkZXJfdHlwZRgCIAEoDjIWLm1lcmNoYW50LnYxLk9yZGVyVHlwZRIQCghzYWxlcl9pZBgDIAEoCRIOCgZhbW91bnQYBCABKAMSFAoMcmVxdWVzdF90aW1lGAUgASgJEg0KBXN0YXRlGAYgASgJEhMKC3Jlc3BvbnNlX2lkGAcgASgJEhUKDXJlc3BvbnNlX3RpbWUYCCABKAkSFQoNcmVzcG9uc2VfY29kZRgJIAEoCRIUCgxyZXNwb25zZV9tc2cYCiABKAkSGgoScGF5bWVudF9yZXF1ZXN0X2lkGAsgASgJEhAKCHJlZnVuZGVkGAwgASgDEhIKCnJlZnVuZGFibGUYDSABKAMiMQoKUGF5UmVxdWVzdBIQCghzYWxlcl9pZBgBIAEoCRIRCgl0b3RhbF9mZWUYAiABKAMiMAoLUGF5UmVzcG9uc2USIQoFb3JkZXIYASABKAsyEi5tZXJjaGFudC52MS5PcmRlciI7Cg9XaXRoZHJhd1JlcXVlc3QSEAoIc2FsZXJfaWQYASABKAkSFgoOd2l0aGRyYXdfbW9uZXkYAiABKAMiNQoQV2l0aGRyYXdSZXNwb25zZRIhCgVvcmRlchgBIAEoCzISLm1lcmNoYW50LnYxLk9yZGVyIj8KDVJlZnVuZFJlcXVlc3QSGgoScGF5bWVudF9yZXF1ZXN0X2lkGAEgASgJEhIKCnJlZnVuZF9mZWUYAiABKAMiMwoOUmVmdW5kUmVzcG9uc2USIQoFb3JkZXIYASABKAsyEi5tZXJjaGFudC52MS5PcmRlciIlCg9HZXRPcmRlclJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCSJaChBHZXRPcmRlclJlc3BvbnNlEiEKBW9yZGVyGAEgASgLMhIubWVyY2hhbnQudjEuT3JkZXISIwoHcmVmdW5kcxgCIAMoCzISLm1lcmNoYW50LnYxLk9yZGVyIocBChFMaXN0T3JkZXJzUmVxdWVzdBIqCgpvcmRlcl90eXBlGAEgASgOMhYubWVyY2hhbnQudjEuT3JkZXJUeXBlEg0KBXN0YXRlGAIgASgJEhAKCHNhbGVyX2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIlEKEkxpc3RPcmRlcnNSZXNwb25zZRIiCgZvcmRlcnMYASADKAsyEi5tZXJjaGFudC52MS5PcmRlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPgobUmVzb2x2ZVVua25vd25PcmRlcnNSZXF1ZXN0Eh8KF2luaXRfb2xkZXJfdGhhbl9zZWNvbmRzGAEgASgFImoKHFJlc29sdmVVbmtub3duT3JkZXJzUmVzcG9uc2USEAoIZXhhbWluZWQYASABKAUSEQoJc3VjY2VlZGVkGAIgASgFEg4KBmZhaWxlZBgDIAEoBRIVCg1zdGlsbF91bmtub3duGAQgASgFIlsKEFNpbXVsYXRpb25GYXVsdHMSFgoObG9zdF9yZXNwb25zZXMYASABKAUSGAoQdGFtcGVyZWRfYW1vdW50cxgCIAEoBRIVCg1tZXJjaGFudF9vbmx5GAMgASgFIvABCg9TaW11bGF0ZVJlcXVlc3QSKgoKb3JkZXJfdHlwZRgBIAEoDjIWLm1lcmNoYW50LnYxLk9yZGVyVHlwZRINCgVjb3VudBgCIAEoBRITCgtjb25jdXJyZW5jeRgDIAEoBRIQCghhY2NvdW50cxgEIAEoBRIWCg5hY2NvdW50X3ByZWZpeBgFIAEoCRISCgptaW5fYW1vdW50GAYgASgDEhIKCm1heF9hbW91bnQYByABKAMSDAoEc2VlZBgIIAEoAxItCgZmYXVsdHMYCSABKAsyHS5tZXJjaGFudC52MS5TaW11bGF0aW9uRmF1bHRzItEBCg1JbmplY3RlZEZhdWx0EgwKBGtpbmQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRITCgtyZXNwb25zZV9pZBgDIAEoCRIQCghzYWxlcl9pZBgEIAEoCRIXCg9tZXJjaGFudF9hbW91bnQYBSABKAMSFgoOcGF5bWVudF9hbW91bnQYBiABKAMSGgoSZXhwZWN0ZWRfZGlmZl90eXBlGAcgASgJEioKCm9yZGVyX3R5cGUYCCABKA4yFi5tZXJjaGFudC52MS5PcmRlclR5cGUivAIKEFNpbXVsYXRlUmVzcG9uc2USFQoNc2ltdWxhdGlvbl9pZBgBIAEoCRIqCgpvcmRlcl90eXBlGAIgASgOMhYubWVyY2hhbnQudjEuT3JkZXJUeXBlEhEKCXJlcXVlc3RlZBgDIAEoBRIRCglzdWNjZWVkZWQYBCABKAUSDgoGZmFpbGVkGAUgASgFEg8KB3Vua25vd24YBiABKAUSGAoQYW1vdW50X3N1Y2NlZWRlZBgHIAEoAxISCgplbGFwc2VkX21zGAggASgDEhIKCnRocm91Z2hwdXQYCSABKAESFgoObGF0ZW5jeV9wNTBfbXMYCiABKAESFgoObGF0ZW5jeV9wOTlfbXMYCyABKAESLAoIaW5qZWN0ZWQYDCADKAsyGi5tZXJjaGFudC52MS5JbmplY3RlZEZhdWx0InoKE0V4cG9ydE9yZGVyc1JlcXVlc3QSKgoKb3JkZXJfdHlwZRgBIAEoDjIWLm1lcmNoYW50LnYxLk9yZGVyVHlwZRIiCgNrZXkYAiABKA4yFS5tZXJjaGFudC52MS5PcmRlcktleRITCgtjdXRvZmZfdGltZRgDIAEoCSKHAQoNRXhwb3J0ZWRPcmRlchISCgpyZXF1ZXN0X2lkGAEgASgJEhMKC3Jlc3BvbnNlX2lkGAIgASgJEhAKCHNhbGVyX2lkGAMgASgJEg4KBmFtb3VudBgEIAEoAxIUCgxyZXF1ZXN0X3RpbWUYBSABKAkSFQoNcmVzcG9uc2VfdGltZRgGIAEoCSJCChRFeHBvcnRPcmRlcnNSZXNwb25zZRIqCgZvcmRlcnMYASADKAsyGi5tZXJjaGFudC52MS5FeHBvcnRlZE9yZGVyIkAKEkNvdW50T3JkZXJzUmVxdWVzdBIqCgpvcmRlcl90eXBlGAEgASgOMhYubWVyY2hhbnQudjEuT3JkZXJUeXBlImYKCk9yZGVyQ291bnQSKgoKb3JkZXJfdHlwZRgBIAEoDjIWLm1lcmNoYW50LnYxLk9yZGVyVHlwZRINCgVzdGF0ZRgCIAEoCRINCgVjb3VudBgDIAEoAxIOCgZhbW91bnQYBCABKAMiPgoTQ291bnRPcmRlcnNSZXNwb25zZRInCgZjb3VudHMYASADKAsyFy5tZXJjaGFudC52MS5PcmRlckNvdW50KnEKCU9yZGVyVHlwZRIaChZPUkRFUl9UWVBFX1VOU1BFQ0lGSUVEEAASFgoST1JERVJfVFlQRV9QQVlNRU5UEAESGQoVT1JERVJfVFlQRV9XSVRIRFJBV0FMEAISFQoRT1JERVJfVFlQRV9SRUZVTkQQAypaCghPcmRlcktleRIZChVPUkRFUl9LRVlfVU5TUEVDSUZJRUQQABIZChVPUkRFUl9LRVlfUkVTUE9OU0VfSUQQARIYChRPUkRFUl9LRVlfUkVRVUVTVF9JRBACMs4FCg9NZXJjaGFudFNlcnZpY2USOAoDUGF5EhcubWVyY2hhbnQudjEuUGF5UmVxdWVzdBoYLm1lcmNoYW50LnYxLlBheVJlc3BvbnNlEkcKCFdpdGhkcmF3EhwubWVyY2hhbnQudjEuV2l0aGRyYXdSZXF1ZXN0Gh0ubWVyY2hhbnQudjEuV2l0aGRyYXdSZXNwb25zZRJBCgZSZWZ1bmQSGi5tZXJjaGFudC52MS5SZWZ1bmRSZXF1ZXN0GhsubWVyY2hhbnQudjEuUmVmdW5kUmVzcG9uc2USRwoIR2V0T3JkZXISHC5tZXJjaGFudC52MS5HZXRPcmRlclJlcXVlc3QaHS5tZXJjaGFudC52MS5HZXRPcmRlclJlc3BvbnNlEk0KCkxpc3RPcmRlcnMSHi5tZXJjaGFudC52MS5MaXN0T3JkZXJzUmVxdWVzdBofLm1lcmNoYW50LnYxLkxpc3RPcmRlcnNSZXNwb25zZRJrChRSZXNvbHZlVW5rbm93bk9yZGVycxIoLm1lcmNoYW50LnYxLlJlc29sdmVVbmtub3duT3JkZXJzUmVxdWVzdBopLm1lcmNoYW50LnYxLlJlc29sdmVVbmtub3duT3JkZXJzUmVzcG9uc2USRwoIU2ltdWxhdGUSHC5tZXJjaGFudC52MS5TaW11bGF0ZVJlcXVlc3QaHS5tZXJjaGFudC52MS5TaW11bGF0ZVJlc3BvbnNlElUKDEV4cG9ydE9yZGVycxIgLm1lcmNoYW50LnYxLkV4cG9ydE9yZGVyc1JlcXVlc3QaIS5tZXJjaGFudC52MS5FeHBvcnRPcmRlcnNSZXNwb25zZTABElAKC0NvdW50T3JkZXJzEh8ubWVyY2hhbnQudjEuQ291bnRPcmRlcnNSZXF1ZXN0GiAubWVyY2hhbnQudjEuQ291bnRPcmRlcnNSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChptZXJjaGFudC92MS9tZXJjaGFudC5wcm90bxILbWVyY2hhbnQudjEipgIKBU9yZGVyEhIKCnJlcXVlc3RfaWQYASABKAkSJwoKb3JkZXJfdHlwZRgCIAEoDjITLm9yZGVyLnYxLk9yZGVyVHlwZRIQCghzYWxlcl9pZBgDIAEoCRIOCgZhbW91bnQYBCABKAMSFAoMcmVxdWVzdF90aW1lGAUgASgJEg0KBXN0YXRlGAYgASgJEhMKC3Jlc3BvbnNlX2lkGAcgASgJEhUKDXJlc3BvbnNlX3RpbWUYCCABKAkSFQoNcmVzcG9uc2VfY29kZRgJIAEoCRIUCgxyZXNwb25zZV9tc2cYCiABKAkSGgoScGF5bWVudF9yZXF1ZXN0X2lkGAsgASgJEhAKCHJlZnVuZGVkGAwgASgDEhIKCnJlZnVuZGFibGUYDSABKAMiMQoKUGF5UmVxdWVzdBIQCghzYWxlcl9pZBgBIAEoCRIRCgl0b3RhbF9mZWUYAiABKAMiMAoLUGF5UmVzcG9uc2USIQoFb3JkZXIYASABKAsyEi5tZXJjaGFudC52MS5PcmRlciI7Cg9XaXRoZHJhd1JlcXVlc3QSEAoIc2FsZXJfaWQYASABKAkSFgoOd2l0aGRyYXdfbW9uZXkYAiABKAMiNQoQV2l0aGRyYXdSZXNwb25zZRIhCgVvcmRlchgBIAEoCzISLm1lcmNoYW50LnYxLk9yZGVyIj8KDVJlZnVuZFJlcXVlc3QSGgoScGF5bWVudF9yZXF1ZXN0X2lkGAEgASgJEhIKCnJlZnVuZF9mZWUYAiABKAMiMwoOUmVmdW5kUmVzcG9uc2USIQoFb3JkZXIYASABKAsyEi5tZXJjaGFudC52MS5PcmRlciIlCg9HZXRPcmRlclJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCSJaChBHZXRPcmRlclJlc3BvbnNlEiEKBW9yZGVyGAEgASgLMhIubWVyY2hhbnQudjEuT3JkZXISIwoHcmVmdW5kcxgCIAMoCzISLm1lcmNoYW50LnYxLk9yZGVyIoQBChFMaXN0T3JkZXJzUmVxdWVzdBInCgpvcmRlcl90eXBlGAEgASgOMhMub3JkZXIudjEuT3JkZXJUeXBlEg0KBXN0YXRlGAIgASgJEhAKCHNhbGVyX2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIlEKEkxpc3RPcmRlcnNSZXNwb25zZRIiCgZvcmRlcnMYASADKAsyEi5tZXJjaGFudC52MS5PcmRlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPgobUmVzb2x2ZVVua25vd25PcmRlcnNSZXF1ZXN0Eh8KF2luaXRfb2xkZXJfdGhhbl9zZWNvbmRzGAEgASgFImoKHFJlc29sdmVVbmtub3duT3JkZXJzUmVzcG9uc2USEAoIZXhhbWluZWQYASABKAUSEQoJc3VjY2VlZGVkGAIgASgFEg4KBmZhaWxlZBgDIAEoBRIVCg1zdGlsbF91bmtub3duGAQgASgFIlsKEFNpbXVsYXRpb25GYXVsdHMSFgoObG9zdF9yZXNwb25zZXMYASABKAUSGAoQdGFtcGVyZWRfYW1vdW50cxgCIAEoBRIVCg1tZXJjaGFudF9vbmx5GAMgASgFIu0BCg9TaW11bGF0ZVJlcXVlc3QSJwoKb3JkZXJfdHlwZRgBIAEoDjITLm9yZGVyLnYxLk9yZGVyVHlwZRINCgVjb3VudBgCIAEoBRITCgtjb25jdXJyZW5jeRgDIAEoBRIQCghhY2NvdW50cxgEIAEoBRIWCg5hY2NvdW50X3ByZWZpeBgFIAEoCRISCgptaW5fYW1vdW50GAYgASgDEhIKCm1heF9hbW91bnQYByABKAMSDAoEc2VlZBgIIAEoAxItCgZmYXVsdHMYCSABKAsyHS5tZXJjaGFudC52MS5TaW11bGF0aW9uRmF1bHRzIs4BCg1JbmplY3RlZEZhdWx0EgwKBGtpbmQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRITCgtyZXNwb25zZV9pZBgDIAEoCRIQCghzYWxlcl9pZBgEIAEoCRIXCg9tZXJjaGFudF9hbW91bnQYBSABKAMSFgoOcGF5bWVudF9hbW91bnQYBiABKAMSGgoSZXhwZWN0ZWRfZGlmZl90eXBlGAcgASgJEicKCm9yZGVyX3R5cGUYCCABKA4yEy5vcmRlci52MS5PcmRlclR5cGUiuQIKEFNpbXVsYXRlUmVzcG9uc2USFQoNc2ltdWxhdGlvbl9pZBgBIAEoCRInCgpvcmRlcl90eXBlGAIgASgOMhMub3JkZXIudjEuT3JkZXJUeXBlEhEKCXJlcXVlc3RlZBgDIAEoBRIRCglzdWNjZWVkZWQYBCABKAUSDgoGZmFpbGVkGAUgASgFEg8KB3Vua25vd24YBiABKAUSGAoQYW1vdW50X3N1Y2NlZWRlZBgHIAEoAxISCgplbGFwc2VkX21zGAggASgDEhIKCnRocm91Z2hwdXQYCSABKAESFgoObGF0ZW5jeV9wNTBfbXMYCiABKAESFgoObGF0ZW5jeV9wOTlfbXMYCyABKAESLAoIaW5qZWN0ZWQYDCADKAsyGi5tZXJjaGFudC52MS5JbmplY3RlZEZhdWx0Ij0KEkNvdW50T3JkZXJzUmVxdWVzdBInCgpvcmRlcl90eXBlGAEgASgOMhMub3JkZXIudjEuT3JkZXJUeXBlImMKCk9yZGVyQ291bnQSJwoKb3JkZXJfdHlwZRgBIAEoDjITLm9yZGVyLnYxLk9yZGVyVHlwZRINCgVzdGF0ZRgCIAEoCRINCgVjb3VudBgDIAEoAxIOCgZhbW91bnQYBCABKAMiPgoTQ291bnRPcmRlcnNSZXNwb25zZRInCgZjb3VudHMYASADKAsyFy5tZXJjaGFudC52MS5PcmRlckNvdW50MvcECg9NZXJjaGFudFNlcnZpY2USOAoDUGF5EhcubWVyY2hhbnQudjEuUGF5UmVxdWVzdBoYLm1lcmNoYW50LnYxLlBheVJlc3BvbnNlEkcKCFdpdGhkcmF3EhwubWVyY2hhbnQudjEuV2l0aGRyYXdSZXF1ZXN0Gh0ubWVyY2hhbnQudjEuV2l0aGRyYXdSZXNwb25zZRJBCgZSZWZ1bmQSGi5tZXJjaGFudC52MS5SZWZ1bmRSZXF1ZXN0GhsubWVyY2hhbnQudjEuUmVmdW5kUmVzcG9uc2USRwoIR2V0T3JkZXISHC5tZXJjaGFudC52MS5HZXRPcmRlclJlcXVlc3QaHS5tZXJjaGFudC52MS5HZXRPcmRlclJlc3BvbnNlEk0KCkxpc3RPcmRlcnMSHi5tZXJjaGFudC52MS5MaXN0T3JkZXJzUmVxdWVzdBofLm1lcmNoYW50LnYxLkxpc3RPcmRlcnNSZXNwb25zZRJrChRSZXNvbHZlVW5rbm93bk9yZGVycxIoLm1lcmNoYW50LnYxLlJlc29sdmVVbmtub3duT3JkZXJzUmVxdWVzdBopLm1lcmNoYW50LnYxLlJlc29sdmVVbmtub3duT3JkZXJzUmVzcG9uc2USRwoIU2ltdWxhdGUSHC5tZXJjaGFudC52MS5TaW11bGF0ZVJlcXVlc3QaHS5tZXJjaGFudC52MS5TaW11bGF0ZVJlc3BvbnNlElAKC0NvdW50T3JkZXJzEh8ubWVyY2hhbnQudjEuQ291bnRPcmRlcnNSZXF1ZXN0GiAubWVyY2hhbnQudjEuQ291bnRPcmRlcnNSZXNwb25zZWIGcHJvdG8z", [file_order_v1_order]);
 
 /**
  * Order is one request the merchant sent, with the payment system's answer.
@@ -24,7 +26,7 @@ export type Order = Message<"merchant.v1.Order"> & {
   requestId: string;
 
   /**
-   * @generated from field: merchant.v1.OrderType order_type = 2;
+   * @generated from field: order.v1.OrderType order_type = 2;
    */
   orderType: OrderType;
 
@@ -277,7 +279,7 @@ export type ListOrdersRequest = Message<"merchant.v1.ListOrdersRequest"> & {
   /**
    * Unspecified lists both types.
    *
-   * @generated from field: merchant.v1.OrderType order_type = 1;
+   * @generated from field: order.v1.OrderType order_type = 1;
    */
   orderType: OrderType;
 
@@ -443,7 +445,7 @@ export type SimulateRequest = Message<"merchant.v1.SimulateRequest"> & {
    * successful payments, each chosen by the seed, for an amount from the range (at most what the
    * plan left of the payment).
    *
-   * @generated from field: merchant.v1.OrderType order_type = 1;
+   * @generated from field: order.v1.OrderType order_type = 1;
    */
   orderType: OrderType;
 
@@ -559,7 +561,7 @@ export type InjectedFault = Message<"merchant.v1.InjectedFault"> & {
   /**
    * The order type of the damaged order.
    *
-   * @generated from field: merchant.v1.OrderType order_type = 8;
+   * @generated from field: order.v1.OrderType order_type = 8;
    */
   orderType: OrderType;
 };
@@ -581,7 +583,7 @@ export type SimulateResponse = Message<"merchant.v1.SimulateResponse"> & {
   simulationId: string;
 
   /**
-   * @generated from field: merchant.v1.OrderType order_type = 2;
+   * @generated from field: order.v1.OrderType order_type = 2;
    */
   orderType: OrderType;
 
@@ -650,105 +652,13 @@ export const SimulateResponseSchema: GenMessage<SimulateResponse> = /*@__PURE__*
   messageDesc(file_merchant_v1_merchant, 16);
 
 /**
- * @generated from message merchant.v1.ExportOrdersRequest
- */
-export type ExportOrdersRequest = Message<"merchant.v1.ExportOrdersRequest"> & {
-  /**
-   * @generated from field: merchant.v1.OrderType order_type = 1;
-   */
-  orderType: OrderType;
-
-  /**
-   * @generated from field: merchant.v1.OrderKey key = 2;
-   */
-  key: OrderKey;
-
-  /**
-   * Only orders answered at or before this time ("yyyy-MM-dd HH:mm:ss"); empty for all.
-   *
-   * @generated from field: string cutoff_time = 3;
-   */
-  cutoffTime: string;
-};
-
-/**
- * Describes the message merchant.v1.ExportOrdersRequest.
- * Use `create(ExportOrdersRequestSchema)` to create a new message.
- */
-export const ExportOrdersRequestSchema: GenMessage<ExportOrdersRequest> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 17);
-
-/**
- * ExportedOrder is one successful order as the merchant recorded it.
- *
- * @generated from message merchant.v1.ExportedOrder
- */
-export type ExportedOrder = Message<"merchant.v1.ExportedOrder"> & {
-  /**
-   * @generated from field: string request_id = 1;
-   */
-  requestId: string;
-
-  /**
-   * @generated from field: string response_id = 2;
-   */
-  responseId: string;
-
-  /**
-   * @generated from field: string saler_id = 3;
-   */
-  salerId: string;
-
-  /**
-   * @generated from field: int64 amount = 4;
-   */
-  amount: bigint;
-
-  /**
-   * @generated from field: string request_time = 5;
-   */
-  requestTime: string;
-
-  /**
-   * @generated from field: string response_time = 6;
-   */
-  responseTime: string;
-};
-
-/**
- * Describes the message merchant.v1.ExportedOrder.
- * Use `create(ExportedOrderSchema)` to create a new message.
- */
-export const ExportedOrderSchema: GenMessage<ExportedOrder> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 18);
-
-/**
- * @generated from message merchant.v1.ExportOrdersResponse
- */
-export type ExportOrdersResponse = Message<"merchant.v1.ExportOrdersResponse"> & {
-  /**
-   * A batch of orders, in key order across the whole stream.
-   *
-   * @generated from field: repeated merchant.v1.ExportedOrder orders = 1;
-   */
-  orders: ExportedOrder[];
-};
-
-/**
- * Describes the message merchant.v1.ExportOrdersResponse.
- * Use `create(ExportOrdersResponseSchema)` to create a new message.
- */
-export const ExportOrdersResponseSchema: GenMessage<ExportOrdersResponse> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 19);
-
-/**
  * @generated from message merchant.v1.CountOrdersRequest
  */
 export type CountOrdersRequest = Message<"merchant.v1.CountOrdersRequest"> & {
   /**
    * Unspecified counts both types.
    *
-   * @generated from field: merchant.v1.OrderType order_type = 1;
+   * @generated from field: order.v1.OrderType order_type = 1;
    */
   orderType: OrderType;
 };
@@ -758,7 +668,7 @@ export type CountOrdersRequest = Message<"merchant.v1.CountOrdersRequest"> & {
  * Use `create(CountOrdersRequestSchema)` to create a new message.
  */
 export const CountOrdersRequestSchema: GenMessage<CountOrdersRequest> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 20);
+  messageDesc(file_merchant_v1_merchant, 17);
 
 /**
  * OrderCount is the number and total amount of one order type's orders in one state.
@@ -767,7 +677,7 @@ export const CountOrdersRequestSchema: GenMessage<CountOrdersRequest> = /*@__PUR
  */
 export type OrderCount = Message<"merchant.v1.OrderCount"> & {
   /**
-   * @generated from field: merchant.v1.OrderType order_type = 1;
+   * @generated from field: order.v1.OrderType order_type = 1;
    */
   orderType: OrderType;
 
@@ -796,7 +706,7 @@ export type OrderCount = Message<"merchant.v1.OrderCount"> & {
  * Use `create(OrderCountSchema)` to create a new message.
  */
 export const OrderCountSchema: GenMessage<OrderCount> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 21);
+  messageDesc(file_merchant_v1_merchant, 18);
 
 /**
  * @generated from message merchant.v1.CountOrdersResponse
@@ -815,75 +725,13 @@ export type CountOrdersResponse = Message<"merchant.v1.CountOrdersResponse"> & {
  * Use `create(CountOrdersResponseSchema)` to create a new message.
  */
 export const CountOrdersResponseSchema: GenMessage<CountOrdersResponse> = /*@__PURE__*/
-  messageDesc(file_merchant_v1_merchant, 22);
-
-/**
- * OrderType tells payments, withdrawals and refunds apart.
- *
- * @generated from enum merchant.v1.OrderType
- */
-export enum OrderType {
-  /**
-   * @generated from enum value: ORDER_TYPE_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * @generated from enum value: ORDER_TYPE_PAYMENT = 1;
-   */
-  PAYMENT = 1,
-
-  /**
-   * @generated from enum value: ORDER_TYPE_WITHDRAWAL = 2;
-   */
-  WITHDRAWAL = 2,
-
-  /**
-   * @generated from enum value: ORDER_TYPE_REFUND = 3;
-   */
-  REFUND = 3,
-}
-
-/**
- * Describes the enum merchant.v1.OrderType.
- */
-export const OrderTypeSchema: GenEnum<OrderType> = /*@__PURE__*/
-  enumDesc(file_merchant_v1_merchant, 0);
-
-/**
- * OrderKey is the order number that exports are sorted by and reconciliation matches on.
- *
- * @generated from enum merchant.v1.OrderKey
- */
-export enum OrderKey {
-  /**
-   * Unspecified means response_id.
-   *
-   * @generated from enum value: ORDER_KEY_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * @generated from enum value: ORDER_KEY_RESPONSE_ID = 1;
-   */
-  RESPONSE_ID = 1,
-
-  /**
-   * @generated from enum value: ORDER_KEY_REQUEST_ID = 2;
-   */
-  REQUEST_ID = 2,
-}
-
-/**
- * Describes the enum merchant.v1.OrderKey.
- */
-export const OrderKeySchema: GenEnum<OrderKey> = /*@__PURE__*/
-  enumDesc(file_merchant_v1_merchant, 1);
+  messageDesc(file_merchant_v1_merchant, 19);
 
 /**
  * MerchantService is the shop: it builds payment and withdrawal requests, stores them as orders,
  * sends them to the payment system and records the outcome. It also runs concurrent
- * simulations and exports its successful orders for reconciliation.
+ * simulations. Its successful orders reach reconciliation through order.v1.OrderExportService,
+ * which the merchant system serves on the same ports.
  *
  * Money is always an integer number of fen (int64; a JSON string such as "100").
  * Times are "yyyy-MM-dd HH:mm:ss" in the business time zone.
@@ -961,16 +809,6 @@ export const MerchantService: GenService<{
     methodKind: "unary";
     input: typeof SimulateRequestSchema;
     output: typeof SimulateResponseSchema;
-  },
-  /**
-   * ExportOrders streams the successful orders of one type, sorted by the chosen key.
-   *
-   * @generated from rpc merchant.v1.MerchantService.ExportOrders
-   */
-  exportOrders: {
-    methodKind: "server_streaming";
-    input: typeof ExportOrdersRequestSchema;
-    output: typeof ExportOrdersResponseSchema;
   },
   /**
    * CountOrders counts the orders and sums their amounts per order type and state.

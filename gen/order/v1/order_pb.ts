@@ -170,9 +170,10 @@ export const OrderKeySchema: GenEnum<OrderKey> = /*@__PURE__*/
   enumDesc(file_order_v1_order, 1);
 
 /**
- * OrderExportService is the order vocabulary both order-keeping systems share: the merchant
- * system and the payment system each serve it, so that reconciliation reads both through one
- * contract. It answers exactly what each system's own ExportOrders answers.
+ * OrderExportService is the order export both order-keeping systems share: the merchant system
+ * and the payment system each serve it, so that reconciliation reads both through one contract.
+ * OrderType and OrderKey are the order vocabulary of every package: merchant.v1, payment.v1 and
+ * recon.v1 import them from here.
  *
  * Money is always an integer number of fen (int64; a JSON string such as "100").
  * Times are "yyyy-MM-dd HH:mm:ss" in the business time zone.

@@ -2,15 +2,17 @@
 // @generated from file payment/v1/payment.proto (package payment.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { OrderType } from "../../order/v1/order_pb.js";
+import { file_order_v1_order } from "../../order/v1/order_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file payment/v1/payment.proto.
  */
 export const file_payment_v1_payment: GenFile = /*@__PURE__*/
-  fileDesc("ChhwYXltZW50L3YxL3BheW1lbnQucHJvdG8SCnBheW1lbnQudjEiWwoKUGF5UmVxdWVzdBIUCgxyZXF1ZXN0X3RpbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIQCghzYWxlcl9pZBgDIAEoCRIRCgl0b3RhbF9mZWUYBCABKAMinwEKC1BheVJlc3BvbnNlEhUKDXJlc3BvbnNlX3RpbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRITCgtyZXNwb25zZV9pZBgDIAEoCRIQCghzYWxlcl9pZBgEIAEoCRIRCgl0b3RhbF9mZWUYBSABKAMSFQoNcmVzcG9uc2VfY29kZRgGIAEoCRIUCgxyZXNwb25zZV9tc2cYByABKAkiZQoPV2l0aGRyYXdSZXF1ZXN0EhQKDHJlcXVlc3RfdGltZRgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEhYKDndpdGhkcmF3X21vbmV5GAMgASgDEhAKCHNhbGVyX2lkGAQgASgJIr8BChBXaXRoZHJhd1Jlc3BvbnNlEhUKDXJlc3BvbnNlX3RpbWUYASABKAkSFAoMcmVxdWVzdF90aW1lGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSFgoOd2l0aGRyYXdfbW9uZXkYBCABKAMSEAoIc2FsZXJfaWQYBSABKAkSEwoLcmVzcG9uc2VfaWQYBiABKAkSFQoNcmVzcG9uc2VfY29kZRgHIAEoCRIUCgxyZXNwb25zZV9tc2cYCCABKAkifAoNUmVmdW5kUmVxdWVzdBIUCgxyZXF1ZXN0X3RpbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIQCghzYWxlcl9pZBgDIAEoCRIbChNwYXltZW50X3Jlc3BvbnNlX2lkGAQgASgJEhIKCnJlZnVuZF9mZWUYBSABKAMi1gEKDlJlZnVuZFJlc3BvbnNlEhUKDXJlc3BvbnNlX3RpbWUYASABKAkSFAoMcmVxdWVzdF90aW1lGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSEAoIc2FsZXJfaWQYBCABKAkSGwoTcGF5bWVudF9yZXNwb25zZV9pZBgFIAEoCRISCgpyZWZ1bmRfZmVlGAYgASgDEhMKC3Jlc3BvbnNlX2lkGAcgASgJEhUKDXJlc3BvbnNlX2NvZGUYCCABKAkSFAoMcmVzcG9uc2VfbXNnGAkgASgJIlIKEVF1ZXJ5T3JkZXJSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSKQoKb3JkZXJfdHlwZRgCIAEoDjIVLnBheW1lbnQudjEuT3JkZXJUeXBlIokCChJRdWVyeU9yZGVyUmVzcG9uc2USDQoFZm91bmQYASABKAgSKQoKb3JkZXJfdHlwZRgCIAEoDjIVLnBheW1lbnQudjEuT3JkZXJUeXBlEioKB3BheW1lbnQYAyABKAsyFy5wYXltZW50LnYxLlBheVJlc3BvbnNlSAASMgoKd2l0aGRyYXdhbBgEIAEoCzIcLnBheW1lbnQudjEuV2l0aGRyYXdSZXNwb25zZUgAEiwKBnJlZnVuZBgHIAEoCzIaLnBheW1lbnQudjEuUmVmdW5kUmVzcG9uc2VIABIOCgZjbG9zZWQYBSABKAgSEgoKY2xvc2VfdGltZRgGIAEoCUIHCgVvcmRlciJSChFDbG9zZU9yZGVyUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEikKCm9yZGVyX3R5cGUYAiABKA4yFS5wYXltZW50LnYxLk9yZGVyVHlwZSLPAQoSQ2xvc2VPcmRlclJlc3BvbnNlEg4KBmNsb3NlZBgBIAEoCBISCgpjbG9zZV90aW1lGAIgASgJEioKB3BheW1lbnQYAyABKAsyFy5wYXltZW50LnYxLlBheVJlc3BvbnNlSAASMgoKd2l0aGRyYXdhbBgEIAEoCzIcLnBheW1lbnQudjEuV2l0aGRyYXdSZXNwb25zZUgAEiwKBnJlZnVuZBgFIAEoCzIaLnBheW1lbnQudjEuUmVmdW5kUmVzcG9uc2VIAEIHCgVvcmRlciJUCgdBY2NvdW50EhAKCHNhbGVyX2lkGAEgASgJEg8KB2JhbGFuY2UYAiABKAMSDwoHcGVuZGluZxgDIAEoAxIVCg1wZW5kaW5nX2NvdW50GAQgASgDIiUKEUdldEJhbGFuY2VSZXF1ZXN0EhAKCHNhbGVyX2lkGAEgASgJIjoKEkdldEJhbGFuY2VSZXNwb25zZRIkCgdhY2NvdW50GAEgASgLMhMucGF5bWVudC52MS5BY2NvdW50IjwKE0xpc3RBY2NvdW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVgoUTGlzdEFjY291bnRzUmVzcG9uc2USJQoIYWNjb3VudHMYASADKAsyEy5wYXltZW50LnYxLkFjY291bnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiMKDVNldHRsZVJlcXVlc3QSEgoKZnVsbF9zd2VlcBgBIAEoCCKMAQoOU2V0dGxlUmVzcG9uc2USCwoDcmFuGAEgASgIEhgKEGFjY291bnRzX3NldHRsZWQYAiABKAUSFwoPY3JlZGl0c19hcHBsaWVkGAMgASgDEhYKDmFtb3VudF9zZXR0bGVkGAQgASgDEg0KBXN3ZXB0GAUgASgIEhMKC2R1cmF0aW9uX21zGAYgASgDIngKE0V4cG9ydE9yZGVyc1JlcXVlc3QSKQoKb3JkZXJfdHlwZRgBIAEoDjIVLnBheW1lbnQudjEuT3JkZXJUeXBlEiEKA2tleRgCIAEoDjIULnBheW1lbnQudjEuT3JkZXJLZXkSEwoLY3V0b2ZmX3RpbWUYAyABKAkihwEKDUV4cG9ydGVkT3JkZXISEgoKcmVxdWVzdF9pZBgBIAEoCRITCgtyZXNwb25zZV9pZBgCIAEoCRIQCghzYWxlcl9pZBgDIAEoCRIOCgZhbW91bnQYBCABKAMSFAoMcmVxdWVzdF90aW1lGAUgASgJEhUKDXJlc3BvbnNlX3RpbWUYBiABKAkiQQoURXhwb3J0T3JkZXJzUmVzcG9uc2USKQoGb3JkZXJzGAEgAygLMhkucGF5bWVudC52MS5FeHBvcnRlZE9yZGVyIiwKFUV4cG9ydEJhbGFuY2VzUmVxdWVzdBITCgtjdXRvZmZfdGltZRgBIAEoCSJdCg5BY2NvdW50QmFsYW5jZRIQCghzYWxlcl9pZBgBIAEoCRIPCgdiYWxhbmNlGAIgASgDEhcKD3NldHRsZWRfYmFsYW5jZRgDIAEoAxIPCgdwZW5kaW5nGAQgASgDIkYKFkV4cG9ydEJhbGFuY2VzUmVzcG9uc2USLAoIYmFsYW5jZXMYASADKAsyGi5wYXltZW50LnYxLkFjY291bnRCYWxhbmNlKnEKCU9yZGVyVHlwZRIaChZPUkRFUl9UWVBFX1VOU1BFQ0lGSUVEEAASFgoST1JERVJfVFlQRV9QQVlNRU5UEAESGQoVT1JERVJfVFlQRV9XSVRIRFJBV0FMEAISFQoRT1JERVJfVFlQRV9SRUZVTkQQAypaCghPcmRlcktleRIZChVPUkRFUl9LRVlfVU5TUEVDSUZJRUQQABIZChVPUkRFUl9LRVlfUkVTUE9OU0VfSUQQARIYChRPUkRFUl9LRVlfUkVRVUVTVF9JRBACMvsFCg5QYXltZW50U2VydmljZRI2CgNQYXkSFi5wYXltZW50LnYxLlBheVJlcXVlc3QaFy5wYXltZW50LnYxLlBheVJlc3BvbnNlEkUKCFdpdGhkcmF3EhsucGF5bWVudC52MS5XaXRoZHJhd1JlcXVlc3QaHC5wYXltZW50LnYxLldpdGhkcmF3UmVzcG9uc2USPwoGUmVmdW5kEhkucGF5bWVudC52MS5SZWZ1bmRSZXF1ZXN0GhoucGF5bWVudC52MS5SZWZ1bmRSZXNwb25zZRJLCgpRdWVyeU9yZGVyEh0ucGF5bWVudC52MS5RdWVyeU9yZGVyUmVxdWVzdBoeLnBheW1lbnQudjEuUXVlcnlPcmRlclJlc3BvbnNlEksKCkNsb3NlT3JkZXISHS5wYXltZW50LnYxLkNsb3NlT3JkZXJSZXF1ZXN0Gh4ucGF5bWVudC52MS5DbG9zZU9yZGVyUmVzcG9uc2USSwoKR2V0QmFsYW5jZRIdLnBheW1lbnQudjEuR2V0QmFsYW5jZVJlcXVlc3QaHi5wYXltZW50LnYxLkdldEJhbGFuY2VSZXNwb25zZRJRCgxMaXN0QWNjb3VudHMSHy5wYXltZW50LnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaIC5wYXltZW50LnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlEj8KBlNldHRsZRIZLnBheW1lbnQudjEuU2V0dGxlUmVxdWVzdBoaLnBheW1lbnQudjEuU2V0dGxlUmVzcG9uc2USUwoMRXhwb3J0T3JkZXJzEh8ucGF5bWVudC52MS5FeHBvcnRPcmRlcnNSZXF1ZXN0GiAucGF5bWVudC52MS5FeHBvcnRPcmRlcnNSZXNwb25zZTABElkKDkV4cG9ydEJhbGFuY2VzEiEucGF5bWVudC52MS5FeHBvcnRCYWxhbmNlc1JlcXVlc3QaIi5wYXltZW50LnYxLkV4cG9ydEJhbGFuY2VzUmVzcG9uc2UwAWIGcHJvdG8z");
+  fileDesc("ChhwYXltZW50L3YxL3BheW1lbnQucHJvdG8SCnBheW1lbnQudjEiWwoKUGF5UmVxdWVzdBIUCgxyZXF1ZXN0X3RpbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIQCghzYWxlcl9pZBgDIAEoCRIRCgl0b3RhbF9mZWUYBCABKAMinwEKC1BheVJlc3BvbnNlEhUKDXJlc3BvbnNlX3RpbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRITCgtyZXNwb25zZV9pZBgDIAEoCRIQCghzYWxlcl9pZBgEIAEoCRIRCgl0b3RhbF9mZWUYBSABKAMSFQoNcmVzcG9uc2VfY29kZRgGIAEoCRIUCgxyZXNwb25zZV9tc2cYByABKAkiZQoPV2l0aGRyYXdSZXF1ZXN0EhQKDHJlcXVlc3RfdGltZRgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEhYKDndpdGhkcmF3X21vbmV5GAMgASgDEhAKCHNhbGVyX2lkGAQgASgJIr8BChBXaXRoZHJhd1Jlc3BvbnNlEhUKDXJlc3BvbnNlX3RpbWUYASABKAkSFAoMcmVxdWVzdF90aW1lGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSFgoOd2l0aGRyYXdfbW9uZXkYBCABKAMSEAoIc2FsZXJfaWQYBSABKAkSEwoLcmVzcG9uc2VfaWQYBiABKAkSFQoNcmVzcG9uc2VfY29kZRgHIAEoCRIUCgxyZXNwb25zZV9tc2cYCCABKAkifAoNUmVmdW5kUmVxdWVzdBIUCgxyZXF1ZXN0X3RpbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIQCghzYWxlcl9pZBgDIAEoCRIbChNwYXltZW50X3Jlc3BvbnNlX2lkGAQgASgJEhIKCnJlZnVuZF9mZWUYBSABKAMi1gEKDlJlZnVuZFJlc3BvbnNlEhUKDXJlc3BvbnNlX3RpbWUYASABKAkSFAoMcmVxdWVzdF90aW1lGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSEAoIc2FsZXJfaWQYBCABKAkSGwoTcGF5bWVudF9yZXNwb25zZV9pZBgFIAEoCRISCgpyZWZ1bmRfZmVlGAYgASgDEhMKC3Jlc3BvbnNlX2lkGAcgASgJEhUKDXJlc3BvbnNlX2NvZGUYCCABKAkSFAoMcmVzcG9uc2VfbXNnGAkgASgJIlAKEVF1ZXJ5T3JkZXJSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSJwoKb3JkZXJfdHlwZRgCIAEoDjITLm9yZGVyLnYxLk9yZGVyVHlwZSKHAgoSUXVlcnlPcmRlclJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEicKCm9yZGVyX3R5cGUYAiABKA4yEy5vcmRlci52MS5PcmRlclR5cGUSKgoHcGF5bWVudBgDIAEoCzIXLnBheW1lbnQudjEuUGF5UmVzcG9uc2VIABIyCgp3aXRoZHJhd2FsGAQgASgLMhwucGF5bWVudC52MS5XaXRoZHJhd1Jlc3BvbnNlSAASLAoGcmVmdW5kGAcgASgLMhoucGF5bWVudC52MS5SZWZ1bmRSZXNwb25zZUgAEg4KBmNsb3NlZBgFIAEoCBISCgpjbG9zZV90aW1lGAYgASgJQgcKBW9yZGVyIlAKEUNsb3NlT3JkZXJSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSJwoKb3JkZXJfdHlwZRgCIAEoDjITLm9yZGVyLnYxLk9yZGVyVHlwZSLPAQoSQ2xvc2VPcmRlclJlc3BvbnNlEg4KBmNsb3NlZBgBIAEoCBISCgpjbG9zZV90aW1lGAIgASgJEioKB3BheW1lbnQYAyABKAsyFy5wYXltZW50LnYxLlBheVJlc3BvbnNlSAASMgoKd2l0aGRyYXdhbBgEIAEoCzIcLnBheW1lbnQudjEuV2l0aGRyYXdSZXNwb25zZUgAEiwKBnJlZnVuZBgFIAEoCzIaLnBheW1lbnQudjEuUmVmdW5kUmVzcG9uc2VIAEIHCgVvcmRlciJUCgdBY2NvdW50EhAKCHNhbGVyX2lkGAEgASgJEg8KB2JhbGFuY2UYAiABKAMSDwoHcGVuZGluZxgDIAEoAxIVCg1wZW5kaW5nX2NvdW50GAQgASgDIiUKEUdldEJhbGFuY2VSZXF1ZXN0EhAKCHNhbGVyX2lkGAEgASgJIjoKEkdldEJhbGFuY2VSZXNwb25zZRIkCgdhY2NvdW50GAEgASgLMhMucGF5bWVudC52MS5BY2NvdW50IjwKE0xpc3RBY2NvdW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVgoUTGlzdEFjY291bnRzUmVzcG9uc2USJQoIYWNjb3VudHMYASADKAsyEy5wYXltZW50LnYxLkFjY291bnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiMKDVNldHRsZVJlcXVlc3QSEgoKZnVsbF9zd2VlcBgBIAEoCCKMAQoOU2V0dGxlUmVzcG9uc2USCwoDcmFuGAEgASgIEhgKEGFjY291bnRzX3NldHRsZWQYAiABKAUSFwoPY3JlZGl0c19hcHBsaWVkGAMgASgDEhYKDmFtb3VudF9zZXR0bGVkGAQgASgDEg0KBXN3ZXB0GAUgASgIEhMKC2R1cmF0aW9uX21zGAYgASgDIiwKFUV4cG9ydEJhbGFuY2VzUmVxdWVzdBITCgtjdXRvZmZfdGltZRgBIAEoCSJdCg5BY2NvdW50QmFsYW5jZRIQCghzYWxlcl9pZBgBIAEoCRIPCgdiYWxhbmNlGAIgASgDEhcKD3NldHRsZWRfYmFsYW5jZRgDIAEoAxIPCgdwZW5kaW5nGAQgASgDIkYKFkV4cG9ydEJhbGFuY2VzUmVzcG9uc2USLAoIYmFsYW5jZXMYASADKAsyGi5wYXltZW50LnYxLkFjY291bnRCYWxhbmNlMqYFCg5QYXltZW50U2VydmljZRI2CgNQYXkSFi5wYXltZW50LnYxLlBheVJlcXVlc3QaFy5wYXltZW50LnYxLlBheVJlc3BvbnNlEkUKCFdpdGhkcmF3EhsucGF5bWVudC52MS5XaXRoZHJhd1JlcXVlc3QaHC5wYXltZW50LnYxLldpdGhkcmF3UmVzcG9uc2USPwoGUmVmdW5kEhkucGF5bWVudC52MS5SZWZ1bmRSZXF1ZXN0GhoucGF5bWVudC52MS5SZWZ1bmRSZXNwb25zZRJLCgpRdWVyeU9yZGVyEh0ucGF5bWVudC52MS5RdWVyeU9yZGVyUmVxdWVzdBoeLnBheW1lbnQudjEuUXVlcnlPcmRlclJlc3BvbnNlEksKCkNsb3NlT3JkZXISHS5wYXltZW50LnYxLkNsb3NlT3JkZXJSZXF1ZXN0Gh4ucGF5bWVudC52MS5DbG9zZU9yZGVyUmVzcG9uc2USSwoKR2V0QmFsYW5jZRIdLnBheW1lbnQudjEuR2V0QmFsYW5jZVJlcXVlc3QaHi5wYXltZW50LnYxLkdldEJhbGFuY2VSZXNwb25zZRJRCgxMaXN0QWNjb3VudHMSHy5wYXltZW50LnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaIC5wYXltZW50LnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlEj8KBlNldHRsZRIZLnBheW1lbnQudjEuU2V0dGxlUmVxdWVzdBoaLnBheW1lbnQudjEuU2V0dGxlUmVzcG9uc2USWQoORXhwb3J0QmFsYW5jZXMSIS5wYXltZW50LnYxLkV4cG9ydEJhbGFuY2VzUmVxdWVzdBoiLnBheW1lbnQudjEuRXhwb3J0QmFsYW5jZXNSZXNwb25zZTABYgZwcm90bzM", [file_order_v1_order]);
 
 /**
  * PayRequest is the seed's payment request message (支付请求报文).
@@ -329,7 +331,7 @@ export type QueryOrderRequest = Message<"payment.v1.QueryOrderRequest"> & {
   /**
    * Unspecified looks among payments, then withdrawals.
    *
-   * @generated from field: payment.v1.OrderType order_type = 2;
+   * @generated from field: order.v1.OrderType order_type = 2;
    */
   orderType: OrderType;
 };
@@ -353,7 +355,7 @@ export type QueryOrderResponse = Message<"payment.v1.QueryOrderResponse"> & {
   found: boolean;
 
   /**
-   * @generated from field: payment.v1.OrderType order_type = 2;
+   * @generated from field: order.v1.OrderType order_type = 2;
    */
   orderType: OrderType;
 
@@ -417,7 +419,7 @@ export type CloseOrderRequest = Message<"payment.v1.CloseOrderRequest"> & {
    * ORDER_TYPE_PAYMENT, ORDER_TYPE_WITHDRAWAL or ORDER_TYPE_REFUND: the kind of request that is
    * closed.
    *
-   * @generated from field: payment.v1.OrderType order_type = 2;
+   * @generated from field: order.v1.OrderType order_type = 2;
    */
   orderType: OrderType;
 };
@@ -671,100 +673,6 @@ export const SettleResponseSchema: GenMessage<SettleResponse> = /*@__PURE__*/
   messageDesc(file_payment_v1_payment, 16);
 
 /**
- * @generated from message payment.v1.ExportOrdersRequest
- */
-export type ExportOrdersRequest = Message<"payment.v1.ExportOrdersRequest"> & {
-  /**
-   * @generated from field: payment.v1.OrderType order_type = 1;
-   */
-  orderType: OrderType;
-
-  /**
-   * @generated from field: payment.v1.OrderKey key = 2;
-   */
-  key: OrderKey;
-
-  /**
-   * Only orders answered at or before this time ("yyyy-MM-dd HH:mm:ss"); empty for all.
-   *
-   * @generated from field: string cutoff_time = 3;
-   */
-  cutoffTime: string;
-};
-
-/**
- * Describes the message payment.v1.ExportOrdersRequest.
- * Use `create(ExportOrdersRequestSchema)` to create a new message.
- */
-export const ExportOrdersRequestSchema: GenMessage<ExportOrdersRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 17);
-
-/**
- * ExportedOrder is one successful order as the payment system recorded it.
- *
- * @generated from message payment.v1.ExportedOrder
- */
-export type ExportedOrder = Message<"payment.v1.ExportedOrder"> & {
-  /**
-   * @generated from field: string request_id = 1;
-   */
-  requestId: string;
-
-  /**
-   * @generated from field: string response_id = 2;
-   */
-  responseId: string;
-
-  /**
-   * @generated from field: string saler_id = 3;
-   */
-  salerId: string;
-
-  /**
-   * total_fee of a payment, withdraw_money of a withdrawal, refund_fee of a refund, in fen.
-   *
-   * @generated from field: int64 amount = 4;
-   */
-  amount: bigint;
-
-  /**
-   * @generated from field: string request_time = 5;
-   */
-  requestTime: string;
-
-  /**
-   * @generated from field: string response_time = 6;
-   */
-  responseTime: string;
-};
-
-/**
- * Describes the message payment.v1.ExportedOrder.
- * Use `create(ExportedOrderSchema)` to create a new message.
- */
-export const ExportedOrderSchema: GenMessage<ExportedOrder> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 18);
-
-/**
- * @generated from message payment.v1.ExportOrdersResponse
- */
-export type ExportOrdersResponse = Message<"payment.v1.ExportOrdersResponse"> & {
-  /**
-   * A batch of orders, in key order across the whole stream.
-   *
-   * @generated from field: repeated payment.v1.ExportedOrder orders = 1;
-   */
-  orders: ExportedOrder[];
-};
-
-/**
- * Describes the message payment.v1.ExportOrdersResponse.
- * Use `create(ExportOrdersResponseSchema)` to create a new message.
- */
-export const ExportOrdersResponseSchema: GenMessage<ExportOrdersResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 19);
-
-/**
  * @generated from message payment.v1.ExportBalancesRequest
  */
 export type ExportBalancesRequest = Message<"payment.v1.ExportBalancesRequest"> & {
@@ -782,7 +690,7 @@ export type ExportBalancesRequest = Message<"payment.v1.ExportBalancesRequest"> 
  * Use `create(ExportBalancesRequestSchema)` to create a new message.
  */
 export const ExportBalancesRequestSchema: GenMessage<ExportBalancesRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 20);
+  messageDesc(file_payment_v1_payment, 17);
 
 /**
  * AccountBalance is one account's balance as of the cut-off.
@@ -822,7 +730,7 @@ export type AccountBalance = Message<"payment.v1.AccountBalance"> & {
  * Use `create(AccountBalanceSchema)` to create a new message.
  */
 export const AccountBalanceSchema: GenMessage<AccountBalance> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 21);
+  messageDesc(file_payment_v1_payment, 18);
 
 /**
  * @generated from message payment.v1.ExportBalancesResponse
@@ -839,75 +747,13 @@ export type ExportBalancesResponse = Message<"payment.v1.ExportBalancesResponse"
  * Use `create(ExportBalancesResponseSchema)` to create a new message.
  */
 export const ExportBalancesResponseSchema: GenMessage<ExportBalancesResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 22);
-
-/**
- * OrderType tells payments, withdrawals and refunds apart.
- *
- * @generated from enum payment.v1.OrderType
- */
-export enum OrderType {
-  /**
-   * @generated from enum value: ORDER_TYPE_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * @generated from enum value: ORDER_TYPE_PAYMENT = 1;
-   */
-  PAYMENT = 1,
-
-  /**
-   * @generated from enum value: ORDER_TYPE_WITHDRAWAL = 2;
-   */
-  WITHDRAWAL = 2,
-
-  /**
-   * @generated from enum value: ORDER_TYPE_REFUND = 3;
-   */
-  REFUND = 3,
-}
-
-/**
- * Describes the enum payment.v1.OrderType.
- */
-export const OrderTypeSchema: GenEnum<OrderType> = /*@__PURE__*/
-  enumDesc(file_payment_v1_payment, 0);
-
-/**
- * OrderKey is the order number that exports are sorted by and reconciliation matches on.
- *
- * @generated from enum payment.v1.OrderKey
- */
-export enum OrderKey {
-  /**
-   * Unspecified means response_id.
-   *
-   * @generated from enum value: ORDER_KEY_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * @generated from enum value: ORDER_KEY_RESPONSE_ID = 1;
-   */
-  RESPONSE_ID = 1,
-
-  /**
-   * @generated from enum value: ORDER_KEY_REQUEST_ID = 2;
-   */
-  REQUEST_ID = 2,
-}
-
-/**
- * Describes the enum payment.v1.OrderKey.
- */
-export const OrderKeySchema: GenEnum<OrderKey> = /*@__PURE__*/
-  enumDesc(file_payment_v1_payment, 1);
+  messageDesc(file_payment_v1_payment, 19);
 
 /**
  * PaymentService records payment orders, buffers their credits, settles the buffer into account
  * balances on a schedule, executes withdrawals against settled balances, and exports its
- * successful orders and balances for reconciliation.
+ * balances for reconciliation. Its successful orders reach reconciliation through
+ * order.v1.OrderExportService, which the payment system serves on the same ports.
  *
  * Money is always an integer number of fen (int64; a JSON string such as "100").
  * Times are "yyyy-MM-dd HH:mm:ss" in the business time zone.
@@ -997,16 +843,6 @@ export const PaymentService: GenService<{
     methodKind: "unary";
     input: typeof SettleRequestSchema;
     output: typeof SettleResponseSchema;
-  },
-  /**
-   * ExportOrders streams the successful orders of one type, sorted by the chosen key.
-   *
-   * @generated from rpc payment.v1.PaymentService.ExportOrders
-   */
-  exportOrders: {
-    methodKind: "server_streaming";
-    input: typeof ExportOrdersRequestSchema;
-    output: typeof ExportOrdersResponseSchema;
   },
   /**
    * ExportBalances streams every account's balance as of a cut-off, sorted by saler_id.

@@ -4,13 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { OrderKey, OrderType } from "../../order/v1/order_pb.js";
+import { file_order_v1_order } from "../../order/v1/order_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file recon/v1/recon.proto.
  */
 export const file_recon_v1_recon: GenFile = /*@__PURE__*/
-  fileDesc("ChRyZWNvbi92MS9yZWNvbi5wcm90bxIIcmVjb24udjEihwIKC0RpZmZTdW1tYXJ5EicKCm9yZGVyX3R5cGUYASABKA4yEy5yZWNvbi52MS5PcmRlclR5cGUSFQoNbWVyY2hhbnRfcm93cxgCIAEoAxIUCgxwYXltZW50X3Jvd3MYAyABKAMSEgoKZjAwMF9jb3VudBgEIAEoAxITCgtmMDAwX2Ftb3VudBgFIAEoAxISCgpmMTEzX2NvdW50GAYgASgDEhMKC2YxMTNfYW1vdW50GAcgASgDEhIKCmYxMTRfY291bnQYCCABKAMSEwoLZjExNF9hbW91bnQYCSABKAMSEgoKZjExNV9jb3VudBgKIAEoAxITCgtmMTE1X2Ftb3VudBgLIAEoAyJsCgxBdWRpdFN1bW1hcnkSEAoIYWNjb3VudHMYASABKAMSDwoHc3VjY2VzcxgCIAEoAxIMCgRmYWlsGAMgASgDEhUKDW1lcmNoYW50X29ubHkYBCABKAMSFAoMcGF5bWVudF9vbmx5GAUgASgDIjMKB1J1bkZpbGUSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEgwKBHJvd3MYAyABKAMizAIKA1J1bhIOCgZydW5faWQYASABKAkSHwoEa2luZBgCIAEoDjIRLnJlY29uLnYxLlJ1bktpbmQSFAoMY3JlYXRlZF90aW1lGAMgASgJEhMKC2N1dG9mZl90aW1lGAQgASgJEh8KA2tleRgFIAEoDjISLnJlY29uLnYxLk9yZGVyS2V5Eg4KBnNvdXJjZRgGIAEoCRIRCglkaXJlY3RvcnkYByABKAkSJAoFZGlmZnMYCCADKAsyFS5yZWNvbi52MS5EaWZmU3VtbWFyeRIlCgVhdWRpdBgJIAEoCzIWLnJlY29uLnYxLkF1ZGl0U3VtbWFyeRIgCgVmaWxlcxgKIAMoCzIRLnJlY29uLnYxLlJ1bkZpbGUSEwoLZHVyYXRpb25fbXMYCyABKAMSEAoIYmFsYW5jZWQYDCABKAgSDwoHZGFtYWdlZBgNIAEoCSLuAQoHRGlmZlJvdxInCgpvcmRlcl90eXBlGAEgASgOMhMucmVjb24udjEuT3JkZXJUeXBlEhEKCWRpZmZfdHlwZRgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJEhMKC3Jlc3BvbnNlX2lkGAQgASgJEhAKCHNhbGVyX2lkGAUgASgJEg4KBmFtb3VudBgGIAEoAxIXCg9tZXJjaGFudF9hbW91bnQYByABKAMSFgoOcGF5bWVudF9hbW91bnQYCCABKAMSFAoMcmVxdWVzdF90aW1lGAkgASgJEhUKDXJlc3BvbnNlX3RpbWUYCiABKAkifAoIQXVkaXRSb3cSEAoIc2FsZXJfaWQYASABKAkSDwoHYmFsYW5jZRgCIAEoAxIOCgZyZXN1bHQYAyABKAkSFAoMYXVkaXRfYW1vdW50GAQgASgDEhMKC2luX21lcmNoYW50GAUgASgIEhIKCmluX3BheW1lbnQYBiABKAgiYQoQUmVjb25jaWxlUmVxdWVzdBIfCgNrZXkYASABKA4yEi5yZWNvbi52MS5PcmRlcktleRITCgtjdXRvZmZfdGltZRgCIAEoCRIXCg9yZXNvbHZlX3Vua25vd24YAyABKAgiLwoRUmVjb25jaWxlUmVzcG9uc2USGgoDcnVuGAEgASgLMg0ucmVjb24udjEuUnVuIkoKCUNzdlNvdXJjZRIOCgRwYXRoGAEgASgJSAASEQoHY29udGVudBgCIAEoCUgAEhAKCGVuY29kaW5nGAMgASgJQggKBnNvdXJjZSKuAQoVUmVjb25jaWxlRmlsZXNSZXF1ZXN0EicKCm9yZGVyX3R5cGUYASABKA4yEy5yZWNvbi52MS5PcmRlclR5cGUSHwoDa2V5GAIgASgOMhIucmVjb24udjEuT3JkZXJLZXkSJQoIbWVyY2hhbnQYAyABKAsyEy5yZWNvbi52MS5Dc3ZTb3VyY2USJAoHcGF5bWVudBgEIAEoCzITLnJlY29uLnYxLkNzdlNvdXJjZSI0ChZSZWNvbmNpbGVGaWxlc1Jlc3BvbnNlEhoKA3J1bhgBIAEoCzINLnJlY29uLnYxLlJ1biI8CgxBdWRpdFJlcXVlc3QSEwoLY3V0b2ZmX3RpbWUYASABKAkSFwoPcmVzb2x2ZV91bmtub3duGAIgASgIIisKDUF1ZGl0UmVzcG9uc2USGgoDcnVuGAEgASgLMg0ucmVjb24udjEuUnVuIswBChFBdWRpdEZpbGVzUmVxdWVzdBIuChFtZXJjaGFudF9wYXltZW50cxgBIAEoCzITLnJlY29uLnYxLkNzdlNvdXJjZRIxChRtZXJjaGFudF93aXRoZHJhd2FscxgCIAEoCzITLnJlY29uLnYxLkNzdlNvdXJjZRIlCghiYWxhbmNlcxgDIAEoCzITLnJlY29uLnYxLkNzdlNvdXJjZRItChBtZXJjaGFudF9yZWZ1bmRzGAQgASgLMhMucmVjb24udjEuQ3N2U291cmNlIjAKEkF1ZGl0RmlsZXNSZXNwb25zZRIaCgNydW4YASABKAsyDS5yZWNvbi52MS5SdW4iWQoPTGlzdFJ1bnNSZXF1ZXN0Eh8KBGtpbmQYASABKA4yES5yZWNvbi52MS5SdW5LaW5kEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIkgKEExpc3RSdW5zUmVzcG9uc2USGwoEcnVucxgBIAMoCzINLnJlY29uLnYxLlJ1bhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiHwoNR2V0UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiLAoOR2V0UnVuUmVzcG9uc2USGgoDcnVuGAEgASgLMg0ucmVjb24udjEuUnVuImMKFVN0cmVhbURpZmZSb3dzUmVxdWVzdBIOCgZydW5faWQYASABKAkSJwoKb3JkZXJfdHlwZRgCIAEoDjITLnJlY29uLnYxLk9yZGVyVHlwZRIRCglkaWZmX3R5cGUYAyABKAkiOQoWU3RyZWFtRGlmZlJvd3NSZXNwb25zZRIfCgRyb3dzGAEgAygLMhEucmVjb24udjEuRGlmZlJvdyI4ChZTdHJlYW1BdWRpdFJvd3NSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIOCgZyZXN1bHQYAiABKAkiOwoXU3RyZWFtQXVkaXRSb3dzUmVzcG9uc2USIAoEcm93cxgBIAMoCzISLnJlY29uLnYxLkF1ZGl0Um93IpsBChNMaXN0RGlmZlJvd3NSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRInCgpvcmRlcl90eXBlGAIgASgOMhMucmVjb24udjEuT3JkZXJUeXBlEhIKCmRpZmZfdHlwZXMYAyADKAkSEAoIc2FsZXJfaWQYBCABKAkSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiZAoUTGlzdERpZmZSb3dzUmVzcG9uc2USHwoEcm93cxgBIAMoCzIRLnJlY29uLnYxLkRpZmZSb3cSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnJvd19vZmZzZXQYAyABKAMqcQoJT3JkZXJUeXBlEhoKFk9SREVSX1RZUEVfVU5TUEVDSUZJRUQQABIWChJPUkRFUl9UWVBFX1BBWU1FTlQQARIZChVPUkRFUl9UWVBFX1dJVEhEUkFXQUwQAhIVChFPUkRFUl9UWVBFX1JFRlVORBADKloKCE9yZGVyS2V5EhkKFU9SREVSX0tFWV9VTlNQRUNJRklFRBAAEhkKFU9SREVSX0tFWV9SRVNQT05TRV9JRBABEhgKFE9SREVSX0tFWV9SRVFVRVNUX0lEEAIqVAoHUnVuS2luZBIYChRSVU5fS0lORF9VTlNQRUNJRklFRBAAEhsKF1JVTl9LSU5EX1JFQ09OQ0lMSUFUSU9OEAESEgoOUlVOX0tJTkRfQVVESVQQAjKsBQoMUmVjb25TZXJ2aWNlEkQKCVJlY29uY2lsZRIaLnJlY29uLnYxLlJlY29uY2lsZVJlcXVlc3QaGy5yZWNvbi52MS5SZWNvbmNpbGVSZXNwb25zZRJTCg5SZWNvbmNpbGVGaWxlcxIfLnJlY29uLnYxLlJlY29uY2lsZUZpbGVzUmVxdWVzdBogLnJlY29uLnYxLlJlY29uY2lsZUZpbGVzUmVzcG9uc2USOAoFQXVkaXQSFi5yZWNvbi52MS5BdWRpdFJlcXVlc3QaFy5yZWNvbi52MS5BdWRpdFJlc3BvbnNlEkcKCkF1ZGl0RmlsZXMSGy5yZWNvbi52MS5BdWRpdEZpbGVzUmVxdWVzdBocLnJlY29uLnYxLkF1ZGl0RmlsZXNSZXNwb25zZRJBCghMaXN0UnVucxIZLnJlY29uLnYxLkxpc3RSdW5zUmVxdWVzdBoaLnJlY29uLnYxLkxpc3RSdW5zUmVzcG9uc2USOwoGR2V0UnVuEhcucmVjb24udjEuR2V0UnVuUmVxdWVzdBoYLnJlY29uLnYxLkdldFJ1blJlc3BvbnNlElUKDlN0cmVhbURpZmZSb3dzEh8ucmVjb24udjEuU3RyZWFtRGlmZlJvd3NSZXF1ZXN0GiAucmVjb24udjEuU3RyZWFtRGlmZlJvd3NSZXNwb25zZTABElgKD1N0cmVhbUF1ZGl0Um93cxIgLnJlY29uLnYxLlN0cmVhbUF1ZGl0Um93c1JlcXVlc3QaIS5yZWNvbi52MS5TdHJlYW1BdWRpdFJvd3NSZXNwb25zZTABEk0KDExpc3REaWZmUm93cxIdLnJlY29uLnYxLkxpc3REaWZmUm93c1JlcXVlc3QaHi5yZWNvbi52MS5MaXN0RGlmZlJvd3NSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChRyZWNvbi92MS9yZWNvbi5wcm90bxIIcmVjb24udjEihwIKC0RpZmZTdW1tYXJ5EicKCm9yZGVyX3R5cGUYASABKA4yEy5vcmRlci52MS5PcmRlclR5cGUSFQoNbWVyY2hhbnRfcm93cxgCIAEoAxIUCgxwYXltZW50X3Jvd3MYAyABKAMSEgoKZjAwMF9jb3VudBgEIAEoAxITCgtmMDAwX2Ftb3VudBgFIAEoAxISCgpmMTEzX2NvdW50GAYgASgDEhMKC2YxMTNfYW1vdW50GAcgASgDEhIKCmYxMTRfY291bnQYCCABKAMSEwoLZjExNF9hbW91bnQYCSABKAMSEgoKZjExNV9jb3VudBgKIAEoAxITCgtmMTE1X2Ftb3VudBgLIAEoAyJsCgxBdWRpdFN1bW1hcnkSEAoIYWNjb3VudHMYASABKAMSDwoHc3VjY2VzcxgCIAEoAxIMCgRmYWlsGAMgASgDEhUKDW1lcmNoYW50X29ubHkYBCABKAMSFAoMcGF5bWVudF9vbmx5GAUgASgDIjMKB1J1bkZpbGUSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEgwKBHJvd3MYAyABKAMizAIKA1J1bhIOCgZydW5faWQYASABKAkSHwoEa2luZBgCIAEoDjIRLnJlY29uLnYxLlJ1bktpbmQSFAoMY3JlYXRlZF90aW1lGAMgASgJEhMKC2N1dG9mZl90aW1lGAQgASgJEh8KA2tleRgFIAEoDjISLm9yZGVyLnYxLk9yZGVyS2V5Eg4KBnNvdXJjZRgGIAEoCRIRCglkaXJlY3RvcnkYByABKAkSJAoFZGlmZnMYCCADKAsyFS5yZWNvbi52MS5EaWZmU3VtbWFyeRIlCgVhdWRpdBgJIAEoCzIWLnJlY29uLnYxLkF1ZGl0U3VtbWFyeRIgCgVmaWxlcxgKIAMoCzIRLnJlY29uLnYxLlJ1bkZpbGUSEwoLZHVyYXRpb25fbXMYCyABKAMSEAoIYmFsYW5jZWQYDCABKAgSDwoHZGFtYWdlZBgNIAEoCSLuAQoHRGlmZlJvdxInCgpvcmRlcl90eXBlGAEgASgOMhMub3JkZXIudjEuT3JkZXJUeXBlEhEKCWRpZmZfdHlwZRgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJEhMKC3Jlc3BvbnNlX2lkGAQgASgJEhAKCHNhbGVyX2lkGAUgASgJEg4KBmFtb3VudBgGIAEoAxIXCg9tZXJjaGFudF9hbW91bnQYByABKAMSFgoOcGF5bWVudF9hbW91bnQYCCABKAMSFAoMcmVxdWVzdF90aW1lGAkgASgJEhUKDXJlc3BvbnNlX3RpbWUYCiABKAkifAoIQXVkaXRSb3cSEAoIc2FsZXJfaWQYASABKAkSDwoHYmFsYW5jZRgCIAEoAxIOCgZyZXN1bHQYAyABKAkSFAoMYXVkaXRfYW1vdW50GAQgASgDEhMKC2luX21lcmNoYW50GAUgASgIEhIKCmluX3BheW1lbnQYBiABKAgiYQoQUmVjb25jaWxlUmVxdWVzdBIfCgNrZXkYASABKA4yEi5vcmRlci52MS5PcmRlcktleRITCgtjdXRvZmZfdGltZRgCIAEoCRIXCg9yZXNvbHZlX3Vua25vd24YAyABKAgiLwoRUmVjb25jaWxlUmVzcG9uc2USGgoDcnVuGAEgASgLMg0ucmVjb24udjEuUnVuIkoKCUNzdlNvdXJjZRIOCgRwYXRoGAEgASgJSAASEQoHY29udGVudBgCIAEoCUgAEhAKCGVuY29kaW5nGAMgASgJQggKBnNvdXJjZSKuAQoVUmVjb25jaWxlRmlsZXNSZXF1ZXN0EicKCm9yZGVyX3R5cGUYASABKA4yEy5vcmRlci52MS5PcmRlclR5cGUSHwoDa2V5GAIgASgOMhIub3JkZXIudjEuT3JkZXJLZXkSJQoIbWVyY2hhbnQYAyABKAsyEy5yZWNvbi52MS5Dc3ZTb3VyY2USJAoHcGF5bWVudBgEIAEoCzITLnJlY29uLnYxLkNzdlNvdXJjZSI0ChZSZWNvbmNpbGVGaWxlc1Jlc3BvbnNlEhoKA3J1bhgBIAEoCzINLnJlY29uLnYxLlJ1biI8CgxBdWRpdFJlcXVlc3QSEwoLY3V0b2ZmX3RpbWUYASABKAkSFwoPcmVzb2x2ZV91bmtub3duGAIgASgIIisKDUF1ZGl0UmVzcG9uc2USGgoDcnVuGAEgASgLMg0ucmVjb24udjEuUnVuIswBChFBdWRpdEZpbGVzUmVxdWVzdBIuChFtZXJjaGFudF9wYXltZW50cxgBIAEoCzITLnJlY29uLnYxLkNzdlNvdXJjZRIxChRtZXJjaGFudF93aXRoZHJhd2FscxgCIAEoCzITLnJlY29uLnYxLkNzdlNvdXJjZRIlCghiYWxhbmNlcxgDIAEoCzITLnJlY29uLnYxLkNzdlNvdXJjZRItChBtZXJjaGFudF9yZWZ1bmRzGAQgASgLMhMucmVjb24udjEuQ3N2U291cmNlIjAKEkF1ZGl0RmlsZXNSZXNwb25zZRIaCgNydW4YASABKAsyDS5yZWNvbi52MS5SdW4iWQoPTGlzdFJ1bnNSZXF1ZXN0Eh8KBGtpbmQYASABKA4yES5yZWNvbi52MS5SdW5LaW5kEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIkgKEExpc3RSdW5zUmVzcG9uc2USGwoEcnVucxgBIAMoCzINLnJlY29uLnYxLlJ1bhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiHwoNR2V0UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiLAoOR2V0UnVuUmVzcG9uc2USGgoDcnVuGAEgASgLMg0ucmVjb24udjEuUnVuImMKFVN0cmVhbURpZmZSb3dzUmVxdWVzdBIOCgZydW5faWQYASABKAkSJwoKb3JkZXJfdHlwZRgCIAEoDjITLm9yZGVyLnYxLk9yZGVyVHlwZRIRCglkaWZmX3R5cGUYAyABKAkiOQoWU3RyZWFtRGlmZlJvd3NSZXNwb25zZRIfCgRyb3dzGAEgAygLMhEucmVjb24udjEuRGlmZlJvdyI4ChZTdHJlYW1BdWRpdFJvd3NSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIOCgZyZXN1bHQYAiABKAkiOwoXU3RyZWFtQXVkaXRSb3dzUmVzcG9uc2USIAoEcm93cxgBIAMoCzISLnJlY29uLnYxLkF1ZGl0Um93IpsBChNMaXN0RGlmZlJvd3NSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRInCgpvcmRlcl90eXBlGAIgASgOMhMub3JkZXIudjEuT3JkZXJUeXBlEhIKCmRpZmZfdHlwZXMYAyADKAkSEAoIc2FsZXJfaWQYBCABKAkSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiZAoUTGlzdERpZmZSb3dzUmVzcG9uc2USHwoEcm93cxgBIAMoCzIRLnJlY29uLnYxLkRpZmZSb3cSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnJvd19vZmZzZXQYAyABKAMqVAoHUnVuS2luZBIYChRSVU5fS0lORF9VTlNQRUNJRklFRBAAEhsKF1JVTl9LSU5EX1JFQ09OQ0lMSUFUSU9OEAESEgoOUlVOX0tJTkRfQVVESVQQAjKsBQoMUmVjb25TZXJ2aWNlEkQKCVJlY29uY2lsZRIaLnJlY29uLnYxLlJlY29uY2lsZVJlcXVlc3QaGy5yZWNvbi52MS5SZWNvbmNpbGVSZXNwb25zZRJTCg5SZWNvbmNpbGVGaWxlcxIfLnJlY29uLnYxLlJlY29uY2lsZUZpbGVzUmVxdWVzdBogLnJlY29uLnYxLlJlY29uY2lsZUZpbGVzUmVzcG9uc2USOAoFQXVkaXQSFi5yZWNvbi52MS5BdWRpdFJlcXVlc3QaFy5yZWNvbi52MS5BdWRpdFJlc3BvbnNlEkcKCkF1ZGl0RmlsZXMSGy5yZWNvbi52MS5BdWRpdEZpbGVzUmVxdWVzdBocLnJlY29uLnYxLkF1ZGl0RmlsZXNSZXNwb25zZRJBCghMaXN0UnVucxIZLnJlY29uLnYxLkxpc3RSdW5zUmVxdWVzdBoaLnJlY29uLnYxLkxpc3RSdW5zUmVzcG9uc2USOwoGR2V0UnVuEhcucmVjb24udjEuR2V0UnVuUmVxdWVzdBoYLnJlY29uLnYxLkdldFJ1blJlc3BvbnNlElUKDlN0cmVhbURpZmZSb3dzEh8ucmVjb24udjEuU3RyZWFtRGlmZlJvd3NSZXF1ZXN0GiAucmVjb24udjEuU3RyZWFtRGlmZlJvd3NSZXNwb25zZTABElgKD1N0cmVhbUF1ZGl0Um93cxIgLnJlY29uLnYxLlN0cmVhbUF1ZGl0Um93c1JlcXVlc3QaIS5yZWNvbi52MS5TdHJlYW1BdWRpdFJvd3NSZXNwb25zZTABEk0KDExpc3REaWZmUm93cxIdLnJlY29uLnYxLkxpc3REaWZmUm93c1JlcXVlc3QaHi5yZWNvbi52MS5MaXN0RGlmZlJvd3NSZXNwb25zZWIGcHJvdG8z", [file_order_v1_order]);
 
 /**
  * DiffSummary counts and sums the rows of each diff_type for one order type.
@@ -19,7 +21,7 @@ export const file_recon_v1_recon: GenFile = /*@__PURE__*/
  */
 export type DiffSummary = Message<"recon.v1.DiffSummary"> & {
   /**
-   * @generated from field: recon.v1.OrderType order_type = 1;
+   * @generated from field: order.v1.OrderType order_type = 1;
    */
   orderType: OrderType;
 
@@ -194,7 +196,7 @@ export type Run = Message<"recon.v1.Run"> & {
   cutoffTime: string;
 
   /**
-   * @generated from field: recon.v1.OrderKey key = 5;
+   * @generated from field: order.v1.OrderKey key = 5;
    */
   key: OrderKey;
 
@@ -260,7 +262,7 @@ export const RunSchema: GenMessage<Run> = /*@__PURE__*/
  */
 export type DiffRow = Message<"recon.v1.DiffRow"> & {
   /**
-   * @generated from field: recon.v1.OrderType order_type = 1;
+   * @generated from field: order.v1.OrderType order_type = 1;
    */
   orderType: OrderType;
 
@@ -378,7 +380,7 @@ export const AuditRowSchema: GenMessage<AuditRow> = /*@__PURE__*/
  */
 export type ReconcileRequest = Message<"recon.v1.ReconcileRequest"> & {
   /**
-   * @generated from field: recon.v1.OrderKey key = 1;
+   * @generated from field: order.v1.OrderKey key = 1;
    */
   key: OrderKey;
 
@@ -468,12 +470,12 @@ export const CsvSourceSchema: GenMessage<CsvSource> = /*@__PURE__*/
  */
 export type ReconcileFilesRequest = Message<"recon.v1.ReconcileFilesRequest"> & {
   /**
-   * @generated from field: recon.v1.OrderType order_type = 1;
+   * @generated from field: order.v1.OrderType order_type = 1;
    */
   orderType: OrderType;
 
   /**
-   * @generated from field: recon.v1.OrderKey key = 2;
+   * @generated from field: order.v1.OrderKey key = 2;
    */
   key: OrderKey;
 
@@ -714,7 +716,7 @@ export type StreamDiffRowsRequest = Message<"recon.v1.StreamDiffRowsRequest"> & 
   /**
    * Unspecified streams both types.
    *
-   * @generated from field: recon.v1.OrderType order_type = 2;
+   * @generated from field: order.v1.OrderType order_type = 2;
    */
   orderType: OrderType;
 
@@ -803,7 +805,7 @@ export type ListDiffRowsRequest = Message<"recon.v1.ListDiffRowsRequest"> & {
   /**
    * ORDER_TYPE_PAYMENT or ORDER_TYPE_WITHDRAWAL.
    *
-   * @generated from field: recon.v1.OrderType order_type = 2;
+   * @generated from field: order.v1.OrderType order_type = 2;
    */
   orderType: OrderType;
 
@@ -877,69 +879,6 @@ export const ListDiffRowsResponseSchema: GenMessage<ListDiffRowsResponse> = /*@_
   messageDesc(file_recon_v1_recon, 24);
 
 /**
- * OrderType tells payments, withdrawals and refunds apart.
- *
- * @generated from enum recon.v1.OrderType
- */
-export enum OrderType {
-  /**
-   * @generated from enum value: ORDER_TYPE_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * @generated from enum value: ORDER_TYPE_PAYMENT = 1;
-   */
-  PAYMENT = 1,
-
-  /**
-   * @generated from enum value: ORDER_TYPE_WITHDRAWAL = 2;
-   */
-  WITHDRAWAL = 2,
-
-  /**
-   * @generated from enum value: ORDER_TYPE_REFUND = 3;
-   */
-  REFUND = 3,
-}
-
-/**
- * Describes the enum recon.v1.OrderType.
- */
-export const OrderTypeSchema: GenEnum<OrderType> = /*@__PURE__*/
-  enumDesc(file_recon_v1_recon, 0);
-
-/**
- * OrderKey is the order number that reconciliation matches on.
- *
- * @generated from enum recon.v1.OrderKey
- */
-export enum OrderKey {
-  /**
-   * Unspecified means response_id, as in the seed's example.
-   *
-   * @generated from enum value: ORDER_KEY_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * @generated from enum value: ORDER_KEY_RESPONSE_ID = 1;
-   */
-  RESPONSE_ID = 1,
-
-  /**
-   * @generated from enum value: ORDER_KEY_REQUEST_ID = 2;
-   */
-  REQUEST_ID = 2,
-}
-
-/**
- * Describes the enum recon.v1.OrderKey.
- */
-export const OrderKeySchema: GenEnum<OrderKey> = /*@__PURE__*/
-  enumDesc(file_recon_v1_recon, 1);
-
-/**
  * RunKind tells reconciliation runs from audit runs.
  *
  * @generated from enum recon.v1.RunKind
@@ -965,7 +904,7 @@ export enum RunKind {
  * Describes the enum recon.v1.RunKind.
  */
 export const RunKindSchema: GenEnum<RunKind> = /*@__PURE__*/
-  enumDesc(file_recon_v1_recon, 2);
+  enumDesc(file_recon_v1_recon, 0);
 
 /**
  * ReconService reconciles the merchant's and the payment system's successful orders

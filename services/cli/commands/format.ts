@@ -1,8 +1,7 @@
 /** How the commands print: JSON with the proto field names, business times with their zone, names of enum values. */
 import { toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { OrderType as MerchantOrderType } from "../../../gen/merchant/v1/merchant_pb.js";
-import { OrderKey, OrderType as ReconOrderType } from "../../../gen/recon/v1/recon_pb.js";
 import { formatDuration } from "../progress.js";
+import { OrderType, OrderKey } from "../../../gen/order/v1/order_pb.js";
 
 const JSON_OPTIONS = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
 
@@ -14,9 +13,7 @@ export function json<Desc extends DescMessage>(schema: Desc, message: MessageSha
   return toJson(schema, message, JSON_OPTIONS);
 }
 
-export const merchantTypeName = (t: MerchantOrderType) =>
-  t === MerchantOrderType.PAYMENT ? "payment" : t === MerchantOrderType.WITHDRAWAL ? "withdrawal" : t === MerchantOrderType.REFUND ? "refund" : "-";
-export const reconTypeName = (t: ReconOrderType) =>
-  t === ReconOrderType.PAYMENT ? "payment" : t === ReconOrderType.WITHDRAWAL ? "withdrawal" : t === ReconOrderType.REFUND ? "refund" : "-";
+export const orderTypeName = (t: OrderType) =>
+  t === OrderType.PAYMENT ? "payment" : t === OrderType.WITHDRAWAL ? "withdrawal" : t === OrderType.REFUND ? "refund" : "-";
 export const keyName = (k: OrderKey) => (k === OrderKey.REQUEST_ID ? "request_id" : "response_id");
 export const ms = (n: bigint | number) => formatDuration(Number(n) / 1000).replace(/^0s$/, `${Number(n)}ms`);

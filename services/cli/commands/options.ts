@@ -1,9 +1,9 @@
 /** What every paycli command takes and gives, and the parsing of its options into values. */
 import { readFile } from "node:fs/promises";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { OrderType as MerchantOrderType } from "../../../gen/merchant/v1/merchant_pb.js";
-import { OrderKey, OrderType as ReconOrderType, type CsvSourceSchema } from "../../../gen/recon/v1/recon_pb.js";
+import { type CsvSourceSchema } from "../../../gen/recon/v1/recon_pb.js";
 import { UsageError, type Services } from "../clients.js";
+import { OrderType, OrderKey } from "../../../gen/order/v1/order_pb.js";
 
 export type OptionValues = Record<string, string | boolean | undefined>;
 
@@ -58,22 +58,17 @@ export function requiredAmount(values: OptionValues, name: string): bigint {
 }
 
 export type OrderTypeName = "payment" | "withdrawal" | "refund";
-export const MERCHANT_ORDER_TYPES: Record<OrderTypeName, MerchantOrderType> = {
-  payment: MerchantOrderType.PAYMENT,
-  withdrawal: MerchantOrderType.WITHDRAWAL,
-  refund: MerchantOrderType.REFUND,
-};
-export const RECON_ORDER_TYPES: Record<OrderTypeName, ReconOrderType> = {
-  payment: ReconOrderType.PAYMENT,
-  withdrawal: ReconOrderType.WITHDRAWAL,
-  refund: ReconOrderType.REFUND,
+export const ORDER_TYPES: Record<OrderTypeName, OrderType> = {
+  payment: OrderType.PAYMENT,
+  withdrawal: OrderType.WITHDRAWAL,
+  refund: OrderType.REFUND,
 };
 
 export function orderTypeOption(values: OptionValues, name: string): OrderTypeName | undefined {
   const raw = str(values, name);
   if (raw === undefined) return undefined;
   const t = raw.toLowerCase().replace(/s$/, "");
-  if (!Object.hasOwn(MERCHANT_ORDER_TYPES, t)) throw new UsageError(`--${name} must be payment, withdrawal or refund, got "${raw}"`);
+  if (!Object.hasOwn(ORDER_TYPES, t)) throw new UsageError(`--${name} must be payment, withdrawal or refund, got "${raw}"`);
   return t as OrderTypeName;
 }
 

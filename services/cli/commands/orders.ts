@@ -1,9 +1,10 @@
 /** Orders through the merchant system: pay, withdraw, refund, list them, resolve the UNKNOWN ones. */
-import { OrderType as MerchantOrderType, OrderSchema, type Order } from "../../../gen/merchant/v1/merchant_pb.js";
+import { OrderSchema, type Order } from "../../../gen/merchant/v1/merchant_pb.js";
 import { call, EXIT, UsageError } from "../clients.js";
 import { record, table } from "../table.js";
-import { json, merchantTypeName, zoned } from "./format.js";
-import { intOption, MERCHANT_ORDER_TYPES, orderTypeOption, required, requiredAmount, str, type CommandContext, type Output } from "./options.js";
+import { json, orderTypeName, zoned } from "./format.js";
+import { intOption, ORDER_TYPES, orderTypeOption, required, requiredAmount, str, type CommandContext, type Output } from "./options.js";
+import { OrderType } from "../../../gen/order/v1/order_pb.js";
 
 /** The merchant's response_msg of an order left UNKNOWN by an injected lost response (orderSender.ts). */
 const LOST_RESPONSE_MSG = "response lost (injected fault)";
@@ -11,7 +12,7 @@ const LOST_RESPONSE_MSG = "response lost (injected fault)";
 function orderRecord(o: Order): string {
   return record([
     ["request_id", o.requestId],
-    ["type", merchantTypeName(o.orderType)],
+    ["type", orderTypeName(o.orderType)],
     ["saler_id", o.salerId],
     ["amount (fen)", o.amount],
     ["state", o.state],
@@ -124,7 +125,7 @@ export async function orders(ctx: CommandContext): Promise<Output> {
   do {
     const page = await call("merchant", ctx.services.addresses, () =>
       ctx.services.merchant.listOrders({
-        orderType: type === undefined ? MerchantOrderType.UNSPECIFIED : MERCHANT_ORDER_TYPES[type],
+        orderType: type === undefined ? OrderType.UNSPECIFIED : ORDER_TYPES[type],
         state,
         salerId,
         pageSize: Math.min(1000, limit - found.length),
@@ -139,7 +140,7 @@ export async function orders(ctx: CommandContext): Promise<Output> {
       ? "No orders match.\n"
       : table(
           ["request_id", "type", "saler_id", "amount", "state", "response_id", zoned("request_time"), "response_msg"],
-          found.map((o) => [o.requestId, merchantTypeName(o.orderType), o.salerId, o.amount, o.state, o.responseId || "-", o.requestTime, o.responseMsg || "-"]),
+          found.map((o) => [o.requestId, orderTypeName(o.orderType), o.salerId, o.amount, o.state, o.responseId || "-", o.requestTime, o.responseMsg || "-"]),
         ) + (pageToken !== "" ? `(${found.length} shown; next page: --page ${pageToken})\n` : "");
   return { text, json: { orders: found.map((o) => json(OrderSchema, o)), next_page_token: pageToken }, exitCode: EXIT.ok };
 }

@@ -2,8 +2,8 @@
 import { AuditRowSchema, DiffRowSchema, RunKind, RunSchema, type AuditRow, type DiffRow, type Run } from "../../../gen/recon/v1/recon_pb.js";
 import { call, EXIT, UsageError } from "../clients.js";
 import { record, table, type Cell } from "../table.js";
-import { json, keyName, ms, reconTypeName, zoned } from "./format.js";
-import { csvSource, cutoffOption, intOption, keyOption, orderTypeOption, RECON_ORDER_TYPES, str, type CommandContext, type Output } from "./options.js";
+import { json, keyName, ms, orderTypeName, zoned } from "./format.js";
+import { csvSource, cutoffOption, intOption, keyOption, orderTypeOption, ORDER_TYPES, str, type CommandContext, type Output } from "./options.js";
 
 async function diffRows(ctx: CommandContext, runId: string, limit: number): Promise<DiffRow[]> {
   const rows: DiffRow[] = [];
@@ -58,7 +58,7 @@ function diffSummaryTable(run: Run): string {
   return table(
     ["type", "merchant rows", "payment rows", "F000", "F000 fen", "F113", "F113 fen", "F114", "F114 fen", "F115", "F115 fen"],
     run.diffs.map((d) => [
-      reconTypeName(d.orderType),
+      orderTypeName(d.orderType),
       d.merchantRows,
       d.paymentRows,
       d.f000Count,
@@ -98,7 +98,7 @@ async function renderReconciliation(ctx: CommandContext, run: Run, limit: number
       parts.push(
         table(
           ["type", "diff_type", "request_id", "response_id", "saler_id", "merchant_amount", "payment_amount"],
-          rows.map((r) => [reconTypeName(r.orderType), r.diffType, r.requestId, r.responseId, r.salerId, r.merchantAmount, r.paymentAmount]),
+          rows.map((r) => [orderTypeName(r.orderType), r.diffType, r.requestId, r.responseId, r.salerId, r.merchantAmount, r.paymentAmount]),
         ) + (BigInt(rows.length) < differences ? `(first ${rows.length} of ${differences}; --rows shows more, the CSV files have all)\n` : ""),
       );
     }
@@ -138,7 +138,7 @@ export async function reconcile(ctx: CommandContext): Promise<Output> {
     const type = orderTypeOption(v, "type") ?? "payment";
     ({ run } = await call("recon", ctx.services.addresses, () =>
       ctx.services.recon.reconcileFiles({
-        orderType: RECON_ORDER_TYPES[type],
+        orderType: ORDER_TYPES[type],
         key,
         merchant: merchantFile,
         payment: paymentFile,

@@ -4,7 +4,7 @@ import { call, EXIT, UsageError } from "../clients.js";
 import { ProgressBar } from "../progress.js";
 import { record, table } from "../table.js";
 import { json } from "./format.js";
-import { bigintOption, intOption, MERCHANT_ORDER_TYPES, orderTypeOption, str, type CommandContext, type OrderTypeName, type Output } from "./options.js";
+import { bigintOption, intOption, ORDER_TYPES, orderTypeOption, str, type CommandContext, type OrderTypeName, type Output } from "./options.js";
 
 interface FaultCounts {
   lostResponses: number;
@@ -83,7 +83,7 @@ async function send(ctx: CommandContext, plan: SimulationPlan): Promise<Simulate
     for (const [i, chunk] of chunks.entries()) {
       const report = await call("merchant", ctx.services.addresses, () =>
         ctx.services.merchant.simulate({
-          orderType: MERCHANT_ORDER_TYPES[kind],
+          orderType: ORDER_TYPES[kind],
           count: chunk.count,
           concurrency: plan.concurrency,
           accounts: plan.accounts,

@@ -3,11 +3,12 @@
  * as consecutive Simulate calls so that the progress bar is real), whose injected faults a
  * "reconcile now" run must find exactly.
  */
-import { OrderType as MerchantOrderType, type InjectedFault, type SimulateResponse } from "../../../gen/merchant/v1/merchant_pb.js";
-import { OrderKey, OrderType, type Run } from "../../../gen/recon/v1/recon_pb.js";
+import { type InjectedFault, type SimulateResponse } from "../../../gen/merchant/v1/merchant_pb.js";
+import { type Run } from "../../../gen/recon/v1/recon_pb.js";
 import { errorMessage, reconCutoffLagSeconds, withOperator, type Api } from "./api.js";
 import { checkbox, field, fill, h, table, td, type Child } from "./dom.js";
 import { businessTime, count, milliseconds, timeZone, yuan } from "./format.js";
+import { OrderType, OrderKey } from "../../../gen/order/v1/order_pb.js";
 
 /** A card with a form whose submit runs `act` and shows its result or the service's error. */
 function actionCard(title: string, description: string, controls: Child[], button: string, act: (out: HTMLElement) => Promise<void>): HTMLElement {
@@ -117,12 +118,7 @@ function simulationCard(api: Api): HTMLElement {
     controls,
     "Run simulation",
     async (out) => {
-      const [merchantType, reconType] =
-        kind.value === "payment"
-          ? [MerchantOrderType.PAYMENT, OrderType.PAYMENT]
-          : kind.value === "refund"
-            ? [MerchantOrderType.REFUND, OrderType.REFUND]
-            : [MerchantOrderType.WITHDRAWAL, OrderType.WITHDRAWAL];
+      const orderType = kind.value === "payment" ? OrderType.PAYMENT : kind.value === "refund" ? OrderType.REFUND : OrderType.WITHDRAWAL;
       const total = wholeNumber("count", countIn.value, 1, 1_000_000);
       const conc = wholeNumber("concurrency", concurrency.value, 1, 1024);
       const faults = {
@@ -131,7 +127,7 @@ function simulationCard(api: Api): HTMLElement {
         merchantOnly: wholeNumber("merchant_only", merchantOnly.value, 0, 1_000_000),
       };
       const request = {
-        orderType: merchantType,
+        orderType,
         concurrency: conc,
         accounts: wholeNumber("accounts", accounts.value, 1, 100_000),
         minAmount: fenAmount("min_amount", minAmount.value),
@@ -174,7 +170,7 @@ function simulationCard(api: Api): HTMLElement {
           }
           fill(check, h("p", { class: "muted" }, "Reconciling…"));
           const { run } = await withOperator(() => api.recon.reconcile({}));
-          const rows = await differingRows(api, run!, reconType);
+          const rows = await differingRows(api, run!, orderType);
           const found = new Set(rows.map((r) => `${r.requestId}|${r.diffType}`));
           const expected = new Set(injected.map((f) => `${f.requestId}|${f.expectedDiffType}`));
           const missing = injected.filter((f) => !found.has(`${f.requestId}|${f.expectedDiffType}`));

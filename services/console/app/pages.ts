@@ -1,11 +1,11 @@
 /** Overview, run history and the run page. */
 import { ConnectError } from "@connectrpc/connect";
-import { OrderType as MerchantOrderType } from "../../../gen/merchant/v1/merchant_pb.js";
-import { OrderKey, OrderType, RunKind, type AuditRow, type DiffRow, type DiffSummary, type Run } from "../../../gen/recon/v1/recon_pb.js";
+import { RunKind, type AuditRow, type DiffRow, type DiffSummary, type Run } from "../../../gen/recon/v1/recon_pb.js";
 import type { Account } from "../../../gen/payment/v1/payment_pb.js";
 import { errorMessage, type Api } from "./api.js";
 import { checkbox, field, fill, h, svg, table, td, type Child } from "./dom.js";
 import { businessTime, count, milliseconds, signedYuan, yuan } from "./format.js";
+import { OrderType, OrderKey } from "../../../gen/order/v1/order_pb.js";
 
 const DIFF_MEANING: Record<string, string> = {
   F000: "same on both sides",
@@ -14,7 +14,7 @@ const DIFF_MEANING: Record<string, string> = {
   F115: "amounts differ",
 };
 
-export function orderTypeName(t: OrderType | MerchantOrderType): string {
+export function orderTypeName(t: OrderType): string {
   return t === OrderType.WITHDRAWAL ? "withdrawal" : t === OrderType.PAYMENT ? "payment" : t === OrderType.REFUND ? "refund" : "unspecified";
 }
 
@@ -112,9 +112,9 @@ export async function overviewPage(api: Api, page: HTMLElement, _shown: () => bo
     section(grid, "Merchant orders by state", async (body) => {
       const { counts } = await api.merchant.countOrders({});
       const states = ["INIT", "UNKNOWN", "SUCCESS", "FAIL"];
-      const of = (t: MerchantOrderType, s: string) => counts.find((c) => c.orderType === t && c.state === s);
-      const TYPES = [MerchantOrderType.PAYMENT, MerchantOrderType.WITHDRAWAL, MerchantOrderType.REFUND];
-      const total = (t: MerchantOrderType, f: "count" | "amount") => counts.filter((c) => c.orderType === t).reduce((a, c) => a + c[f], 0n);
+      const of = (t: OrderType, s: string) => counts.find((c) => c.orderType === t && c.state === s);
+      const TYPES = [OrderType.PAYMENT, OrderType.WITHDRAWAL, OrderType.REFUND];
+      const total = (t: OrderType, f: "count" | "amount") => counts.filter((c) => c.orderType === t).reduce((a, c) => a + c[f], 0n);
       fill(
         body,
         table(

@@ -7,7 +7,8 @@
  * calls a service answers, on both transports (the `transport` label is the protocol the call
  * came in with: `grpc` on the gRPC port, `connect` or `grpc-web` on the HTTP port), counted by
  * the call policy (callPolicy.ts), and grpc_client_* for the calls it makes (a grpc-js client
- * interceptor). Money figures are in fen; Prometheus samples are floating point, exact up to
+ * interceptor; the `upstream` label names the system called, since the merchant system and the
+ * payment system serve the same order.v1.OrderExportService). Money figures are in fen; Prometheus samples are floating point, exact up to
  * 2^53 fen.
  *
  * Node's process figures (prom-client's defaults: CPU, memory, event loop, GC) belong to the
@@ -49,7 +50,7 @@ function processMetrics(): Registry {
 }
 
 const SERVER_LABELS = ["grpc_type", "grpc_service", "grpc_method", "transport"] as const;
-const CLIENT_LABELS = ["grpc_type", "grpc_service", "grpc_method"] as const;
+const CLIENT_LABELS = ["grpc_type", "grpc_service", "grpc_method", "upstream"] as const;
 
 export class ServiceMetrics {
   readonly registry = new Registry();
@@ -120,12 +121,12 @@ export class ServiceMetrics {
     };
   };
 
-  /** A grpc-js client interceptor counting the calls of one client. */
-  clientInterceptor(): grpc.Interceptor {
+  /** A grpc-js client interceptor counting the calls of the clients of one upstream system. */
+  clientInterceptor(upstream: string): grpc.Interceptor {
     return (options, nextCall) => {
       const def = options.method_definition;
       const [, service = "", method = ""] = /^\/([^/]+)\/([^/]+)$/.exec(def.path) ?? [];
-      const labels = { grpc_type: grpcType(def.requestStream, def.responseStream), grpc_service: service, grpc_method: method };
+      const labels = { grpc_type: grpcType(def.requestStream, def.responseStream), grpc_service: service, grpc_method: method, upstream };
       const started = performance.now();
       this.clientStarted.inc(labels);
       return new grpc.InterceptingCall(nextCall(options), {

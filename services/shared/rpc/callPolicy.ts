@@ -73,14 +73,17 @@ export interface CallLimits {
   shutdownGraceMs?: number | undefined;
 }
 
-export const DEFAULT_CALL_LIMITS: CallLimits = { deadlineMs: 30_000, longDeadlineMs: 3_600_000, maxConcurrentStreams: 1000, shutdownGraceMs: 10_000 };
+/** SHUTDOWN_GRACE_MS when unset, and the grace of limits that name none. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+
+export const DEFAULT_CALL_LIMITS: CallLimits = { deadlineMs: 30_000, longDeadlineMs: 3_600_000, maxConcurrentStreams: 1000, shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS };
 
 export function readCallLimits(env: EnvReader): CallLimits {
   return {
     deadlineMs: env.int("CALL_DEADLINE_MS", DEFAULT_CALL_LIMITS.deadlineMs, 100, 3_600_000),
     longDeadlineMs: env.int("LONG_CALL_DEADLINE_MS", DEFAULT_CALL_LIMITS.longDeadlineMs, 1000, 7 * 86_400_000),
     maxConcurrentStreams: env.int("MAX_CONCURRENT_STREAMS", DEFAULT_CALL_LIMITS.maxConcurrentStreams, 1, 1_000_000),
-    shutdownGraceMs: env.int("SHUTDOWN_GRACE_MS", 10_000, 0, 3_600_000),
+    shutdownGraceMs: env.int("SHUTDOWN_GRACE_MS", DEFAULT_SHUTDOWN_GRACE_MS, 0, 3_600_000),
   };
 }
 

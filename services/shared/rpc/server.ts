@@ -21,6 +21,7 @@ import type { CallGuard } from "../auth/authentication.js";
 import {
   applyCallPolicy,
   DEFAULT_CALL_LIMITS,
+  DEFAULT_SHUTDOWN_GRACE_MS,
   PEER_KEY,
   REQUEST_ID_HEADER,
   requestIdFrom,
@@ -237,7 +238,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     httpPort,
     grpcAddress: `${hostForUrl}:${grpcPort}`,
     httpUrl: `${options.tls ? "https" : "http"}://${hostForUrl}:${httpPort}`,
-    close(graceMs = limits.shutdownGraceMs ?? 10_000) {
+    close(graceMs = limits.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS) {
       closing ??= (async () => {
         stopped = true;
         readiness.stop();

@@ -99,17 +99,24 @@ function deadlineExceeded(ms: number): ConnectError {
 }
 
 /** Settles like `work`, or rejects with DEADLINE_EXCEEDED (naming the call's `budget`) after `ms`. */
-async function within<T>(work: Promise<T>, ms: number, budget = ms): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expiry = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(deadlineExceeded(budget)), Math.max(0, ms));
+function within<T>(work: Promise<T>, ms: number, budget = ms): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(deadlineExceeded(budget)), Math.max(0, ms));
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
   });
-  try {
-    return await Promise.race([work, expiry]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
+
+/** The end report of a call nobody observes. */
+const UNOBSERVED = (): void => {};
 
 /** The same service with every method running under the policy. */
 export function applyCallPolicy(
@@ -136,7 +143,7 @@ export function applyCallPolicy(
     const kind = method.methodKind === "unary" ? ("unary" as const) : ("server_streaming" as const);
     /** Tells the observers the call started; the function returned reports its end, once. */
     const observe = (ctx: HandlerContext, requestId: string): ((error: ConnectError | undefined, messagesSent: number) => void) => {
-      if (observers.length === 0) return () => {};
+      if (observers.length === 0) return UNOBSERVED;
       const started = performance.now();
       const info: CallInfo = {
         service: service.typeName,

@@ -11,6 +11,7 @@
  * them, so concurrent refunds, withdrawals and settlements on any number of instances serialize
  * on those rows instead of overshooting them.
  */
+import type { CallStop } from "../shared/rpc/callPolicy.js";
 import type { Knex } from "knex";
 import { create } from "@bufbuild/protobuf";
 import { RefundResponseSchema, type RefundRequest, type RefundResponse } from "../../gen/payment/v1/payment_pb.js";
@@ -193,7 +194,7 @@ export class Refunds {
   ) {}
 
   /** Refund: validated by the caller (validateRefund and the request_time range). */
-  async refund(req: RefundRequest, signal: AbortSignal): Promise<RefundResponse> {
+  async refund(req: RefundRequest, signal: CallStop): Promise<RefundResponse> {
     const outcome = await recordOnce(this.stamps, {
       signal,
       order: ({ now, responseId }): RefundOrder => ({

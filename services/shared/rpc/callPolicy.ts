@@ -31,6 +31,15 @@ export function assignRequestId(ctx: { requestHeader: Headers; responseHeader: H
   return id;
 }
 
+/**
+ * Whether a call has stopped (its deadline passed, it was cancelled, the server is shutting
+ * down, or it ended), for a handler that only asks: an AbortSignal is one, and grpcServer.ts
+ * callStop gives a cheaper one on the gRPC port.
+ */
+export interface CallStop {
+  readonly aborted: boolean;
+}
+
 /** The caller's address ("host:port"), set by each transport in the handler context. */
 export const PEER_KEY = createContextKey<string>("", { description: "peer address" });
 

@@ -7,7 +7,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextKey, type ContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { PEER_KEY, REQUEST_ID_HEADER, requestIdFrom } from "./callPolicy.js";
+import { PEER_KEY, REQUEST_ID_HEADER, requestIdFrom, type CallStop } from "./callPolicy.js";
 import { decodeRequest, UndecodableRequest } from "./decode.js";
 import { toClientError } from "../errors.js";
 
@@ -185,6 +185,20 @@ class GrpcCallContext implements HandlerContext {
     return controller.signal;
   }
 
+  /**
+   * Whether the signal is aborted, or would be if it had been made: for handlers that only ask
+   * (callStop), without the signal's timer and listeners.
+   */
+  get aborted(): boolean {
+    if (this.controller) return this.controller.signal.aborted;
+    return (
+      this.ended ||
+      (this.deadlineAt !== undefined && this.deadlineAt <= Date.now()) ||
+      this.call.cancelled ||
+      this.shutdownSignal?.aborted === true
+    );
+  }
+
   /** Ends the call's context: its signal aborts with `reason` (the first reason wins). */
   abort(reason: unknown): void {
     if (this.ended) return;
@@ -201,6 +215,15 @@ class GrpcCallContext implements HandlerContext {
   private readonly timedOut = (): void => this.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
   private readonly onShutdown = (): void => this.abort(this.shutdownSignal?.reason);
   private readonly onCancelled = (): void => this.abort(new ConnectError("cancelled by the client", Code.Canceled));
+}
+
+/**
+ * How a handler that only needs to ask whether its call has stopped should watch it: on the gRPC
+ * port the context answers by looking at the deadline, the call and the shutdown signal when
+ * asked; elsewhere the handler context's signal.
+ */
+export function callStop(ctx: HandlerContext): CallStop {
+  return ctx instanceof GrpcCallContext ? ctx : ctx.signal;
 }
 
 /** Registers a service implementation on a grpc-js server. */

@@ -1,6 +1,6 @@
 /** Data access for the merchant's orders. Takes a knex or a transaction. */
 import type { Knex } from "knex";
-import { sqlInt, toFen } from "../shared/storage/database.js";
+import { sqlInt, toFen, valuesList } from "../shared/storage/database.js";
 import { writeWithRetry } from "../shared/storage/contention.js";
 
 export type OrderTypeName = "PAYMENT" | "WITHDRAWAL" | "REFUND";
@@ -59,27 +59,13 @@ function fromRow(r: Row): MerchantOrder {
   };
 }
 
-function orderRow(o: MerchantOrder, now: string, simulationId?: string) {
-  return {
-    request_id: o.requestId,
-    order_type: o.orderType,
-    saler_id: o.salerId,
-    amount: o.amount,
-    request_time: o.requestTime,
-    state: o.state,
-    response_id: o.responseId === "" ? null : o.responseId,
-    response_time: o.responseTime === "" ? null : o.responseTime,
-    response_code: o.responseCode === "" ? null : o.responseCode,
-    response_msg: o.responseMsg === "" ? null : o.responseMsg,
-    fault: o.fault ?? null,
-    ...(o.paymentRequestId ? { payment_request_id: o.paymentRequestId } : {}),
-    simulation_id: simulationId ?? null,
-    updated_time: now,
-  };
-}
+const ORDER_INSERT =
+  "INSERT INTO merchant_orders (request_id, order_type, saler_id, amount, request_time, state, response_id, response_time, response_code, " +
+  "response_msg, fault, payment_request_id, simulation_id, updated_time) VALUES ";
+const ORDER_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 export async function insertOrder(db: Knex, o: MerchantOrder, now: string, simulationId?: string): Promise<void> {
-  await writeWithRetry(db, () => db("merchant_orders").insert(orderRow(o, now, simulationId)));
+  await insertOrders(db, [{ order: o, now, simulationId }]);
 }
 
 /**
@@ -87,34 +73,58 @@ export async function insertOrder(db: Knex, o: MerchantOrder, now: string, simul
  * contention outlasts its retries) none.
  */
 export async function insertOrders(db: Knex, orders: readonly { order: MerchantOrder; now: string; simulationId?: string | undefined }[]): Promise<void> {
-  await writeWithRetry(db, () => db("merchant_orders").insert(orders.map((o) => orderRow(o.order, o.now, o.simulationId))));
+  const bindings: unknown[] = [];
+  for (const { order: o, now, simulationId } of orders) {
+    bindings.push(
+      o.requestId,
+      o.orderType,
+      o.salerId,
+      o.amount,
+      o.requestTime,
+      o.state,
+      nullIfEmpty(o.responseId),
+      nullIfEmpty(o.responseTime),
+      nullIfEmpty(o.responseCode),
+      nullIfEmpty(o.responseMsg),
+      o.fault ?? null,
+      o.paymentRequestId || null,
+      simulationId ?? null,
+      now,
+    );
+  }
+  const sql = ORDER_INSERT + valuesList(ORDER_VALUES, orders.length);
+  await writeWithRetry(db, () => db.raw(sql, bindings as Knex.RawBinding[]));
 }
 
 export type Outcome = Pick<MerchantOrder, "state" | "responseId" | "responseTime" | "responseCode" | "responseMsg">;
+
+function nullIfEmpty(v: string): string | null {
+  return v === "" ? null : v;
+}
 
 /**
  * Records the outcomes of several open orders (INIT or UNKNOWN) in one statement, as
  * recordOutcome does one by one; updated_time is the latest of their times.
  */
 export async function recordOutcomes(db: Knex, items: readonly { requestId: string; outcome: Outcome; now: string }[]): Promise<void> {
-  const nullIfEmpty = (v: string) => (v === "" ? null : v);
-  const byRequest = (value: (o: Outcome) => string | null) =>
-    db.raw(`CASE request_id ${items.map(() => "WHEN ? THEN ?").join(" ")} END`, items.flatMap((i) => [i.requestId, value(i.outcome)]));
-  const now = items.reduce((latest, i) => (i.now > latest ? i.now : latest), "");
-  await writeWithRetry(db, () => db("merchant_orders")
-    .whereIn(
-      "request_id",
-      items.map((i) => i.requestId),
-    )
-    .whereIn("state", ["INIT", "UNKNOWN"])
-    .update({
-      state: byRequest((o) => o.state),
-      response_id: byRequest((o) => nullIfEmpty(o.responseId)),
-      response_time: byRequest((o) => nullIfEmpty(o.responseTime)),
-      response_code: byRequest((o) => nullIfEmpty(o.responseCode)),
-      response_msg: byRequest((o) => nullIfEmpty(o.responseMsg)),
-      updated_time: now,
-    }));
+  const cases = `CASE request_id ${valuesList("WHEN ? THEN ?", items.length).replaceAll(", ", " ")} END`;
+  const bindings: unknown[] = [];
+  const byRequest = (value: (o: Outcome) => string | null) => {
+    for (const i of items) bindings.push(i.requestId, value(i.outcome));
+  };
+  byRequest((o) => o.state);
+  byRequest((o) => nullIfEmpty(o.responseId));
+  byRequest((o) => nullIfEmpty(o.responseTime));
+  byRequest((o) => nullIfEmpty(o.responseCode));
+  byRequest((o) => nullIfEmpty(o.responseMsg));
+  let now = "";
+  for (const i of items) if (i.now > now) now = i.now;
+  bindings.push(now);
+  for (const i of items) bindings.push(i.requestId);
+  const sql =
+    `UPDATE merchant_orders SET state = ${cases}, response_id = ${cases}, response_time = ${cases}, response_code = ${cases}, ` +
+    `response_msg = ${cases}, updated_time = ? WHERE request_id IN (${valuesList("?", items.length)}) AND state IN ('INIT', 'UNKNOWN')`;
+  await writeWithRetry(db, () => db.raw(sql, bindings as Knex.RawBinding[]));
 }
 
 /** Records the outcome of an order that is still open (INIT or UNKNOWN). */

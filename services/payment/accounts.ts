@@ -6,7 +6,7 @@
  */
 import type { Knex } from "knex";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { sqlInt, toFen, type Database } from "../shared/storage/database.js";
+import { changedRows, sqlInt, toFen, type Database } from "../shared/storage/database.js";
 import { writeWithRetry } from "../shared/storage/contention.js";
 import type { Logger } from "../shared/observability/logger.js";
 import { pageSize, requireSalerId } from "../shared/orders/validation.js";
@@ -18,13 +18,11 @@ export async function ensureAccount(db: Knex, salerId: string, now: string): Pro
   );
 }
 
+const DEBIT = "UPDATE accounts SET balance = balance - ?, updated_time = ? WHERE saler_id = ? AND balance >= ?";
+
 /** Debits the balance if it covers the amount; one statement, so it can never go below zero. */
 export async function debit(db: Knex, salerId: string, amount: bigint, now: string): Promise<boolean> {
-  const changed = await db("accounts")
-    .where({ saler_id: salerId })
-    .andWhere("balance", ">=", sqlInt(amount))
-    .update({ balance: db.raw("balance - ?", [sqlInt(amount)]), updated_time: now });
-  return changed === 1;
+  return (await changedRows(db, DEBIT, [sqlInt(amount), now, salerId, sqlInt(amount)])) === 1;
 }
 
 export interface AccountView {

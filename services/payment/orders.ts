@@ -1,6 +1,6 @@
 /** Data access for the payment system's payment and withdrawal orders. Takes a knex or a transaction. */
 import type { Knex } from "knex";
-import { toFen } from "../shared/storage/database.js";
+import { toFen, valuesList } from "../shared/storage/database.js";
 import { writeWithRetry } from "../shared/storage/contention.js";
 
 export interface PaymentOrder {
@@ -35,22 +35,14 @@ interface OrderRow {
   response_msg: string;
 }
 
-function paymentRow(o: PaymentOrder) {
-  return {
-    request_id: o.requestId,
-    request_time: o.requestTime,
-    saler_id: o.salerId,
-    total_fee: o.totalFee,
-    response_id: o.responseId,
-    response_time: o.responseTime,
-    response_code: o.responseCode,
-    response_msg: o.responseMsg,
-    settlement_id: null,
-  };
-}
+/** In the query builder's spelling, as lock-wait probes of the process list look for it. */
+const PAYMENT_INSERT =
+  "insert into `payment_orders` (`request_id`, `request_time`, `saler_id`, `total_fee`, `response_id`, `response_time`, `response_code`, `response_msg`, `settlement_id`) values ";
+/** A new payment is pending: no settlement yet. */
+const PAYMENT_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, NULL)";
 
 export async function insertPayment(db: Knex, o: PaymentOrder): Promise<void> {
-  await writeWithRetry(db, () => db("payment_orders").insert(paymentRow(o)));
+  await insertPayments(db, [o]);
 }
 
 /**
@@ -58,7 +50,10 @@ export async function insertPayment(db: Knex, o: PaymentOrder): Promise<void> {
  * contention outlasts its retries) none.
  */
 export async function insertPayments(db: Knex, orders: readonly PaymentOrder[]): Promise<void> {
-  await writeWithRetry(db, () => db("payment_orders").insert(orders.map(paymentRow)));
+  const bindings: unknown[] = [];
+  for (const o of orders) bindings.push(o.requestId, o.requestTime, o.salerId, o.totalFee, o.responseId, o.responseTime, o.responseCode, o.responseMsg);
+  const sql = PAYMENT_INSERT + valuesList(PAYMENT_VALUES, orders.length);
+  await writeWithRetry(db, () => db.raw(sql, bindings as Knex.RawBinding[]));
 }
 
 /**
@@ -105,26 +100,19 @@ export async function findPayment(db: Knex, requestId: string): Promise<PaymentO
   };
 }
 
-function withdrawalRow(o: WithdrawalOrder) {
-  return {
-    request_id: o.requestId,
-    request_time: o.requestTime,
-    saler_id: o.salerId,
-    withdraw_money: o.withdrawMoney,
-    response_id: o.responseId,
-    response_time: o.responseTime,
-    response_code: o.responseCode,
-    response_msg: o.responseMsg,
-  };
-}
+const WITHDRAWAL_INSERT =
+  "INSERT INTO withdrawal_orders (request_id, request_time, saler_id, withdraw_money, response_id, response_time, response_code, response_msg) VALUES ";
+const WITHDRAWAL_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?)";
 
 export async function insertWithdrawal(db: Knex, o: WithdrawalOrder): Promise<void> {
-  await db("withdrawal_orders").insert(withdrawalRow(o));
+  await insertWithdrawals(db, [o]);
 }
 
 /** One statement for several withdrawal orders: all of them are recorded, or (on any duplicate) none. */
 export async function insertWithdrawals(db: Knex, orders: readonly WithdrawalOrder[]): Promise<void> {
-  await db("withdrawal_orders").insert(orders.map(withdrawalRow));
+  const bindings: unknown[] = [];
+  for (const o of orders) bindings.push(o.requestId, o.requestTime, o.salerId, o.withdrawMoney, o.responseId, o.responseTime, o.responseCode, o.responseMsg);
+  await db.raw(WITHDRAWAL_INSERT + valuesList(WITHDRAWAL_VALUES, orders.length), bindings as Knex.RawBinding[]);
 }
 
 /** Turns a withdrawal recorded in this transaction into a refusal (its debit did not happen). */

@@ -3,6 +3,7 @@
  * committed first and its credit is owed from then on; the credit reaches the balance through
  * settlement (settlement.ts), the credit buffer (creditBuffer.ts) only saying where to look.
  */
+import type { CallStop } from "../shared/rpc/callPolicy.js";
 import { create } from "@bufbuild/protobuf";
 import { PayResponseSchema, type PayRequest, type PayResponse } from "../../gen/payment/v1/payment_pb.js";
 import type { Database } from "../shared/storage/database.js";
@@ -84,7 +85,7 @@ export class Payments {
    * (FAILED_PRECONDITION naming total_fee) and not written. The answer per order: undefined when
    * recorded, else its error.
    */
-  private readonly writes = new WriteBatcher<{ order: PaymentOrder; signal: AbortSignal }, unknown>(
+  private readonly writes = new WriteBatcher<{ order: PaymentOrder; signal: CallStop }, unknown>(
     async (items) => {
       const db = this.deps.db;
       // The balance ceiling, checked once per batch (ceiling.ts); a refused order's answer is its refusal.
@@ -122,7 +123,7 @@ export class Payments {
   );
 
   /** Pay: validated by the caller (validatePay and the request_time range). */
-  async pay(req: PayRequest, signal: AbortSignal): Promise<PayResponse> {
+  async pay(req: PayRequest, signal: CallStop): Promise<PayResponse> {
     const { db, logger, settlement } = this.deps;
     const outcome = await recordOnce(this.deps.stamps, {
       signal,

@@ -6,6 +6,7 @@
  * stored under the request_id was a response_id that clashed with another instance's: the order
  * is written again with another.
  */
+import type { CallStop } from "../shared/rpc/callPolicy.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { isDuplicateKeyError } from "../shared/errors.js";
 import { OrderIdSequence } from "../shared/orders/ids.js";
@@ -41,7 +42,7 @@ export interface RecordSteps<O, A> {
    * will ask later; an order not yet written is then not written at all, so a request cannot land
    * long after the merchant stopped waiting for it. Absent for CloseOrder, which is that asking.
    */
-  signal?: AbortSignal | undefined;
+  signal?: CallStop | undefined;
   /** The order to write, stamped with this attempt's response_id and time. */
   order(stamp: { now: string; responseId: string }): O;
   /** Writes the order; rejects with the database's duplicate-key error when a unique index refuses it. */

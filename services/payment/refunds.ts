@@ -11,10 +11,11 @@
  * them, so concurrent refunds, withdrawals and settlements on any number of instances serialize
  * on those rows instead of overshooting them.
  */
+import type { CallStop } from "../shared/rpc/callPolicy.js";
 import type { Knex } from "knex";
 import { create } from "@bufbuild/protobuf";
 import { RefundResponseSchema, type RefundRequest, type RefundResponse } from "../../gen/payment/v1/payment_pb.js";
-import { inTransaction, sqlInt, toFen, type Database } from "../shared/storage/database.js";
+import { changedRows, inTransaction, sqlInt, toFen, type Database } from "../shared/storage/database.js";
 import { writeWithRetry } from "../shared/storage/contention.js";
 import { requireAmount, requireBusinessTime, requireOrderId, requireRequestId, requireSalerId } from "../shared/orders/validation.js";
 import { debit } from "./accounts.js";
@@ -51,22 +52,13 @@ interface RefundRow {
   response_msg: string;
 }
 
-function refundRow(o: RefundOrder) {
-  return {
-    request_id: o.requestId,
-    request_time: o.requestTime,
-    saler_id: o.salerId,
-    payment_response_id: o.paymentResponseId,
-    refund_fee: o.refundFee,
-    response_id: o.responseId,
-    response_time: o.responseTime,
-    response_code: o.responseCode,
-    response_msg: o.responseMsg,
-  };
-}
+const REFUND_INSERT =
+  "INSERT INTO refund_orders (request_id, request_time, saler_id, payment_response_id, refund_fee, response_id, response_time, response_code, response_msg) " +
+  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 export async function insertRefund(db: Knex, o: RefundOrder): Promise<void> {
-  await writeWithRetry(db, () => db("refund_orders").insert(refundRow(o)));
+  const bindings = [o.requestId, o.requestTime, o.salerId, o.paymentResponseId, sqlInt(o.refundFee), o.responseId, o.responseTime, o.responseCode, o.responseMsg];
+  await writeWithRetry(db, () => db.raw(REFUND_INSERT, bindings));
 }
 
 export async function findRefund(db: Knex, requestId: string): Promise<RefundOrder | undefined> {
@@ -110,6 +102,10 @@ async function whyNotRefundable(trx: Knex.Transaction, o: RefundOrder): Promise<
   return MSG_REFUND_EXCEEDS_PAYMENT;
 }
 
+/** Raises a successful payment's refunded sum by a refund that fits in what is left of it. */
+const RAISE_REFUNDED =
+  "UPDATE payment_orders SET refunded = refunded + ? WHERE response_id = ? AND saler_id = ? AND response_code = 'SUCCESS' AND total_fee - refunded >= ?";
+
 /**
  * Records one refund and, when it fits in its payment and the balance covers it, moves the
  * money, all in the caller's transaction. Answers the order as recorded: SUCCESS, or FAIL with
@@ -119,10 +115,7 @@ export async function recordRefund(trx: Knex.Transaction, o: RefundOrder): Promi
   const order = { ...o };
   await insertRefund(trx, order);
   const fee = sqlInt(order.refundFee);
-  const fits = await trx("payment_orders")
-    .where({ response_id: order.paymentResponseId, saler_id: order.salerId, response_code: "SUCCESS" })
-    .andWhere(trx.raw("total_fee - refunded >= ?", [fee]))
-    .update({ refunded: trx.raw("refunded + ?", [fee]) });
+  const fits = await changedRows(trx, RAISE_REFUNDED, [fee, order.paymentResponseId, order.salerId, fee]);
   let reason: string | undefined;
   if (fits !== 1) reason = await whyNotRefundable(trx, order);
   else if (!(await debit(trx, order.salerId, order.refundFee, order.responseTime))) {
@@ -201,7 +194,7 @@ export class Refunds {
   ) {}
 
   /** Refund: validated by the caller (validateRefund and the request_time range). */
-  async refund(req: RefundRequest, signal: AbortSignal): Promise<RefundResponse> {
+  async refund(req: RefundRequest, signal: CallStop): Promise<RefundResponse> {
     const outcome = await recordOnce(this.stamps, {
       signal,
       order: ({ now, responseId }): RefundOrder => ({

@@ -6,6 +6,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import type { Database } from "../shared/storage/database.js";
+import { callStop } from "../shared/rpc/grpcServer.js";
 import { invalidField } from "../shared/errors.js";
 import type { Logger } from "../shared/observability/logger.js";
 import type { OutageLog } from "../shared/observability/readiness.js";
@@ -53,19 +54,19 @@ export function createPaymentService(deps: PaymentDeps): ServiceImpl<typeof Paym
     async pay(req, ctx) {
       validatePay(req);
       requireCurrentRequestTime(req.requestTime);
-      return payments.pay(req, ctx.signal);
+      return payments.pay(req, callStop(ctx));
     },
 
     async withdraw(req, ctx) {
       validateWithdraw(req);
       requireCurrentRequestTime(req.requestTime);
-      return withdrawals.withdraw(req, ctx.signal);
+      return withdrawals.withdraw(req, callStop(ctx));
     },
 
     async refund(req, ctx) {
       validateRefund(req);
       requireCurrentRequestTime(req.requestTime);
-      return refunds.refund(req, ctx.signal);
+      return refunds.refund(req, callStop(ctx));
     },
 
     queryOrder: (req) => outcomes.query(req),

@@ -4,6 +4,7 @@
  * in the same transaction as the withdrawal order, so an order recorded SUCCESS has moved its
  * money and one recorded FAIL has moved none.
  */
+import type { CallStop } from "../shared/rpc/callPolicy.js";
 import { create } from "@bufbuild/protobuf";
 import { WithdrawResponseSchema, type WithdrawRequest, type WithdrawResponse } from "../../gen/payment/v1/payment_pb.js";
 import { inTransaction, type Database } from "../shared/storage/database.js";
@@ -89,7 +90,7 @@ export class Withdrawals {
    * too) and gets the answer it would have got alone. Either way every
    * debit is one conditional UPDATE, so no balance goes below zero even for an instant.
    */
-  private readonly writes = new WriteBatcher<{ order: WithdrawalOrder; signal: AbortSignal }, Outcome>(
+  private readonly writes = new WriteBatcher<{ order: WithdrawalOrder; signal: CallStop }, Outcome>(
     async (items) => {
       const live = items.filter((i) => !i.signal.aborted).map((i) => i.order);
       const alone = () => Promise.all(live.map((o) => this.withdrawAlone(o).then((r): Outcome => r, (failed: unknown) => ({ failed }))));
@@ -119,7 +120,7 @@ export class Withdrawals {
   );
 
   /** Withdraw: validated by the caller (validateWithdraw and the request_time range). */
-  async withdraw(req: WithdrawRequest, signal: AbortSignal): Promise<WithdrawResponse> {
+  async withdraw(req: WithdrawRequest, signal: CallStop): Promise<WithdrawResponse> {
     const outcome = await recordOnce(this.stamps, {
       signal,
       order: ({ now, responseId }): WithdrawalOrder => ({

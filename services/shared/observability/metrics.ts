@@ -50,6 +50,45 @@ function processMetrics(): Registry {
 }
 
 const SERVER_LABELS = ["grpc_type", "grpc_service", "grpc_method", "transport"] as const;
+
+/**
+ * The call counts of one label set not yet added to the prom-client counters: calls started,
+ * messages received and sent, calls finished by status code.
+ */
+class CallSeries {
+  started = 0;
+  received = 0;
+  sent = 0;
+  /** Per status code: its labels (these labels plus grpc_code) and the calls not yet added. */
+  readonly handled = new Map<number, { labels: Record<string, string>; count: number }>();
+
+  constructor(readonly labels: Record<string, string>) {}
+
+  finished(code: number): void {
+    const byCode = this.handled.get(code);
+    if (byCode) byCode.count++;
+    else this.handled.set(code, { labels: { ...this.labels, grpc_code: codeName(code) }, count: 1 });
+  }
+}
+
+/** Adds what the series counted of one kind to its counter. */
+function flush(counter: Counter, series: Map<string, CallSeries>, kind: "started" | "received" | "sent"): void {
+  for (const s of series.values()) {
+    if (s[kind] === 0) continue;
+    counter.inc(s.labels, s[kind]);
+    s[kind] = 0;
+  }
+}
+
+function flushHandled(counter: Counter, series: Map<string, CallSeries>): void {
+  for (const s of series.values()) {
+    for (const byCode of s.handled.values()) {
+      if (byCode.count === 0) continue;
+      counter.inc(byCode.labels, byCode.count);
+      byCode.count = 0;
+    }
+  }
+}
 const CLIENT_LABELS = ["grpc_type", "grpc_service", "grpc_method", "upstream"] as const;
 
 export class ServiceMetrics {
@@ -69,12 +108,28 @@ export class ServiceMetrics {
     this.registry.setDefaultLabels({ service });
     processMetrics();
     const registers = [this.registry];
-    this.serverStarted = new Counter({ name: "grpc_server_started_total", help: "RPCs started on the server.", labelNames: SERVER_LABELS, registers });
+    // The call counters are counted per series in plain numbers (CallSeries) and added to
+    // prom-client's counters when they are collected, at a scrape: one label look-up per call
+    // instead of one per counter and call.
+    const server = this.serverSeries;
+    const client = this.clientSeries;
+    this.serverStarted = new Counter({
+      name: "grpc_server_started_total",
+      help: "RPCs started on the server.",
+      labelNames: SERVER_LABELS,
+      registers,
+      collect() {
+        flush(this, server, "started");
+      },
+    });
     this.serverHandled = new Counter({
       name: "grpc_server_handled_total",
       help: "RPCs completed on the server, whatever their status.",
       labelNames: [...SERVER_LABELS, "grpc_code"],
       registers,
+      collect() {
+        flushHandled(this, server);
+      },
     });
     this.serverHandling = new Histogram({
       name: "grpc_server_handling_seconds",
@@ -83,14 +138,41 @@ export class ServiceMetrics {
       buckets: CALL_BUCKETS,
       registers,
     });
-    this.serverMsgReceived = new Counter({ name: "grpc_server_msg_received_total", help: "Request messages received.", labelNames: SERVER_LABELS, registers });
-    this.serverMsgSent = new Counter({ name: "grpc_server_msg_sent_total", help: "Response messages sent.", labelNames: SERVER_LABELS, registers });
-    this.clientStarted = new Counter({ name: "grpc_client_started_total", help: "RPCs started by this service's clients.", labelNames: CLIENT_LABELS, registers });
+    this.serverMsgReceived = new Counter({
+      name: "grpc_server_msg_received_total",
+      help: "Request messages received.",
+      labelNames: SERVER_LABELS,
+      registers,
+      collect() {
+        flush(this, server, "received");
+      },
+    });
+    this.serverMsgSent = new Counter({
+      name: "grpc_server_msg_sent_total",
+      help: "Response messages sent.",
+      labelNames: SERVER_LABELS,
+      registers,
+      collect() {
+        flush(this, server, "sent");
+      },
+    });
+    this.clientStarted = new Counter({
+      name: "grpc_client_started_total",
+      help: "RPCs started by this service's clients.",
+      labelNames: CLIENT_LABELS,
+      registers,
+      collect() {
+        flush(this, client, "started");
+      },
+    });
     this.clientHandled = new Counter({
       name: "grpc_client_handled_total",
       help: "RPCs this service's clients saw completed, whatever their status.",
       labelNames: [...CLIENT_LABELS, "grpc_code"],
       registers,
+      collect() {
+        flushHandled(this, client);
+      },
     });
     this.clientHandling = new Histogram({
       name: "grpc_client_handling_seconds",
@@ -99,52 +181,90 @@ export class ServiceMetrics {
       buckets: CALL_BUCKETS,
       registers,
     });
-    this.clientMsgReceived = new Counter({ name: "grpc_client_msg_received_total", help: "Response messages received by clients.", labelNames: CLIENT_LABELS, registers });
-    this.clientMsgSent = new Counter({ name: "grpc_client_msg_sent_total", help: "Request messages sent by clients.", labelNames: CLIENT_LABELS, registers });
+    this.clientMsgReceived = new Counter({
+      name: "grpc_client_msg_received_total",
+      help: "Response messages received by clients.",
+      labelNames: CLIENT_LABELS,
+      registers,
+      collect() {
+        flush(this, client, "received");
+      },
+    });
+    this.clientMsgSent = new Counter({
+      name: "grpc_client_msg_sent_total",
+      help: "Request messages sent by clients.",
+      labelNames: CLIENT_LABELS,
+      registers,
+      collect() {
+        flush(this, client, "sent");
+      },
+    });
   }
+
+  /** Series of the calls this service answers, by transport, service and method. */
+  private readonly serverSeries = new Map<string, CallSeries>();
+  /** Series of the calls this service's clients make, by path. */
+  private readonly clientSeries = new Map<string, CallSeries>();
 
   /** Counts every call the call policy runs. */
   readonly calls: CallObserver = (call) => {
-    const labels = {
-      grpc_type: grpcType(false, call.kind === "server_streaming"),
-      grpc_service: call.service,
-      grpc_method: call.method,
-      transport: call.transport,
-    };
+    const key = `${call.transport} ${call.kind} ${call.service}/${call.method}`;
+    let series = this.serverSeries.get(key);
+    if (series === undefined) {
+      series = new CallSeries({
+        grpc_type: grpcType(false, call.kind === "server_streaming"),
+        grpc_service: call.service,
+        grpc_method: call.method,
+        transport: call.transport,
+      });
+      this.serverSeries.set(key, series);
+    }
+    const counted = series;
     const started = performance.now();
-    this.serverStarted.inc(labels);
-    this.serverMsgReceived.inc(labels);
+    counted.started++;
+    counted.received++;
     return (outcome) => {
-      this.serverHandled.inc({ ...labels, grpc_code: codeName(outcome.code) });
-      this.serverHandling.observe(labels, (performance.now() - started) / 1000);
-      if (outcome.messagesSent > 0) this.serverMsgSent.inc(labels, outcome.messagesSent);
+      counted.finished(outcome.code);
+      this.serverHandling.observe(counted.labels, (performance.now() - started) / 1000);
+      counted.sent += outcome.messagesSent;
     };
   };
 
   /** A grpc-js client interceptor counting the calls of the clients of one upstream system. */
   clientInterceptor(upstream: string): grpc.Interceptor {
+    const byPath = new Map<string, CallSeries>(); // this interceptor's series, by method path
     return (options, nextCall) => {
       const def = options.method_definition;
-      const [, service = "", method = ""] = /^\/([^/]+)\/([^/]+)$/.exec(def.path) ?? [];
-      const labels = { grpc_type: grpcType(def.requestStream, def.responseStream), grpc_service: service, grpc_method: method, upstream };
+      let series = byPath.get(def.path);
+      if (series === undefined) {
+        const key = `${upstream} ${def.path}`;
+        series = this.clientSeries.get(key);
+        if (series === undefined) {
+          const [, service = "", method = ""] = /^\/([^/]+)\/([^/]+)$/.exec(def.path) ?? [];
+          series = new CallSeries({ grpc_type: grpcType(def.requestStream, def.responseStream), grpc_service: service, grpc_method: method, upstream });
+          this.clientSeries.set(key, series);
+        }
+        byPath.set(def.path, series);
+      }
+      const counted = series;
       const started = performance.now();
-      this.clientStarted.inc(labels);
+      counted.started++;
       return new grpc.InterceptingCall(nextCall(options), {
         start: (metadata, listener, next) => {
           next(metadata, {
             onReceiveMessage: (message, nextMessage) => {
-              this.clientMsgReceived.inc(labels);
+              counted.received++;
               nextMessage(message);
             },
             onReceiveStatus: (status, nextStatus) => {
-              this.clientHandled.inc({ ...labels, grpc_code: codeName(status.code) });
-              this.clientHandling.observe(labels, (performance.now() - started) / 1000);
+              counted.finished(status.code);
+              this.clientHandling.observe(counted.labels, (performance.now() - started) / 1000);
               nextStatus(status);
             },
           });
         },
         sendMessage: (message, next) => {
-          this.clientMsgSent.inc(labels);
+          counted.sent++;
           next(message);
         },
       });

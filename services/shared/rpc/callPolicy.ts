@@ -31,6 +31,15 @@ export function assignRequestId(ctx: { requestHeader: Headers; responseHeader: H
   return id;
 }
 
+/**
+ * Whether a call has stopped (its deadline passed, it was cancelled, the server is shutting
+ * down, or it ended), for a handler that only asks: an AbortSignal is one, and grpcServer.ts
+ * callStop gives a cheaper one on the gRPC port.
+ */
+export interface CallStop {
+  readonly aborted: boolean;
+}
+
 /** The caller's address ("host:port"), set by each transport in the handler context. */
 export const PEER_KEY = createContextKey<string>("", { description: "peer address" });
 
@@ -102,17 +111,24 @@ function deadlineExceeded(ms: number): ConnectError {
 }
 
 /** Settles like `work`, or rejects with DEADLINE_EXCEEDED (naming the call's `budget`) after `ms`. */
-async function within<T>(work: Promise<T>, ms: number, budget = ms): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expiry = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(deadlineExceeded(budget)), Math.max(0, ms));
+function within<T>(work: Promise<T>, ms: number, budget = ms): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(deadlineExceeded(budget)), Math.max(0, ms));
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
   });
-  try {
-    return await Promise.race([work, expiry]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
+
+/** The end report of a call nobody observes. */
+const UNOBSERVED = (): void => {};
 
 /** The same service with every method running under the policy. */
 export function applyCallPolicy(
@@ -139,7 +155,7 @@ export function applyCallPolicy(
     const kind = method.methodKind === "unary" ? ("unary" as const) : ("server_streaming" as const);
     /** Tells the observers the call started; the function returned reports its end, once. */
     const observe = (ctx: HandlerContext, requestId: string): ((error: ConnectError | undefined, messagesSent: number) => void) => {
-      if (observers.length === 0) return () => {};
+      if (observers.length === 0) return UNOBSERVED;
       const started = performance.now();
       const info: CallInfo = {
         service: service.typeName,

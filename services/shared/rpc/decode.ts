@@ -45,23 +45,46 @@ function wireTypesOf(field: DescField): WireType[] {
   }
 }
 
+/** What the check needs of one field: the wire types it may arrive with, and its message type if it nests one. */
+interface FieldCheck {
+  field: DescField;
+  wireTypes: readonly WireType[];
+  nested: DescMessage | undefined;
+}
+
+/** Each message type's fields by number, worked out once per type. */
+const fieldChecks = new WeakMap<DescMessage, Map<number, FieldCheck>>();
+
+function fieldChecksOf(schema: DescMessage): Map<number, FieldCheck> {
+  let checks = fieldChecks.get(schema);
+  if (checks === undefined) {
+    checks = new Map();
+    for (const field of schema.fields) {
+      const nested = field.fieldKind === "message" ? field.message : field.fieldKind === "list" && field.listKind === "message" ? field.message : undefined;
+      checks.set(field.number, { field, wireTypes: wireTypesOf(field), nested });
+    }
+    fieldChecks.set(schema, checks);
+  }
+  return checks;
+}
+
 /**
  * protobuf-es reads a known field by its declared type whatever wire type it arrives with, so
  * a field sent with the wrong wire type could decode into a value nobody sent. Refuse it instead.
  */
 function checkWireTypes(schema: DescMessage, bytes: Uint8Array, depth = 0): void {
   if (depth > 32) throw new Error("messages nested too deeply");
+  const checks = fieldChecksOf(schema);
   const reader = new BinaryReader(bytes);
   while (reader.pos < reader.len) {
     const [no, wireType] = reader.tag();
-    const field = schema.fields.find((f) => f.number === no);
-    if (!field) {
+    const check = checks.get(no);
+    if (!check) {
       reader.skip(wireType, no);
       continue;
     }
-    if (!wireTypesOf(field).includes(wireType)) throw new Error(`field ${field.name} (${no}) arrived with wire type ${wireType}`);
-    const nested = field.fieldKind === "message" ? field.message : field.fieldKind === "list" && field.listKind === "message" ? field.message : undefined;
-    if (nested) checkWireTypes(nested, reader.bytes(), depth + 1);
+    if (!check.wireTypes.includes(wireType)) throw new Error(`field ${check.field.name} (${no}) arrived with wire type ${wireType}`);
+    if (check.nested) checkWireTypes(check.nested, reader.bytes(), depth + 1);
     else reader.skip(wireType, no);
   }
 }

@@ -5,7 +5,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import { grpcPath, metadataHeaders } from "./grpcServer.js";
+import { asBuffer, grpcPath, metadataHeaders } from "./grpcServer.js";
 
 function headersOf(metadata: grpc.Metadata | undefined): Headers {
   return metadata ? metadataHeaders(metadata) : new Headers();
@@ -116,7 +116,7 @@ export function createGrpcClient<S extends DescService>(
   const upstream = options.upstream ? { name: options.upstream, address } : undefined;
   for (const method of service.methods) {
     const path = grpcPath(service, method);
-    const serialize = (m: unknown) => Buffer.from(toBinary(method.input, m as never));
+    const serialize = (m: unknown) => asBuffer(toBinary(method.input, m as never));
     const deserialize = (b: Buffer) => fromBinary(method.output, b);
     const callOptions = (opts?: { timeoutMs?: number }): grpc.CallOptions =>
       opts?.timeoutMs ? { deadline: Date.now() + opts.timeoutMs } : {};

@@ -6,8 +6,8 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMethod, type DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { assignRequestId, PEER_KEY } from "./callPolicy.js";
+import { Code, ConnectError, type ContextKey, type ContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { PEER_KEY, REQUEST_ID_HEADER, requestIdFrom, type CallStop } from "./callPolicy.js";
 import { decodeRequest, UndecodableRequest } from "./decode.js";
 import { toClientError } from "../errors.js";
 
@@ -29,6 +29,11 @@ function toMetadata(...sources: (Headers | undefined)[]): grpc.Metadata {
   return md;
 }
 
+/** The encoded bytes as a Buffer over the same memory (Buffer.from(bytes) would copy them). */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** The grpc-js service definition of a protobuf-es service. */
 export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
@@ -37,9 +42,9 @@ export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinit
       path: grpcPath(service, method),
       requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
       responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
-      requestSerialize: (m: unknown) => Buffer.from(toBinary(method.input, m as never)),
+      requestSerialize: (m: unknown) => asBuffer(toBinary(method.input, m as never)),
       requestDeserialize: (b: Buffer) => decodeRequest(method.input, b),
-      responseSerialize: (m: unknown) => Buffer.from(toBinary(method.output, m as never)),
+      responseSerialize: (m: unknown) => asBuffer(toBinary(method.output, m as never)),
       responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
       originalName: method.localName,
     };
@@ -54,13 +59,6 @@ export function metadataHeaders(metadata: grpc.Metadata): Headers {
     if (typeof v === "string") headers.append(k, v);
   }
   return headers;
-}
-
-function remainingMs(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): number | undefined {
-  const deadline = call.getDeadline();
-  const at = deadline instanceof Date ? deadline.getTime() : deadline;
-  if (!Number.isFinite(at)) return undefined;
-  return Math.max(0, at - Date.now());
 }
 
 export type ErrorObserver = (err: unknown, method: string) => void;
@@ -82,55 +80,150 @@ function requestOf(call: { request: unknown }): unknown {
  */
 const CALL_FINISHED = new ConnectError("the call has finished", Code.Canceled);
 
-interface CallContext extends HandlerContext {
-  abort(reason: unknown): void;
+type ServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
+
+/**
+ * Context values of one gRPC call. The peer address (PEER_KEY) is read from the call only when
+ * asked for.
+ */
+class CallValues implements ContextValues {
+  [key: symbol]: unknown;
+
+  constructor(private readonly call: ServerCall) {}
+
+  get<T>(key: ContextKey<T>): T {
+    if (key.id in this) return this[key.id] as T;
+    if (key === (PEER_KEY as ContextKey<unknown>)) return (this[key.id] = this.call.getPeer()) as T;
+    return key.defaultValue;
+  }
+
+  set<T>(key: ContextKey<T>, value: T): this {
+    this[key.id] = value;
+    return this;
+  }
+
+  delete(key: ContextKey<unknown>): this {
+    delete this[key.id];
+    return this;
+  }
 }
 
 /**
  * The handler context of one gRPC call, as connect's createHandlerContext makes it: a signal that
- * aborts at the caller's deadline, on server shutdown, on cancellation and once the call is over.
- * Built from one AbortController, a timer only when the caller set a deadline and one listener on
- * the shutdown signal; createHandlerContext links three controllers per call, which showed as a
- * large share of a trivial call's server time.
+ * aborts at the caller's deadline, on server shutdown, on cancellation and once the call is over;
+ * the request id (the caller's x-request-id when well-formed, else a new one) already in the
+ * response header. What a handler may never look at costs nothing until it does: the signal
+ * (with its deadline timer and its shutdown and cancellation listeners), the request headers,
+ * the response trailers and the peer address are made on first use, each as it would have been
+ * at the start of the call (a signal first asked for after the deadline, a shutdown or a
+ * cancellation is already aborted with that reason; one asked for after the call ended carries
+ * CALL_FINISHED).
  */
-function callContext(
-  service: DescService,
-  method: DescMethod,
-  call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>,
-  shutdownSignal: AbortSignal | undefined,
-): CallContext {
-  const controller = new AbortController();
-  const timeoutMs = remainingMs(call);
-  const deadlineAt = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
-  let timer: NodeJS.Timeout | undefined;
-  const onShutdown = () => abort(shutdownSignal?.reason);
-  const abort = (reason: unknown) => {
-    if (controller.signal.aborted) return;
-    if (timer !== undefined) clearTimeout(timer);
-    shutdownSignal?.removeEventListener("abort", onShutdown);
-    controller.abort(reason);
-  };
-  const timedOut = () => abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-  if (timeoutMs !== undefined) {
-    if (timeoutMs <= 0) timedOut();
-    else timer = setTimeout(timedOut, timeoutMs);
+class GrpcCallContext implements HandlerContext {
+  readonly protocolName = "grpc";
+  readonly requestMethod = "POST";
+  readonly responseHeader = new Headers();
+  readonly values: CallValues;
+  private controller: AbortController | undefined;
+  /** Why the call ended (set once), whether or not the signal exists yet. */
+  private reason: unknown;
+  private ended = false;
+  private timer: NodeJS.Timeout | undefined;
+  private header: Headers | undefined;
+  private trailer: Headers | undefined;
+  private readonly deadlineAt: number | undefined;
+
+  constructor(
+    readonly service: DescService,
+    readonly method: DescMethod,
+    readonly url: string,
+    private readonly call: ServerCall,
+    private readonly shutdownSignal: AbortSignal | undefined,
+  ) {
+    const deadline = call.getDeadline();
+    const at = deadline instanceof Date ? deadline.getTime() : deadline;
+    this.deadlineAt = Number.isFinite(at) ? at : undefined;
+    this.values = new CallValues(call);
+    const [callers] = call.metadata.get(REQUEST_ID_HEADER);
+    this.responseHeader.set(REQUEST_ID_HEADER, requestIdFrom(typeof callers === "string" ? callers : undefined));
   }
-  if (shutdownSignal?.aborted) onShutdown();
-  else shutdownSignal?.addEventListener("abort", onShutdown);
-  return {
-    service,
-    method,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    url: grpcPath(service, method),
-    signal: controller.signal,
-    timeoutMs: () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now()),
-    requestHeader: metadataHeaders(call.metadata),
-    responseHeader: new Headers(),
-    responseTrailer: new Headers(),
-    values: createContextValues().set(PEER_KEY, call.getPeer()),
-    abort,
-  };
+
+  timeoutMs(): number | undefined {
+    return this.deadlineAt === undefined ? undefined : this.deadlineAt - Date.now();
+  }
+
+  get requestHeader(): Headers {
+    return (this.header ??= metadataHeaders(this.call.metadata));
+  }
+
+  get responseTrailer(): Headers {
+    return (this.trailer ??= new Headers());
+  }
+
+  /** The trailers to send: none unless the handler set some. */
+  trailerMetadata(): grpc.Metadata | undefined {
+    return this.trailer === undefined ? undefined : toMetadata(this.trailer);
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller) return this.controller.signal;
+    const controller = (this.controller = new AbortController());
+    if (this.ended) {
+      controller.abort(this.reason);
+      return controller.signal;
+    }
+    if (this.shutdownSignal?.aborted) this.abort(this.shutdownSignal.reason);
+    else if (this.call.cancelled) this.abort(new ConnectError("cancelled by the client", Code.Canceled));
+    else if (this.deadlineAt !== undefined && this.deadlineAt <= Date.now()) this.timedOut();
+    else {
+      if (this.deadlineAt !== undefined) this.timer = setTimeout(this.timedOut, this.deadlineAt - Date.now());
+      this.shutdownSignal?.addEventListener("abort", this.onShutdown);
+      // grpc-js reports "cancelled" when the stream closes, also after the answer went out; by
+      // then the context is finished (its signal aborted) and there is nothing to cancel.
+      this.call.on("cancelled", this.onCancelled);
+    }
+    return controller.signal;
+  }
+
+  /**
+   * Whether the signal is aborted, or would be if it had been made: for handlers that only ask
+   * (callStop), without the signal's timer and listeners.
+   */
+  get aborted(): boolean {
+    if (this.controller) return this.controller.signal.aborted;
+    return (
+      this.ended ||
+      (this.deadlineAt !== undefined && this.deadlineAt <= Date.now()) ||
+      this.call.cancelled ||
+      this.shutdownSignal?.aborted === true
+    );
+  }
+
+  /** Ends the call's context: its signal aborts with `reason` (the first reason wins). */
+  abort(reason: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.reason = reason;
+    const controller = this.controller;
+    if (controller === undefined) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.shutdownSignal?.removeEventListener("abort", this.onShutdown);
+    this.call.off("cancelled", this.onCancelled);
+    controller.abort(reason);
+  }
+
+  private readonly timedOut = (): void => this.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+  private readonly onShutdown = (): void => this.abort(this.shutdownSignal?.reason);
+  private readonly onCancelled = (): void => this.abort(new ConnectError("cancelled by the client", Code.Canceled));
+}
+
+/**
+ * How a handler that only needs to ask whether its call has stopped should watch it: on the gRPC
+ * port the context answers by looking at the deadline, the call and the shutdown signal when
+ * asked; elsewhere the handler context's signal.
+ */
+export function callStop(ctx: HandlerContext): CallStop {
+  return ctx instanceof GrpcCallContext ? ctx : ctx.signal;
 }
 
 /** Registers a service implementation on a grpc-js server. */
@@ -145,16 +238,8 @@ export function addGrpcService<S extends DescService>(
   for (const method of service.methods) {
     const fn = methods[method.localName];
     if (!fn) throw new Error(`${service.typeName} has no handler for ${method.name}`);
-    const context = (call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>) => {
-      const ctx = callContext(service, method, call, options.shutdownSignal);
-      // grpc-js reports "cancelled" when the stream closes, also after the answer went out; by
-      // then the context is finished (its signal aborted) and there is nothing to cancel.
-      call.on("cancelled", () => {
-        if (!ctx.signal.aborted) ctx.abort(new ConnectError("cancelled by the client", Code.Canceled));
-      });
-      assignRequestId(ctx);
-      return ctx;
-    };
+    const url = grpcPath(service, method);
+    const context = (call: ServerCall) => new GrpcCallContext(service, method, url, call, options.shutdownSignal);
     const report = (err: unknown) => {
       if (!(err instanceof ConnectError)) options.onError?.(err, method.name);
     };
@@ -167,7 +252,7 @@ export function addGrpcService<S extends DescService>(
             (res) => {
               ctx.abort(CALL_FINISHED);
               call.sendMetadata(toMetadata(ctx.responseHeader));
-              callback(null, create(method.output, res as never), toMetadata(ctx.responseTrailer));
+              callback(null, create(method.output, res as never), ctx.trailerMetadata());
             },
             (err: unknown) => {
               ctx.abort(CALL_FINISHED);
@@ -203,7 +288,7 @@ export function addGrpcService<S extends DescService>(
             }
           }
           if (!headersSent) call.sendMetadata(toMetadata(ctx.responseHeader));
-          call.end(toMetadata(ctx.responseTrailer));
+          call.end(ctx.trailerMetadata());
         })().then(
           () => ctx.abort(CALL_FINISHED),
           (err: unknown) => {

@@ -193,6 +193,26 @@ export async function* keysetPages<R extends Record<string, unknown>>(
   }
 }
 
+/**
+ * The VALUES list of a multi-row INSERT: `row` (a parenthesized list of placeholders) `count`
+ * times. The hot writes build their statements with it instead of the query builder, whose
+ * compilation of every row showed in the profiles; the SQL is the same on both backends.
+ */
+export function valuesList(row: string, count: number): string {
+  return new Array<string>(count).fill(row).join(", ");
+}
+
+/**
+ * Runs an UPDATE or DELETE given as SQL with placeholders and answers how many rows it changed,
+ * on either backend (mysql2 answers [ResultSetHeader, fields], better-sqlite3 through knex the
+ * changes count).
+ */
+export async function changedRows(db: Knex, sql: string, bindings: readonly unknown[]): Promise<number> {
+  const result = (await db.raw(sql, bindings as Knex.RawBinding[])) as unknown;
+  if (Array.isArray(result)) return (result[0] as { affectedRows: number }).affectedRows;
+  return (result as { changes: number }).changes;
+}
+
 /** A bigint as a query binding (both drivers take bigint; Knex's types do not say so). */
 export function sqlInt(value: bigint): Knex.Value {
   return value as unknown as Knex.Value;

@@ -6,6 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { asBuffer, grpcPath, metadataHeaders } from "./grpcServer.js";
+import { codecOf } from "./codecs.js";
 
 function headersOf(metadata: grpc.Metadata | undefined): Headers {
   return metadata ? metadataHeaders(metadata) : new Headers();
@@ -117,7 +118,7 @@ export function createGrpcClient<S extends DescService>(
   for (const method of service.methods) {
     const path = grpcPath(service, method);
     const serialize = (m: unknown) => asBuffer(toBinary(method.input, m as never));
-    const deserialize = (b: Buffer) => fromBinary(method.output, b);
+    const deserialize = codecOf(method.output)?.decode ?? ((b: Buffer) => fromBinary(method.output, b));
     const callOptions = (opts?: { timeoutMs?: number }): grpc.CallOptions =>
       opts?.timeoutMs ? { deadline: Date.now() + opts.timeoutMs } : {};
     const metadata = (message: unknown, opts?: { headers?: ConstructorParameters<typeof Headers>[0] }) => {

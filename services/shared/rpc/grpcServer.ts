@@ -9,6 +9,7 @@ import { create, fromBinary, toBinary, type DescMethod, type DescService } from 
 import { Code, ConnectError, type ContextKey, type ContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { PEER_KEY, REQUEST_ID_HEADER, requestIdFrom, type CallStop } from "./callPolicy.js";
 import { decodeRequest, UndecodableRequest } from "./decode.js";
+import { codecOf } from "./codecs.js";
 import { toClientError } from "../errors.js";
 
 type AnyImpl = Record<string, (req: unknown, ctx: unknown) => unknown>;
@@ -44,8 +45,8 @@ export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinit
       responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
       requestSerialize: (m: unknown) => asBuffer(toBinary(method.input, m as never)),
       requestDeserialize: (b: Buffer) => decodeRequest(method.input, b),
-      responseSerialize: (m: unknown) => asBuffer(toBinary(method.output, m as never)),
-      responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
+      responseSerialize: codecOf(method.output)?.encode ?? ((m: unknown) => asBuffer(toBinary(method.output, m as never))),
+      responseDeserialize: codecOf(method.output)?.decode ?? ((b: Buffer) => fromBinary(method.output, b)),
       originalName: method.localName,
     };
   }
@@ -267,13 +268,16 @@ export function addGrpcService<S extends DescService>(
         (async () => {
           const stream = fn.call(impl, requestOf(call), ctx) as AsyncIterable<unknown>;
           let headersSent = false;
+          // A message with a codec of its own is written from what the handler gives (its
+          // encode takes that as create() does), without building the message first.
+          const toMessage = codecOf(method.output) ? (item: unknown) => item : (item: unknown) => create(method.output, item as never);
           for await (const item of stream) {
             if (call.cancelled) return;
             if (!headersSent) {
               call.sendMetadata(toMetadata(ctx.responseHeader));
               headersSent = true;
             }
-            if (!call.write(create(method.output, item as never))) {
+            if (!call.write(toMessage(item))) {
               // Whichever comes first; the other listener goes too, or a long export would
               // pile up one per pause.
               await new Promise<void>((resolve) => {

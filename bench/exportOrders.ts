@@ -104,7 +104,7 @@ emit({
   title: "Export of successful orders to CSV",
   method:
     `${ROWS} successful payment orders (1000 accounts) loaded with INSERT … SELECT into a fresh payment database; one untimed dump first so both ` +
-    "start from the same cache. Ours: ExportOrders (payment system process, keyset pages of 2000 in response_id order, protobuf over gRPC) " +
+    "start from the same cache. Ours: ExportOrders (payment system process, keyset pages of 2000 in response_id order, over gRPC with the export's own codec) " +
     "received here and written by the reconciliation's writer writeOrderFile (csv-writer's format, UTF-8 BOM, CRLF). Baseline: " +
     "`mariadb --batch -e \"" + QUERY + "\" > file` (tab-separated).",
   sizes: { rows: ROWS },

@@ -9,18 +9,12 @@
 import { isUtf8 } from "node:buffer";
 import { create, fromBinary, toBinary, type MessageShape } from "@bufbuild/protobuf";
 import { ExportOrdersResponseSchema, type ExportedOrder } from "../../../gen/order/v1/order_pb.js";
+import type { ExportRow } from "./orderExport.js";
 
 type Response = MessageShape<typeof ExportOrdersResponseSchema>;
 
-/** The fields of an exported order, in field-number order: 1, 2, 3 strings, 4 int64, 5, 6 strings. */
-interface OrderFields {
-  requestId: string;
-  responseId: string;
-  salerId: string;
-  amount: bigint;
-  requestTime: string;
-  responseTime: string;
-}
+/** An exported order's fields; in field-number order: 1, 2, 3 strings, 4 int64, 5, 6 strings. */
+type OrderFields = ExportRow;
 
 function varintSize(n: number): number {
   let size = 1;

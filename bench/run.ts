@@ -130,6 +130,10 @@ function report(facts: [string, string][], results: BenchResult[], failed: strin
       out.push("");
     }
   }
+  // What the profiles showed for the figures short of their targets, and what was tried: kept
+  // by hand in bench/analysis.md and carried into every report.
+  const analysis = join(ROOT, "bench", "analysis.md");
+  if (existsSync(analysis)) out.push(readFileSync(analysis, "utf8").trimEnd(), "");
   if (process.env.BENCH_PROFILE === "1" && existsSync(PROFILE_DIR)) {
     out.push("## CPU profiles", "", "Taken with `node --cpu-prof` (BENCH_PROFILE=1), which slows the processes down: the figures above are then not comparable with a run without it. Top self time of each process's main thread, idle excluded:", "");
     for (const dir of readdirSync(PROFILE_DIR).sort()) {

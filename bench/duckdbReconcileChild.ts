@@ -4,6 +4,7 @@
  * as CSV. Prints JSON: time, peak RSS (read before the untimed count check), counts per type.
  * With `ordered`, the rows are written in the seed's order (the payment side's orders by key,
  * then the merchant-only ones by key), as the service writes them: the cost of that order alone.
+ * DUCKDB_MEMORY_LIMIT (e.g. 307MB) sets DuckDB's memory_limit; unset, DuckDB's default.
  *
  *   npx tsx bench/duckdbReconcileChild.ts merchant.csv payment.csv diff.csv [ordered]
  */
@@ -17,7 +18,7 @@ const read = (file: string) => `read_csv(${quote(file)}, header = true, columns 
 
 const startRssMb = Math.round(process.memoryUsage().rss / 2 ** 20);
 const t0 = performance.now();
-const instance = await DuckDBInstance.create(":memory:");
+const instance = await DuckDBInstance.create(":memory:", process.env.DUCKDB_MEMORY_LIMIT ? { memory_limit: process.env.DUCKDB_MEMORY_LIMIT } : {});
 const db = await instance.connect();
 await db.run(`COPY (
   SELECT coalesce(p.request_id, m.request_id) AS request_id,

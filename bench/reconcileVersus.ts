@@ -23,6 +23,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { DATA_DIR, ROOT, emit, loadAverage, log, type Figure } from "./lib/common.js";
 import { orderFiles, runChild, type Expected } from "./reconcileFiles.js";
+import { bufferPoolOf } from "../services/recon/engine.js";
 
 const sizes = (process.argv.slice(2).length > 0 ? process.argv.slice(2) : (process.env.BENCH_RECON_SIZES ?? "1000000,4000000").split(",")).map(Number);
 const outDir = join(DATA_DIR, "reconcile-versus");
@@ -37,9 +38,9 @@ function sameCounts(a: Expected, b: Expected): boolean {
   return a.f000 === b.f000 && a.f113 === b.f113 && a.f114 === b.f114 && a.f115 === b.f115;
 }
 
-function capture(command: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+function capture(command: string, args: string[], env: Record<string, string> = {}): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LOG_LEVEL: "silent" } });
+    const child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LOG_LEVEL: "silent", ...env } });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -57,9 +58,14 @@ async function ours(merchant: string, payment: string): Promise<Outcome> {
 }
 
 let duckdbVersion = "";
-async function duckdb(merchant: string, payment: string, n: number, ordered = false): Promise<Outcome> {
+/** DuckDB in a child process; `memoryLimit` sets its memory_limit (its default otherwise). */
+async function duckdb(merchant: string, payment: string, n: number, ordered = false, memoryLimit?: string): Promise<Outcome> {
   const out = join(outDir, `duckdb_diff_${n}.csv`);
-  const { stdout } = await capture(process.execPath, ["--import", "tsx", join(ROOT, "bench", "duckdbReconcileChild.ts"), merchant, payment, out, ...(ordered ? ["ordered"] : [])]);
+  const { stdout } = await capture(
+    process.execPath,
+    ["--import", "tsx", join(ROOT, "bench", "duckdbReconcileChild.ts"), merchant, payment, out, ...(ordered ? ["ordered"] : [])],
+    memoryLimit ? { DUCKDB_MEMORY_LIMIT: memoryLimit } : {},
+  );
   rmSync(out, { force: true });
   const r = JSON.parse(stdout) as Record<string, number | string>;
   duckdbVersion = `${r.version}, ${r.threads} threads`;
@@ -105,6 +111,7 @@ for (const n of sizes) {
       ["ours", () => ours(merchant, payment)],
       ["duckdb", () => duckdb(merchant, payment, n)],
       ["duckdb ordered", () => duckdb(merchant, payment, n, true)],
+      ["duckdb ordered, same pool", () => duckdb(merchant, payment, n, true, bufferPoolOf(`${MEMORY_LIMIT_MB}MB`))],
     ];
     if (sorted && millerVersion) runs.push(["miller -s", () => miller(merchant, payment, n, true)]);
     if (sorted && millerVersion && (n === smallest || process.env.BENCH_MILLER_UNSORTED_ALL === "1")) runs.push(["miller", () => miller(merchant, payment, n, false)]);
@@ -119,6 +126,7 @@ for (const n of sizes) {
     const o = got.ours!;
     const d = got.duckdb!;
     const dOrdered = got["duckdb ordered"]!;
+    const dPool = got["duckdb ordered, same pool"]!;
     peaks.ours!.push(o.peakRssMb);
     peaks.duckdb!.push(d.peakRssMb);
     checks.push(
@@ -136,6 +144,15 @@ for (const n of sizes) {
         unit: "s",
         better: "lower",
         notes: `the same join written in the service's row order, unchecked; DuckDB peak ${dOrdered.peakRssMb} MB`,
+      },
+      {
+        what: `reconciliation ${size}: time vs DuckDB in the seed's order with the service's buffer pool`,
+        ours: o.ms / 1000,
+        baseline: dPool.ms / 1000,
+        baselineWhat: `DuckDB FULL OUTER JOIN … ORDER BY, memory_limit ${bufferPoolOf(`${MEMORY_LIMIT_MB}MB`)}`,
+        unit: "s",
+        better: "lower",
+        notes: `what the service adds to DuckDB doing the same join in the same order within the same memory: its checks, totals and run files; DuckDB peak ${dPool.peakRssMb} MB`,
       },
       { what: `reconciliation ${size}: peak RSS`, ours: o.peakRssMb, baseline: d.peakRssMb, baselineWhat: "DuckDB", unit: "MB", better: "lower", notes: `service limit: RECON_MEMORY_LIMIT ${MEMORY_LIMIT_MB} MB + 200 MB` },
     );
@@ -166,7 +183,8 @@ emit({
     "COPY of the table to the diff file; time is the RPC's, peak RSS the process's maxRSS (the " +
     `whole service). DuckDB (${duckdbVersion}) alone: FULL OUTER JOIN on response_id with the diff type as a CASE, COPY … TO a CSV file, unordered and ` +
     "unchecked, in its own Node process (maxRSS read before an untimed count check); and the same with ORDER BY into the seed's order (the cost " +
-    "of the order alone: the service's remaining work is its checks, its totals and keeping the run's files). Miller " +
+    "of the order alone), once with DuckDB's default memory and once with the service's buffer pool as its memory_limit (the same join in the " +
+    "same order within the same memory: the service's remaining work is its checks, its totals and keeping the run's files). Miller " +
     `(${millerVersion}): join --ul --ur plus a put for the diff type, output to a file, timed with /usr/bin/time -v; the plain join loads the ` +
     "left file into memory, the -s variant streams sorted input. Every contender's counts per diff type are checked against the planted ones.",
   sizes: { ordersPerSide: sizes.join(", ") },

@@ -61,47 +61,9 @@ function writeInt64(buf: Buffer, at: number, v: bigint): number {
   return at;
 }
 
-const STRING_FIELDS = [
-  [0x0a, "requestId"],
-  [0x12, "responseId"],
-  [0x1a, "salerId"],
-] as const;
-const LATE_STRING_FIELDS = [
-  [0x2a, "requestTime"],
-  [0x32, "responseTime"],
-] as const;
-
-function orderSize(o: OrderFields, lengths: number[], at: number): number {
-  let size = 0;
-  for (const [, name] of STRING_FIELDS) size += stringSize(o[name], lengths, at++);
-  if (o.amount !== 0n) size += 1 + int64Size(o.amount);
-  for (const [, name] of LATE_STRING_FIELDS) size += stringSize(o[name], lengths, at++);
-  return size;
-}
-
-/** The string's length in UTF-8 bytes, kept negative when it is not ASCII (written then by utf8Write). */
-function stringSize(s: string, lengths: number[], at: number): number {
-  let ascii = true;
-  for (let i = 0; i < s.length; i++) {
-    if (s.charCodeAt(i) >= 0x80) {
-      ascii = false;
-      break;
-    }
-  }
-  const n = ascii ? s.length : Buffer.byteLength(s, "utf8");
-  lengths[at] = ascii ? n : -n;
-  return n === 0 ? 0 : 1 + varintSize(n) + n;
-}
-
-function writeString(buf: Buffer, at: number, tag: number, s: string, length: number): number {
-  if (length === 0) return at;
-  const n = Math.abs(length);
-  buf[at++] = tag;
-  at = writeVarint(buf, at, n);
-  if (length < 0) return at + buf.write(s, at, n, "utf8");
-  for (let i = 0; i < n; i++) buf[at + i] = s.charCodeAt(i);
-  return at + n;
-}
+/** The string fields of an order and their tags (field number << 3 | length-delimited). */
+const STRINGS = ["requestId", "responseId", "salerId", "requestTime", "responseTime"] as const;
+const STRING_TAGS = [0x0a, 0x12, 0x1a, 0x2a, 0x32] as const;
 
 function fieldSize(n: number): number {
   return n === 0 ? 0 : 1 + varintSize(n) + n;
@@ -187,34 +149,31 @@ export function encodeExportOrdersResponseMessage(message: unknown): Buffer {
 
 /** toBinary(ExportOrdersResponseSchema, { orders }), byte for byte. */
 export function encodeExportOrdersResponse(orders: readonly OrderFields[]): Buffer {
-  const ascii = encodeAscii(orders);
-  if (ascii) return ascii;
-  const lengths: number[] = new Array(orders.length * 5);
-  const sizes: number[] = new Array(orders.length);
-  let total = 0;
-  for (let i = 0; i < orders.length; i++) {
-    const size = orderSize(orders[i]!, lengths, i * 5);
-    sizes[i] = size;
-    total += 1 + varintSize(size) + size;
-  }
-  const buf = Buffer.allocUnsafe(total);
+  return encodeAscii(orders) ?? encodeUtf8(orders);
+}
+
+/** Any text: each string's UTF-8 length measured, and the string written, one by one. */
+function encodeUtf8(orders: readonly OrderFields[]): Buffer {
+  const lengths = orders.map((o) => STRINGS.map((k) => Buffer.byteLength(o[k], "utf8")));
+  const sizes = orders.map((o, i) => lengths[i]!.reduce((sum, n) => sum + fieldSize(n), 0) + (o.amount !== 0n ? 1 + int64Size(o.amount) : 0));
+  const buf = Buffer.allocUnsafe(sizes.reduce((sum, size) => sum + 1 + varintSize(size) + size, 0));
   let at = 0;
-  for (let i = 0; i < orders.length; i++) {
-    const o = orders[i]!;
-    const l = i * 5;
+  orders.forEach((o, i) => {
     buf[at++] = 0x0a;
     at = writeVarint(buf, at, sizes[i]!);
-    at = writeString(buf, at, 0x0a, o.requestId, lengths[l]!);
-    at = writeString(buf, at, 0x12, o.responseId, lengths[l + 1]!);
-    at = writeString(buf, at, 0x1a, o.salerId, lengths[l + 2]!);
-    if (o.amount !== 0n) {
-      buf[at++] = 0x20;
-      at = writeInt64(buf, at, o.amount);
-    }
-    at = writeString(buf, at, 0x2a, o.requestTime, lengths[l + 3]!);
-    at = writeString(buf, at, 0x32, o.responseTime, lengths[l + 4]!);
-  }
-  if (at !== total) throw new Error(`export codec: wrote ${at} bytes of ${total}`);
+    STRINGS.forEach((k, j) => {
+      if (j === 3 && o.amount !== 0n) {
+        buf[at++] = 0x20; // field 4 comes between the third and the fourth string
+        at = writeInt64(buf, at, o.amount);
+      }
+      const n = lengths[i]![j]!;
+      if (n === 0) return;
+      buf[at++] = STRING_TAGS[j]!;
+      at = writeVarint(buf, at, n);
+      at += buf.write(o[k], at, n, "utf8");
+    });
+  });
+  if (at !== buf.length) throw new Error(`export codec: wrote ${at} bytes of ${buf.length}`);
   return buf;
 }
 
@@ -247,7 +206,7 @@ function readInt64(buf: Uint8Array, at: { pos: number }, end: number): bigint {
   throw new NotTheShape();
 }
 
-const STRING_BY_TAG: Record<number, keyof OrderFields> = { 0x0a: "requestId", 0x12: "responseId", 0x1a: "salerId", 0x2a: "requestTime", 0x32: "responseTime" };
+const STRING_BY_TAG: Record<number, keyof OrderFields> = Object.fromEntries(STRING_TAGS.map((tag, j) => [tag, STRINGS[j]!]));
 
 function readString(buf: Buffer, start: number, end: number): string {
   let i = start;

@@ -263,14 +263,14 @@ export function addGrpcService<S extends DescService>(
           );
       }) as grpc.handleUnaryCall<unknown, unknown>;
     } else if (method.methodKind === "server_streaming") {
+      // A message with a codec of its own is written from what the handler gives (its encode
+      // takes that as create() does), without building the message first.
+      const toMessage = codecOf(method.output) ? (item: unknown) => item : (item: unknown) => create(method.output, item as never);
       handlers[method.localName] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
         const ctx = context(call);
         (async () => {
           const stream = fn.call(impl, requestOf(call), ctx) as AsyncIterable<unknown>;
           let headersSent = false;
-          // A message with a codec of its own is written from what the handler gives (its
-          // encode takes that as create() does), without building the message first.
-          const toMessage = codecOf(method.output) ? (item: unknown) => item : (item: unknown) => create(method.output, item as never);
           for await (const item of stream) {
             if (call.cancelled) return;
             if (!headersSent) {

@@ -7,8 +7,6 @@
  */
 import { expect } from "chai";
 import { spawn, type ChildProcess } from "node:child_process";
-import * as net from "node:net";
-import type { AddressInfo } from "node:net";
 import { PaymentService } from "../../gen/payment/v1/payment_pb.js";
 import { createGrpcClient, type GrpcClientHandle } from "../../services/shared/rpc/grpcClient.js";
 import { startPaymentSystem } from "../../services/payment/system.js";
@@ -17,26 +15,27 @@ import { inParallel, payRequest, refundRequest, storedBalance, withdrawRequest }
 import { MSG_REFUND_EXCEEDS_PAYMENT } from "../../services/payment/refunds.js";
 import { deleteRedisKeys } from "../support/cleanup.js";
 import { REPO_ROOT } from "../support/paths.js";
+import { freePort } from "../support/ports.js";
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-async function whenAnswering(client: GrpcClientHandle<typeof PaymentService>): Promise<void> {
-  for (let i = 0; ; i++) {
+/** Waits until the process answers; fails at once, with its last output, if it exits first. */
+async function whenAnswering(client: GrpcClientHandle<typeof PaymentService>, proc: ChildProcess): Promise<void> {
+  const until = Date.now() + 120_000;
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(`payment process exited (${proc.exitCode ?? proc.signalCode}) before answering: ${stderrOf.get(proc) ?? ""}`);
+    }
     try {
       await client.client.listAccounts({ pageSize: 1 }, { timeoutMs: 1000 });
       return;
     } catch {
-      if (i > 600) throw new Error("payment process did not start");
+      if (Date.now() > until) throw new Error("payment process did not answer within 120 s");
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
 }
+
+/** The last 4 KiB each child wrote to stderr. */
+const stderrOf = new WeakMap<ChildProcess, string>();
 
 function startChild(backend: Backend, store: Store, prefix: string, port: number): ChildProcess {
   const env: NodeJS.ProcessEnv = {};
@@ -52,7 +51,9 @@ function startChild(backend: Backend, store: Store, prefix: string, port: number
   if (store.mysqlUrl) env.PAYMENT_MYSQL_URL = store.mysqlUrl;
   else env.PAYMENT_SQLITE_FILE = store.sqliteFile;
   if (backend.redisUrl) env.REDIS_URL = backend.redisUrl;
-  return spawn(process.execPath, ["--import", "tsx", "services/payment/main.ts"], { cwd: REPO_ROOT, env, stdio: "ignore" });
+  const proc = spawn(process.execPath, ["--import", "tsx", "services/payment/main.ts"], { cwd: REPO_ROOT, env, stdio: ["ignore", "ignore", "pipe"] });
+  proc.stderr!.on("data", (d: Buffer) => stderrOf.set(proc, ((stderrOf.get(proc) ?? "") + d.toString()).slice(-4096)));
+  return proc;
 }
 
 for (const backend of backends()) {
@@ -82,7 +83,7 @@ for (const backend of backends()) {
           const proc = startChild(backend, store, prefix, port);
           child = proc;
           const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
-          await whenAnswering(client);
+          await whenAnswering(client, proc);
           let killed = false;
           const workers = Array.from({ length: 16 }, async () => {
             while (!killed) {
@@ -143,7 +144,7 @@ for (const backend of backends()) {
         const proc = startChild(backend, store, prefix, port);
         child = proc;
         const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
-        await whenAnswering(client);
+        await whenAnswering(client, proc);
         return { proc, exited };
       };
       type Sent = { kind: "refund"; req: ReturnType<typeof refundRequest> } | { kind: "withdraw"; req: ReturnType<typeof withdrawRequest> };

@@ -12,8 +12,10 @@
  * a copy of the accounts table. Both must end with the balance lowered by exactly the count.
  *
  * Refunds: one settled payment of 10^9 fen to another account, refunded 1 fen at a time with 64
- * in flight: each Refund is one transaction (the refund order, the payment's conditional
- * `refunded` raise, the account's conditional debit), all of them on the same two rows. Baseline
+ * in flight: each Refund is recorded in one transaction (the refund order, the payment's
+ * conditional `refunded` raise, the account's conditional debit), which concurrent refunds share
+ * (one INSERT of their orders, one raise and one debit of their total), all of them on the same
+ * two rows. Baseline
  * in the same run: those three statements in one transaction straight on MariaDB from 64
  * connections, on copies of the tables. Both must end with the payment's `refunded` equal to the
  * count and the balance lowered by it.
@@ -201,7 +203,8 @@ emit({
     `Baseline: the same conditional UPDATE straight on MariaDB from ${CONCURRENCY} pooled connections (mysql2), autocommitted, on a copy of the ` +
     "accounts table in the same database, same count and warm-up. " +
     `Refunds: one settled payment of ${REFUNDED_PAYMENT} fen to another account; ${REFUNDS} Refund RPCs of 1 fen (after ${WARMUP} warm-up), ` +
-    `${CONCURRENCY} in flight, each one transaction (refund order, conditional raise of the payment's refunded sum, conditional debit). ` +
+    `${CONCURRENCY} in flight, each recorded in one transaction (refund order, conditional raise of the payment's refunded sum, conditional debit; ` +
+    "concurrent refunds share one, with one raise and one debit of their total). " +
     `Baseline: those three statements in one transaction straight on MariaDB from ${CONCURRENCY} pooled connections, on copies of the tables.`,
   sizes: { withdrawals: COUNT, refunds: REFUNDS, concurrency: CONCURRENCY, warmup: WARMUP },
   figures: [

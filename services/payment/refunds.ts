@@ -3,24 +3,27 @@
  * balance.
  *
  * Invariant: the successful refunds of a payment never add up to more than its total_fee, and a
- * balance never goes below zero. One transaction records the refund order, raises the payment's
- * `refunded` sum only if the refund still fits in what is left of it (one conditional UPDATE of
- * the payment row), and debits the balance only if it covers the refund (one conditional UPDATE
- * of the account row). Either condition failing turns the refund into a recorded FAIL that moved
- * no money. The row locks are taken payment row first, account row second, as settlement takes
- * them, so concurrent refunds, withdrawals and settlements on any number of instances serialize
- * on those rows instead of overshooting them.
+ * balance never goes below zero. A refund is recorded in one transaction with its order, a raise
+ * of the payment's `refunded` sum only if the refund still fits in what is left of it (one
+ * conditional UPDATE of the payment row), and a debit of the balance only if it covers the refund
+ * (one conditional UPDATE of the account row). Either condition failing turns the refund into a
+ * recorded FAIL that moved no money. Concurrent refunds share that transaction (see `writes`).
+ * The row locks are taken payment rows first, account rows second, each kind in saler_id order,
+ * as settlement takes them, so concurrent refunds, withdrawals and settlements on any number of
+ * instances serialize on those rows instead of overshooting them.
  */
 import type { CallStop } from "../shared/rpc/callPolicy.js";
 import type { Knex } from "knex";
 import { create } from "@bufbuild/protobuf";
 import { RefundResponseSchema, type RefundRequest, type RefundResponse } from "../../gen/payment/v1/payment_pb.js";
-import { changedRows, inTransaction, sqlInt, toFen, type Database } from "../shared/storage/database.js";
+import { changedRows, inTransaction, sqlInt, toFen, valuesList, type Database } from "../shared/storage/database.js";
 import { writeWithRetry } from "../shared/storage/contention.js";
+import { WriteBatcher } from "../shared/storage/writeBatcher.js";
+import { isDuplicateKeyError, isRetryableTransactionError } from "../shared/errors.js";
 import { requireAmount, requireBusinessTime, requireOrderId, requireRequestId, requireSalerId } from "../shared/orders/validation.js";
 import { debit } from "./accounts.js";
 import { CLOSED } from "./orders.js";
-import { conflict, MSG_OK, recordOnce, type OrderStamps } from "./recordOnce.js";
+import { abandoned, conflict, MSG_OK, recordOnce, type OrderStamps } from "./recordOnce.js";
 
 export const MSG_REFUND_INSUFFICIENT_BALANCE = "账户余额不足，退款失败";
 export const MSG_REFUND_NO_PAYMENT = "原支付订单不存在，退款失败";
@@ -53,12 +56,20 @@ interface RefundRow {
 }
 
 const REFUND_INSERT =
-  "INSERT INTO refund_orders (request_id, request_time, saler_id, payment_response_id, refund_fee, response_id, response_time, response_code, response_msg) " +
-  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  "INSERT INTO refund_orders (request_id, request_time, saler_id, payment_response_id, refund_fee, response_id, response_time, response_code, response_msg) VALUES ";
+const REFUND_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 export async function insertRefund(db: Knex, o: RefundOrder): Promise<void> {
-  const bindings = [o.requestId, o.requestTime, o.salerId, o.paymentResponseId, sqlInt(o.refundFee), o.responseId, o.responseTime, o.responseCode, o.responseMsg];
-  await writeWithRetry(db, () => db.raw(REFUND_INSERT, bindings));
+  await writeWithRetry(db, () => insertRefunds(db, [o]));
+}
+
+/** One statement for several refund orders: all of them are recorded, or (on any duplicate) none. */
+async function insertRefunds(db: Knex, orders: readonly RefundOrder[]): Promise<void> {
+  const bindings: Knex.RawBinding[] = [];
+  for (const o of orders) {
+    bindings.push(o.requestId, o.requestTime, o.salerId, o.paymentResponseId, sqlInt(o.refundFee), o.responseId, o.responseTime, o.responseCode, o.responseMsg);
+  }
+  await db.raw(REFUND_INSERT + valuesList(REFUND_VALUES, orders.length), bindings);
 }
 
 export async function findRefund(db: Knex, requestId: string): Promise<RefundOrder | undefined> {
@@ -185,6 +196,35 @@ function replayRefund(existing: RefundOrder, req: RefundRequest): RefundResponse
   return refundResponse(existing);
 }
 
+/** A batch of refunds that a payment or an account does not take as a whole. */
+class BatchDoesNotFit extends Error {}
+
+type Outcome = RefundOrder | { failed: unknown };
+
+/**
+ * Whether a batch of refunds may be tried together: no request_id twice (the second would be a
+ * replay of the first) and each payment named with one saler_id (a refund naming another
+ * account's payment is refused). A batch that fails this runs alone at once.
+ */
+function sharable(orders: readonly RefundOrder[]): boolean {
+  const requestIds = new Set<string>();
+  const salerOf = new Map<string, string>();
+  for (const o of orders) {
+    if (requestIds.has(o.requestId)) return false;
+    requestIds.add(o.requestId);
+    const saler = salerOf.get(o.paymentResponseId);
+    if (saler === undefined) salerOf.set(o.paymentResponseId, o.salerId);
+    else if (saler !== o.salerId) return false;
+  }
+  return true;
+}
+
+/** Payment rows in the order settlement stamps them: account by account in saler_id order. */
+function paymentOrder(a: { salerId: string; paymentResponseId: string }, b: { salerId: string; paymentResponseId: string }): number {
+  if (a.salerId !== b.salerId) return a.salerId < b.salerId ? -1 : 1;
+  return a.paymentResponseId < b.paymentResponseId ? -1 : a.paymentResponseId > b.paymentResponseId ? 1 : 0;
+}
+
 export class Refunds {
   constructor(
     private readonly db: Database,
@@ -192,6 +232,67 @@ export class Refunds {
     /** Told of every refund recorded (not of replayed answers). */
     private readonly onRecorded?: ((responseCode: string) => void) | undefined,
   ) {}
+
+  /** One refund in a transaction of its own: its answer, SUCCESS or FAIL with the reason. */
+  private refundAlone(o: RefundOrder): Promise<RefundOrder> {
+    return inTransaction(this.db, (trx) => recordRefund(trx, o));
+  }
+
+  /**
+   * Refunds of concurrent calls share a transaction: their orders in one INSERT, then for each
+   * payment one conditional raise of its `refunded` sum by the total of its refunds in the
+   * batch, then for each account one conditional debit of its total; payments and accounts each
+   * in saler_id order (payments of one account in response_id order), payment rows before
+   * account rows, as settlement and a refund alone lock them. When every payment takes its total
+   * and every balance covers its total, they all succeed together: each would have succeeded
+   * alone, in any order. When one does not, an order is a duplicate, or contention outlasts the
+   * transaction's retries, it rolls back and each refund runs alone (retried on contention too)
+   * and gets the answer it would have got alone. Either way every raise and every debit is one
+   * conditional UPDATE, so no payment is over-refunded and no balance goes below zero, not even
+   * for an instant.
+   */
+  private readonly writes = new WriteBatcher<{ order: RefundOrder; signal: CallStop }, Outcome>(
+    async (items) => {
+      const live = items.filter((i) => !i.signal.aborted).map((i) => i.order);
+      const alone = () => Promise.all(live.map((o) => this.refundAlone(o).then((r): Outcome => r, (failed: unknown) => ({ failed }))));
+      let outcomes: Outcome[];
+      if (live.length <= 1 || !sharable(live)) outcomes = await alone();
+      else {
+        try {
+          await inTransaction(this.db, (trx) => this.recordTogether(trx, live));
+          outcomes = live;
+        } catch (err) {
+          if (!(err instanceof BatchDoesNotFit) && !isDuplicateKeyError(err) && !isRetryableTransactionError(err)) throw err;
+          outcomes = await alone();
+        }
+      }
+      const byOrder = new Map(live.map((o, i) => [o, outcomes[i]!]));
+      return items.map((i) => byOrder.get(i.order) ?? { failed: abandoned() });
+    },
+    { maxInFlight: 4, maxBatch: 500 },
+  );
+
+  /** Records a sharable batch as all SUCCESS, or throws BatchDoesNotFit (the caller rolls back). */
+  private async recordTogether(trx: Knex.Transaction, orders: readonly RefundOrder[]): Promise<void> {
+    await insertRefunds(trx, orders);
+    const payments = new Map<string, { salerId: string; paymentResponseId: string; total: bigint }>();
+    const accounts = new Map<string, bigint>();
+    let now = "";
+    for (const o of orders) {
+      const p = payments.get(o.paymentResponseId);
+      if (p) p.total += o.refundFee;
+      else payments.set(o.paymentResponseId, { salerId: o.salerId, paymentResponseId: o.paymentResponseId, total: o.refundFee });
+      accounts.set(o.salerId, (accounts.get(o.salerId) ?? 0n) + o.refundFee);
+      if (o.responseTime > now) now = o.responseTime;
+    }
+    for (const p of [...payments.values()].sort(paymentOrder)) {
+      const total = sqlInt(p.total);
+      if ((await changedRows(trx, RAISE_REFUNDED, [total, p.paymentResponseId, p.salerId, total])) !== 1) throw new BatchDoesNotFit();
+    }
+    for (const salerId of [...accounts.keys()].sort()) {
+      if (!(await debit(trx, salerId, accounts.get(salerId)!, now))) throw new BatchDoesNotFit();
+    }
+  }
 
   /** Refund: validated by the caller (validateRefund and the request_time range). */
   async refund(req: RefundRequest, signal: CallStop): Promise<RefundResponse> {
@@ -208,8 +309,12 @@ export class Refunds {
         responseCode: "SUCCESS",
         responseMsg: MSG_OK,
       }),
-      // A request_id seen before fails as a duplicate (its transaction rolls back).
-      write: (order) => inTransaction(this.db, (trx) => recordRefund(trx, order)),
+      // A request_id seen before fails as a duplicate (its transaction, raise and debit included, rolls back).
+      write: async (order) => {
+        const written = await this.writes.submit({ order, signal });
+        if ("failed" in written) throw written.failed;
+        return written;
+      },
       replay: async () => {
         const existing = await findRefund(this.db.knex, req.requestId);
         return existing && replayRefund(existing, req);

@@ -3,7 +3,7 @@
  * puts it in front of both transports, called in this process through connect's in-memory router
  * transport (no sockets, no ports). They cover the parts whose answer is a matter of logic:
  * the reconciliation's comparison, the settlement's plan and totals, and the batching of
- * concurrent withdrawals. Storage is the embedded default (a SQLite file); the network suites
+ * concurrent withdrawals and refunds. Storage is the embedded default (a SQLite file); the network suites
  * check the same parts end to end.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -33,6 +33,9 @@ import { paymentMigrations } from "../services/payment/migrations/index.js";
 import { createPaymentService } from "../services/payment/service.js";
 import { planChunks, Settlement } from "../services/payment/settlement.js";
 import { MSG_INSUFFICIENT_BALANCE } from "../services/payment/withdrawals.js";
+import { OrderStamps } from "../services/payment/recordOnce.js";
+import { Refunds } from "../services/payment/refunds.js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { NO_ENV, silentLogger } from "./harness.js";
 import { requestIdentity } from "./support/requestIdentity.js";
 
@@ -215,6 +218,27 @@ describe("handlers through an in-memory transport [embedded]", () => {
       expect([await balance("wd-b"), await balance("wd-c")]).to.deep.equal([0n, 0n]);
       // An account with nothing to withdraw is not created by the refusal.
       expect((await payment.listAccounts({ pageSize: 1000 })).accounts.map((a) => a.salerId)).to.not.include("wd-none");
+    });
+
+    it("leaves out of a refund batch a call that stopped waiting before the batch ran: it answers DEADLINE_EXCEEDED and nothing of it is written", async () => {
+      const paid = await payment.pay({ ...requestIdentity(), salerId: "rf-stop", totalFee: 1_000n });
+      await payment.settle({});
+      const refunds = new Refunds(db, new OrderStamps(clock));
+      const refund = (refundFee: bigint, stop: { aborted: boolean }) => {
+        const req = { ...requestIdentity(), salerId: "rf-stop", paymentResponseId: paid.responseId, refundFee };
+        return { req, answer: refunds.refund(req as Parameters<Refunds["refund"]>[0], stop).then((r) => r, (err: unknown) => err) };
+      };
+      const stop = { aborted: false };
+      const calls = [refund(100n, { aborted: false }), refund(200n, stop), refund(300n, { aborted: false })];
+      // Queued in this turn of the event loop; the batch runs in a later one.
+      stop.aborted = true;
+      const [kept, left, alsoKept] = await Promise.all(calls.map((c) => c.answer));
+      expect(kept).to.include({ responseCode: "SUCCESS", refundFee: 100n });
+      expect(alsoKept).to.include({ responseCode: "SUCCESS", refundFee: 300n });
+      expect(left).to.be.instanceOf(ConnectError);
+      expect((left as ConnectError).code).to.equal(Code.DeadlineExceeded);
+      expect(await db.knex("refund_orders").where({ request_id: calls[1]!.req.requestId }).first()).to.equal(undefined);
+      expect(await balance("rf-stop")).to.equal(600n);
     });
   });
 });

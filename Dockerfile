@@ -21,4 +21,4 @@ USER node
 EXPOSE 50051 8081 50052 8082 50053 8083
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["node", "dist/services/healthcheck.js"]
 # node (not npm or npx) is PID 1, so SIGTERM reaches the service and it drains before exiting.
-CMD ["node", "dist/services/main.js"]
+CMD ["node", "--max-semi-space-size=32", "dist/services/main.js"]

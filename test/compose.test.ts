@@ -12,6 +12,7 @@ import { EnvReader } from "../services/shared/runtime/config.js";
 import { readPaymentConfig } from "../services/payment/config.js";
 import { readMerchantConfig } from "../services/merchant/config.js";
 import { readReconConfig } from "../services/recon/config.js";
+import { FLAGGED_SERVICES, SERVICE_NODE_FLAGS } from "../services/shared/runtime/nodeFlags.js";
 import { REPO_ROOT } from "./support/paths.js";
 
 interface ComposeService {
@@ -90,10 +91,21 @@ describe("docker-compose.yml", () => {
     const health = /^HEALTHCHECK .*CMD \["node", "([^"]+)"\]$/m.exec(runtime);
     expect(health?.[1]).to.equal("dist/services/healthcheck.js");
     expect(existsSync(join(REPO_ROOT, "services/healthcheck.ts"))).to.equal(true);
-    expect(runtime).to.match(/^CMD \["node", "dist\/services\/main\.js"\]$/m);
+    const cmd = /^CMD (\[.*\])$/m.exec(runtime);
+    expect(JSON.parse(cmd?.[1] ?? "[]")).to.deep.equal(["node", ...SERVICE_NODE_FLAGS, "dist/services/main.js"]);
     expect(JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")).scripts.build).to.equal("tsx scripts/build.ts");
     const ignored = readFileSync(join(REPO_ROOT, ".dockerignore"), "utf8").split("\n");
     expect(ignored).to.include.members(["node_modules", ".git", "data", "dist"]);
+  });
+
+  it("starts the merchant and payment systems with the same Node.js flags in package.json's scripts (nodeFlags.ts)", () => {
+    const scripts = (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts;
+    const flags = SERVICE_NODE_FLAGS.join(" ");
+    expect(scripts.start).to.equal(`node ${flags} --import tsx services/main.ts`);
+    for (const name of Object.keys(APPS)) {
+      const expected = FLAGGED_SERVICES.includes(name) ? `node ${flags} --import tsx services/${name}/main.ts` : `node --import tsx services/${name}/main.ts`;
+      expect(scripts[`start:${name}`], `start:${name}`).to.equal(expected);
+    }
   });
 
   it("mounts the reconciliation directory only where it is written (recon)", () => {
@@ -110,7 +122,8 @@ describe("docker-compose.yml", () => {
       it("is built from the Dockerfile and runs its own entry point, compiled", () => {
         expect(service().build).to.equal(".");
         const command = service().command ?? [];
-        expect(command).to.deep.equal(["node", `dist/${app.entry.replace(/\.ts$/, ".js")}`]);
+        const flags = FLAGGED_SERVICES.includes(name) ? SERVICE_NODE_FLAGS : [];
+        expect(command).to.deep.equal(["node", ...flags, `dist/${app.entry.replace(/\.ts$/, ".js")}`]);
         expect(existsSync(join(REPO_ROOT, app.entry)), app.entry).to.equal(true);
       });
 

@@ -1,7 +1,7 @@
 /**
  * Runs the bare pipeline (bench/barePipelineChild.ts) beside a deployment: copies of its
  * merchant_orders and payment_orders tables (same columns and indexes), a Redis prefix of its
- * own, the two processes started as the services are, and each process's CPU read from /proc
+ * own, the two processes started as the services are (with the same Node.js flags), and each process's CPU read from /proc
  * around the measured run. Afterwards every payment must be stored on both sides as SUCCESS
  * and credited in Redis exactly once.
  */
@@ -13,6 +13,7 @@ import { Redis } from "ioredis";
 import { REDIS_URL, ROOT, databaseUrl, uniqueName } from "./common.js";
 import { withConnection } from "./orders.js";
 import { procCpuSeconds } from "./services.js";
+import { SERVICE_NODE_FLAGS } from "../../services/shared/runtime/nodeFlags.js";
 
 export interface BareRun {
   count: number;
@@ -25,7 +26,7 @@ export interface BareRun {
 }
 
 function start(mode: "payment" | "merchant", env: Record<string, string>): { child: ChildProcess; lines: AsyncIterator<string>; exited: Promise<unknown> } {
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bench", "barePipelineChild.ts"), mode], {
+  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, "--import", "tsx", join(ROOT, "bench", "barePipelineChild.ts"), mode], {
     cwd: ROOT,
     stdio: ["pipe", "pipe", "inherit"],
     env: { ...process.env, ...env },

@@ -1,7 +1,8 @@
 /**
  * The payment and merchant systems as they are deployed: each its own Node process started from
  * its main.ts and configured through the environment, on fresh databases and a fresh Redis key
- * prefix. BENCH_PROFILE=1 starts them with --cpu-prof (profiles under data/bench/profiles).
+ * prefix, with the Node.js flags they are deployed with (services/shared/runtime/nodeFlags.ts).
+ * BENCH_PROFILE=1 starts them with --cpu-prof (profiles under data/bench/profiles).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -9,6 +10,7 @@ import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { FLAGGED_SERVICES, SERVICE_NODE_FLAGS } from "../../services/shared/runtime/nodeFlags.js";
 import { DATA_DIR, MYSQL_URL, REDIS_URL, ROOT, databaseUrl, dropDatabase, uniqueName } from "./common.js";
 
 export async function freePort(): Promise<number> {
@@ -45,7 +47,7 @@ export async function startService(service: string, env: Record<string, string>,
   const grpcPort = await freePort();
   const httpPort = await freePort();
   const upper = service.toUpperCase();
-  const args = ["--import", "tsx"];
+  const args = [...(FLAGGED_SERVICES.includes(service) ? SERVICE_NODE_FLAGS : []), "--import", "tsx"];
   if (profileName && process.env.BENCH_PROFILE === "1") {
     // One folder per process: the module loader's worker thread writes a profile of its own.
     const dir = join(PROFILE_DIR, profileName);

@@ -110,6 +110,8 @@ export function createGrpcClient<S extends DescService>(
   const { target, balanced } = grpcTarget(address);
   const channelOptions = balanced ? { "grpc.service_config": balancedServiceConfig(service.typeName), ...options.channelOptions } : options.channelOptions;
   const raw = new grpc.Client(target, options.credentials ?? grpc.credentials.createInsecure(), {
+    // No channelz service is served, so its per-call bookkeeping would be kept for nobody.
+    "grpc.enable_channelz": 0,
     ...channelOptions,
     ...(options.interceptors ? { interceptors: options.interceptors } : {}),
   });

@@ -124,6 +124,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
+    // No channelz service is served, so its per-call bookkeeping would be kept for nobody.
+    "grpc.enable_channelz": 0,
   });
   const health = new HealthImplementation({ "": "SERVING" });
   for (const { service, impl } of bindings) {

@@ -19,7 +19,6 @@ import { once } from "node:events";
 import { join } from "node:path";
 import { createGrpcClient } from "../services/shared/rpc/grpcClient.js";
 import { writeOrderFile } from "../services/recon/orderFiles.js";
-import type { ExportRow } from "../services/shared/orders/orderExport.js";
 import { DATA_DIR, MYSQL_URL, emit, envInt, loadAverage, log } from "./lib/common.js";
 import { loadPaymentOrders } from "./lib/orders.js";
 import { deploy } from "./lib/services.js";
@@ -78,12 +77,8 @@ try {
   const client = createGrpcClient(OrderExportService, d.payment.grpcAddress, { channelOptions: { "grpc.max_receive_message_length": 64 * 1024 * 1024 } });
   const cpuBefore = { payment: await d.payment.cpuSeconds(), here: process.cpuUsage() };
   const t0 = performance.now();
-  async function* batches(): AsyncGenerator<ExportRow[]> {
-    for await (const m of client.client.exportOrders({ orderType: OrderType.PAYMENT, key: OrderKey.RESPONSE_ID, cutoffTime: "" }, { timeoutMs: 600_000 })) {
-      yield m.orders;
-    }
-  }
-  oursRows = await writeOrderFile(oursFile, "total_fee", batches());
+  const stream = client.client.exportOrders({ orderType: OrderType.PAYMENT, key: OrderKey.RESPONSE_ID, cutoffTime: "" }, { timeoutMs: 600_000 });
+  oursRows = await writeOrderFile(oursFile, "total_fee", stream);
   oursMs = performance.now() - t0;
   const here = process.cpuUsage(cpuBefore.here);
   cpuPerRow = { payment: ((await d.payment.cpuSeconds()) - cpuBefore.payment) / oursRows, writer: (here.user + here.system) / 1e6 / oursRows };

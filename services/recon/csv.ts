@@ -169,6 +169,19 @@ export class CsvFileWriter {
     return this.pending.length >= 2000 ? this.flush() : undefined;
   }
 
+  /**
+   * Adds `rows` rows already formatted as this writer formats them, as UTF-8 bytes; awaits only
+   * when the file stream is full.
+   */
+  writeLines(lines: Buffer, rows: number): Promise<void> | undefined {
+    if (this.pending.length > 0) {
+      this.stream.write(this.pending.join(""));
+      this.pending = [];
+    }
+    this.rows += rows;
+    return this.stream.write(lines) ? undefined : once(this.stream, "drain").then(() => undefined);
+  }
+
   /** Writes already formatted CSV text (whole rows); false when the caller should await drain. */
   writeRaw(text: string): boolean {
     return this.stream.write(text);

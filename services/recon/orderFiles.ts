@@ -8,17 +8,29 @@
  */
 import { CsvFileWriter } from "./csv.js";
 import type { ExportRow } from "../shared/orders/orderExport.js";
+import { orderFileLines } from "../shared/orders/exportCodec.js";
 
 export function orderFileHeader(amountColumn: string): string[] {
   return ["request_id", "response_id", "saler_id", amountColumn, "request_time", "response_time"];
 }
 
-/** Writes exported rows (already in key order) as an order file; returns the row count. */
-export async function writeOrderFile(path: string, amountColumn: string, batches: AsyncIterable<ExportRow[]>): Promise<number> {
+/**
+ * Writes exported orders (already in key order), as the messages of an export stream, as an
+ * order file; returns the row count. A message still holding the bytes it was received as is
+ * written from those bytes when its fields need no quoting (exportCodec.ts orderFileLines), the
+ * same lines without building an object or a string per order.
+ */
+export async function writeOrderFile(path: string, amountColumn: string, messages: AsyncIterable<{ orders: ExportRow[] }>): Promise<number> {
   const w = new CsvFileWriter(path, orderFileHeader(amountColumn));
   try {
-    for await (const batch of batches) {
-      for (const r of batch) {
+    for await (const message of messages) {
+      const wire = orderFileLines(message);
+      if (wire) {
+        const p = w.writeLines(wire.lines, wire.rows);
+        if (p) await p;
+        continue;
+      }
+      for (const r of message.orders) {
         const p = w.write([r.requestId, r.responseId, r.salerId, r.amount.toString(), r.requestTime, r.responseTime]);
         if (p) await p;
       }

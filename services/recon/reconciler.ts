@@ -22,7 +22,6 @@ import {
   type Run,
   type RunFile,
 } from "../../gen/recon/v1/recon_pb.js";
-import type { ExportRow } from "../shared/orders/orderExport.js";
 import { invalidField } from "../shared/errors.js";
 import type { BusinessClock } from "../shared/orders/time.js";
 import { CsvFileWriter } from "./csv.js";
@@ -49,10 +48,6 @@ const KINDS = [
   { type: OrderType.WITHDRAWAL, name: "withdrawals", amount: "withdraw_money", diff: diffFileName(OrderType.WITHDRAWAL) },
   { type: OrderType.REFUND, name: "refunds", amount: "refund_fee", diff: diffFileName(OrderType.REFUND) },
 ] as const;
-
-async function* rowsOf(stream: AsyncIterable<{ orders: ExportRow[] }>): AsyncGenerator<ExportRow[]> {
-  for await (const message of stream) yield message.orders;
-}
 
 type KeyColumn = "response_id" | "request_id";
 
@@ -96,8 +91,8 @@ export class Reconciler {
         const paymentFile = join(run.directory, `payment_${kind.name}.csv`);
         const request = { orderType: kind.type, key: run.key, cutoffTime };
         const [merchantRows, paymentRows] = await Promise.all([
-          writeOrderFile(merchantFile, kind.amount, rowsOf(this.deps.merchantOrders.exportOrders(request))),
-          writeOrderFile(paymentFile, kind.amount, rowsOf(this.deps.paymentOrders.exportOrders(request))),
+          writeOrderFile(merchantFile, kind.amount, this.deps.merchantOrders.exportOrders(request)),
+          writeOrderFile(paymentFile, kind.amount, this.deps.paymentOrders.exportOrders(request)),
         ]);
         run.files.push(file(`merchant_${kind.name}.csv`, merchantFile, merchantRows), file(`payment_${kind.name}.csv`, paymentFile, paymentRows));
         const diffPath = join(run.directory, kind.diff);
@@ -147,9 +142,9 @@ export class Reconciler {
       const refunds = join(run.directory, "merchant_refunds.csv");
       const balances = join(run.directory, "payment_balances.csv");
       await Promise.all([
-        writeOrderFile(payments, "total_fee", rowsOf(this.deps.merchantOrders.exportOrders({ orderType: OrderType.PAYMENT, cutoffTime }))),
-        writeOrderFile(withdrawals, "withdraw_money", rowsOf(this.deps.merchantOrders.exportOrders({ orderType: OrderType.WITHDRAWAL, cutoffTime }))),
-        writeOrderFile(refunds, "refund_fee", rowsOf(this.deps.merchantOrders.exportOrders({ orderType: OrderType.REFUND, cutoffTime }))),
+        writeOrderFile(payments, "total_fee", this.deps.merchantOrders.exportOrders({ orderType: OrderType.PAYMENT, cutoffTime })),
+        writeOrderFile(withdrawals, "withdraw_money", this.deps.merchantOrders.exportOrders({ orderType: OrderType.WITHDRAWAL, cutoffTime })),
+        writeOrderFile(refunds, "refund_fee", this.deps.merchantOrders.exportOrders({ orderType: OrderType.REFUND, cutoffTime })),
         this.writeBalances(balances, cutoffTime),
       ]);
       return this.finish(

@@ -235,22 +235,200 @@ function readOrder(buf: Buffer, at: { pos: number }, end: number): ExportedOrder
   return o;
 }
 
-/** fromBinary(ExportOrdersResponseSchema, bytes), for the shape the export writes. */
+function readOrders(buf: Buffer): ExportedOrder[] {
+  const orders: ExportedOrder[] = [];
+  const at = { pos: 0 };
+  while (at.pos < buf.length) {
+    if (buf[at.pos++] !== 0x0a) throw new NotTheShape();
+    const n = readVarint(buf, at, buf.length);
+    const end = at.pos + n;
+    if (end > buf.length) throw new NotTheShape();
+    orders.push(readOrder(buf, at, end));
+  }
+  return orders;
+}
+
+/**
+ * Whether readOrders reads the bytes without falling back to fromBinary and every string in
+ * them is ASCII: a walk over tags and lengths that builds nothing. Lengths have at most 5 bytes
+ * and amounts at most 10, as readVarint and readInt64 read them.
+ */
+function isAsciiShape(buf: Buffer): boolean {
+  const len = buf.length;
+  let p = 0;
+  while (p < len) {
+    if (buf[p++] !== 0x0a) return false;
+    let n = 0;
+    for (let i = 0, scale = 1; ; i++, scale *= 128) {
+      if (i === 5 || p >= len) return false;
+      const b = buf[p++]!;
+      n += (b & 0x7f) * scale;
+      if (b < 0x80) break;
+    }
+    const end = p + n;
+    if (end > len) return false;
+    while (p < end) {
+      const tag = buf[p++]!;
+      if (tag === 0x20) {
+        for (let i = 0; ; i++) {
+          if (i === 10 || p >= end) return false;
+          if (buf[p++]! < 0x80) break;
+        }
+        continue;
+      }
+      if (tag !== 0x0a && tag !== 0x12 && tag !== 0x1a && tag !== 0x2a && tag !== 0x32) return false;
+      let m = 0;
+      for (let i = 0, scale = 1; ; i++, scale *= 128) {
+        if (i === 5 || p >= end) return false;
+        const b = buf[p++]!;
+        m += (b & 0x7f) * scale;
+        if (b < 0x80) break;
+      }
+      const stop = p + m;
+      if (stop > end) return false;
+      for (; p < stop; p++) if (buf[p]! >= 0x80) return false;
+    }
+  }
+  return true;
+}
+
+/** The bytes a response from decodeExportOrdersResponse was read from, while its orders are unread. */
+const WIRE = new WeakMap<object, Buffer>();
+
+/**
+ * fromBinary(ExportOrdersResponseSchema, bytes), for the shape the export writes. When every
+ * string is ASCII (the bytes were checked whole, so a refusal still comes here and not later)
+ * the orders are read from the bytes on first access, and until then orderFileLines can turn
+ * the bytes into file lines without building them.
+ */
 export function decodeExportOrdersResponse(bytes: Uint8Array): Response {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   try {
-    const orders: ExportedOrder[] = [];
-    const at = { pos: 0 };
-    while (at.pos < buf.length) {
-      if (buf[at.pos++] !== 0x0a) throw new NotTheShape();
-      const n = readVarint(buf, at, buf.length);
-      const end = at.pos + n;
-      if (end > buf.length) throw new NotTheShape();
-      orders.push(readOrder(buf, at, end));
-    }
-    return { $typeName: "order.v1.ExportOrdersResponse", orders } as Response;
+    if (isAsciiShape(buf)) return lazyResponse(buf);
+    return { $typeName: "order.v1.ExportOrdersResponse", orders: readOrders(buf) } as Response;
   } catch (err) {
     if (err instanceof NotTheShape) return fromBinary(ExportOrdersResponseSchema, bytes);
     throw err;
   }
+}
+
+function lazyResponse(buf: Buffer): Response {
+  const message = { $typeName: "order.v1.ExportOrdersResponse" } as Response;
+  const settle = (orders: ExportedOrder[]) => {
+    WIRE.delete(message);
+    Object.defineProperty(message, "orders", { value: orders, writable: true, enumerable: true, configurable: true });
+  };
+  Object.defineProperty(message, "orders", {
+    enumerable: true,
+    configurable: true,
+    get() {
+      settle(readOrders(buf));
+      return message.orders;
+    },
+    set: settle,
+  });
+  WIRE.set(message, buf);
+  return message;
+}
+
+const COMMA = 0x2c;
+const QUOTE = 0x22;
+const LF = 0x0a;
+const CR = 0x0d;
+const ZERO = 0x30;
+
+/** Where orderFileLines writes before copying out; kept between calls up to SCRATCH_KEPT bytes. */
+let scratch = Buffer.allocUnsafe(1 << 16);
+const SCRATCH_KEPT = 1 << 20;
+
+/**
+ * A decoded response's orders as lines of an order file (services/recon/orderFiles.ts), read
+ * straight from the bytes it was decoded from: per order request_id, response_id, saler_id,
+ * the amount in decimal, request_time and response_time, comma-separated, CRLF-ended, which is
+ * what the file's writer gives for fields it does not quote. Undefined when the message was
+ * not decoded from bytes or its orders have been read, or when the bytes hold anything else
+ * than that plain case: a field the writer would quote (a comma, a line feed or a quote), an
+ * amount below 0 or of 2^49 and more, fields out of order or repeated.
+ */
+export function orderFileLines(message: object): { lines: Buffer; rows: number } | undefined {
+  const buf = WIRE.get(message);
+  if (buf === undefined) return undefined;
+  const len = buf.length;
+  let out = scratch;
+  let o = 0;
+  let rows = 0;
+  let p = 0;
+  while (p < len) {
+    p++; // 0x0a, checked by isAsciiShape as everything the loops below skip
+    let n = 0;
+    for (let scale = 1; ; scale *= 128) {
+      const b = buf[p++]!;
+      n += (b & 0x7f) * scale;
+      if (b < 0x80) break;
+    }
+    const end = p + n;
+    // The order's text, plus 5 commas, CRLF and at most 15 digits of the amount.
+    if (o + n + 32 > out.length) {
+      const grown = Buffer.allocUnsafe(Math.max(out.length * 2, o + n + 32));
+      out.copy(grown, 0, 0, o);
+      out = grown;
+      if (grown.length <= SCRATCH_KEPT) scratch = grown;
+    }
+    let field = 0; // the last field number written
+    let amount = 0;
+    while (p < end) {
+      const tag = buf[p++]!;
+      const number = tag >> 3;
+      if (number <= field) return undefined;
+      // Fields left out are empty strings (zero for the amount); their commas come first.
+      for (; field < number - 1; field++) {
+        if (field === 3) o = writeAmount(out, o, amount);
+        out[o++] = COMMA;
+      }
+      field = number;
+      if (tag === 0x20) {
+        let scale = 1;
+        for (let i = 0; ; i++) {
+          if (i === 7) return undefined;
+          const b = buf[p++]!;
+          amount += (b & 0x7f) * scale;
+          if (b < 0x80) break;
+          scale *= 128;
+        }
+        o = writeAmount(out, o, amount);
+        if (field < 6) out[o++] = COMMA;
+        continue;
+      }
+      let m = 0;
+      for (let scale = 1; ; scale *= 128) {
+        const b = buf[p++]!;
+        m += (b & 0x7f) * scale;
+        if (b < 0x80) break;
+      }
+      for (const stop = p + m; p < stop; p++) {
+        const c = buf[p]!;
+        if (c === COMMA || c === LF || c === QUOTE) return undefined;
+        out[o++] = c;
+      }
+      if (field < 6) out[o++] = COMMA;
+    }
+    for (; field < 6; field++) {
+      if (field === 3) o = writeAmount(out, o, amount);
+      if (field < 5) out[o++] = COMMA;
+    }
+    out[o++] = CR;
+    out[o++] = LF;
+    rows++;
+  }
+  const lines = Buffer.allocUnsafe(o);
+  out.copy(lines, 0, 0, o);
+  return { lines, rows };
+}
+
+/** A non-negative integer below 2^53 in decimal. */
+function writeAmount(out: Buffer, o: number, amount: number): number {
+  let digits = 1;
+  for (let v = amount; v >= 10; v = Math.floor(v / 10)) digits++;
+  for (let i = o + digits - 1, v = amount; i >= o; i--, v = Math.floor(v / 10)) out[i] = ZERO + (v % 10);
+  return o + digits;
 }

@@ -135,7 +135,7 @@ export async function startMerchantSystem(
       // The merchant's successful orders, through the order contract both systems serve.
       bind(
         OrderExportService,
-        orderExportService((type, key, cutoffTime) => exportOrders(db.knex, type, key, cutoffTime, config.exportBatchSize)),
+        orderExportService((type, key, cutoffTime) => exportOrders(db, type, key, cutoffTime, config.exportBatchSize)),
       ),
     ],
     logger,

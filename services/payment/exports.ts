@@ -1,6 +1,6 @@
 /**
- * Exports of the payment system's successful orders and of balances as of a cut-off, in pages
- * read by key (keyset pagination), so memory does not grow with the number of orders.
+ * Exports of the payment system's successful orders and of balances as of a cut-off, in pages,
+ * so memory does not grow with the number of orders (orders: see orderExport.ts).
  */
 import type { Knex } from "knex";
 import { inTransaction, toFen, type Database } from "../shared/storage/database.js";
@@ -8,7 +8,7 @@ import { exportSuccessfulOrders, lastIdAt, type ExportRow } from "../shared/orde
 import type { ExportedOrderType } from "../shared/orders/exportService.js";
 
 export function exportOrders(
-  knex: Knex,
+  db: Database,
   type: ExportedOrderType,
   key: "request_id" | "response_id",
   cutoffTime: string,
@@ -21,10 +21,10 @@ export function exportOrders(
         ? { table: "refund_orders", amount: "refund_fee" }
         : { table: "payment_orders", amount: "total_fee" };
   const orders = () =>
-    knex(table)
+    db.knex(table)
       .select("request_id", "response_id", "saler_id", { amount }, "request_time", "response_time")
       .where({ response_code: "SUCCESS" });
-  return exportSuccessfulOrders(orders, key, cutoffTime, batchSize);
+  return exportSuccessfulOrders(db, orders, key, cutoffTime, batchSize);
 }
 
 export interface BalanceRow {

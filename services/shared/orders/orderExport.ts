@@ -1,6 +1,6 @@
 /** What both order-keeping systems export for reconciliation. */
 import type { Knex } from "knex";
-import { keysetPages, toFen } from "../storage/database.js";
+import { keysetPages, streamedPages, toFen, type Database } from "../storage/database.js";
 import { idPrefix } from "./time.js";
 
 /** One successful order; amount is total_fee or withdraw_money, in fen. */
@@ -26,15 +26,37 @@ type ExportedColumns = { request_id: string; response_id: string; saler_id: stri
 /**
  * Streams successful orders in key order, page by page, answered at or before the cut-off (all
  * when empty). `orders` selects request_id, response_id, saler_id, amount (aliased), request_time
- * and response_time of the successful orders of one type.
+ * and response_time of the successful orders of one type, in that order. On MySQL one statement
+ * streams them all (streamedPages: one snapshot, read once); on SQLite, whose one connection
+ * every write also needs, each page is a query of its own (keysetPages). Either way the orders
+ * answered by the cut-off are the same: they are not changed once answered.
  */
 export async function* exportSuccessfulOrders(
+  db: Database,
   orders: () => Knex.QueryBuilder,
   key: "request_id" | "response_id",
   cutoffTime: string,
   batchSize: number,
 ): AsyncGenerator<ExportRow[]> {
   const query = () => (cutoffTime === "" ? orders() : orders().where("response_id", "<=", lastIdAt(cutoffTime)));
+  if (db.dialect === "mysql") {
+    for await (const rows of streamedPages(db.knex, query().orderBy(key), batchSize)) {
+      const page: ExportRow[] = new Array(rows.length);
+      for (let i = 0; i < rows.length; i++) {
+        const r = rows[i]!;
+        page[i] = {
+          requestId: r[0] as string,
+          responseId: r[1] as string,
+          salerId: r[2] as string,
+          amount: toFen(r[3]),
+          requestTime: r[4] as string,
+          responseTime: r[5] as string,
+        };
+      }
+      yield page;
+    }
+    return;
+  }
   for await (const rows of keysetPages<ExportedColumns>(query, key, batchSize)) {
     yield rows.map((r) => ({
       requestId: r.request_id,

@@ -193,6 +193,121 @@ export async function* keysetPages<R extends Record<string, unknown>>(
   }
 }
 
+/** The mysql2 connection calls streamedPages makes. */
+interface StreamingConnection {
+  threadId: number;
+  query(options: { sql: string; rowsAsArray: boolean }, bindings: readonly unknown[]): NodeJS.EventEmitter;
+  query(sql: string, cb: (err: Error | null) => void): void;
+  pause(): void;
+  resume(): void;
+  destroy(): void;
+}
+
+interface StreamingClient {
+  acquireConnection(): Promise<StreamingConnection>;
+  releaseConnection(conn: StreamingConnection): Promise<void>;
+  /** KILL QUERY of the connection's statement, sent on a connection of its own. */
+  cancelQuery(conn: StreamingConnection): Promise<void>;
+}
+
+/**
+ * How long MySQL waits on a stalled stream of rows (its net_write_timeout, 60 s by default)
+ * before it ends the statement: a reader may keep an export waiting this long.
+ */
+const STREAM_STALL_SECONDS = 3600;
+
+/** How long a statement given up by its reader may take to end before its connection is closed. */
+const CANCEL_WAIT_MS = 10_000;
+
+function run(conn: StreamingConnection, sql: string): Promise<void> {
+  return new Promise((resolve, reject) => conn.query(sql, (err) => (err ? reject(err) : resolve())));
+}
+
+/**
+ * Runs one SELECT (MySQL only) on a connection of its own and yields its rows, as arrays of the
+ * selected columns' values, in pages of `batchSize` as they arrive. One statement reads one
+ * consistent snapshot and the table is read once, not once more per page. Memory stays flat:
+ * while two pages wait for the consumer the connection stops reading, and the server waits
+ * (up to STREAM_STALL_SECONDS). A consumer leaving early has the statement killed (KILL QUERY);
+ * the rows still on their way are dropped and the connection goes back to the pool.
+ */
+export async function* streamedPages(knex: Knex, query: Knex.QueryBuilder, batchSize: number): AsyncGenerator<unknown[][]> {
+  const { sql, bindings } = query.toSQL().toNative();
+  const client = knex.client as StreamingClient;
+  const conn = await client.acquireConnection();
+  let finished = false;
+  let ended = false;
+  let paused = false;
+  let wake: (() => void) | undefined;
+  let dropping = false;
+  try {
+    await run(conn, `SET SESSION net_write_timeout = ${STREAM_STALL_SECONDS}`);
+    const ready: unknown[][][] = [];
+    let page: unknown[][] = [];
+    let failure: unknown;
+    const statement = conn.query({ sql, rowsAsArray: true }, bindings);
+    statement.on("result", (row: unknown[]) => {
+      if (dropping) return;
+      page.push(row);
+      if (page.length < batchSize) return;
+      ready.push(page);
+      page = [];
+      if (ready.length >= 2 && !paused) {
+        paused = true;
+        conn.pause();
+      }
+      wake?.();
+    });
+    statement.on("error", (err: unknown) => {
+      failure ??= err;
+      ended = true;
+      wake?.();
+    });
+    statement.on("end", () => {
+      if (page.length > 0 && !dropping) ready.push(page);
+      page = [];
+      ended = true;
+      wake?.();
+    });
+    for (;;) {
+      if (failure !== undefined) throw failure;
+      const next = ready.shift();
+      if (next !== undefined) {
+        if (paused && ready.length < 2) {
+          paused = false;
+          conn.resume();
+        }
+        yield next;
+        continue;
+      }
+      if (ended) break;
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+    }
+    await run(conn, "SET SESSION net_write_timeout = @@GLOBAL.net_write_timeout");
+    finished = true;
+  } finally {
+    if (!finished && !ended) {
+      // The consumer left (or the session setting failed) with the statement still sending.
+      dropping = true;
+      try {
+        await client.cancelQuery(conn);
+        const stopped = new Promise<void>((resolve) => (wake = resolve));
+        if (paused) conn.resume();
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), CANCEL_WAIT_MS)));
+        const timedOut = ended ? false : await Promise.race([stopped.then(() => false), late]);
+        clearTimeout(timer);
+        if (timedOut) conn.destroy();
+        else await run(conn, "SET SESSION net_write_timeout = @@GLOBAL.net_write_timeout");
+      } catch {
+        conn.destroy();
+      }
+    }
+    await client.releaseConnection(conn);
+  }
+}
+
 /**
  * The VALUES list of a multi-row INSERT: `row` (a parenthesized list of placeholders) `count`
  * times. The hot writes build their statements with it instead of the query builder, whose

@@ -287,21 +287,26 @@ export async function* streamedPages(knex: Knex, query: Knex.QueryBuilder, batch
     await run(conn, "SET SESSION net_write_timeout = @@GLOBAL.net_write_timeout");
     finished = true;
   } finally {
-    if (!finished && !ended) {
-      // The consumer left (or the session setting failed) with the statement still sending.
-      dropping = true;
+    if (!finished) {
       try {
-        await client.cancelQuery(conn);
-        const stopped = new Promise<void>((resolve) => (wake = resolve));
-        if (paused) conn.resume();
-        let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), CANCEL_WAIT_MS)));
-        const timedOut = ended ? false : await Promise.race([stopped.then(() => false), late]);
-        clearTimeout(timer);
-        if (timedOut) conn.destroy();
-        else await run(conn, "SET SESSION net_write_timeout = @@GLOBAL.net_write_timeout");
+        if (!ended) {
+          // The consumer left with the statement still sending: it is killed, and the rows
+          // still on their way are read and dropped so the connection can take a query again.
+          dropping = true;
+          await client.cancelQuery(conn);
+          const stopped = new Promise<void>((resolve) => (wake = resolve));
+          if (paused) conn.resume();
+          let timer: NodeJS.Timeout | undefined;
+          const late = new Promise<void>((_, reject) => (timer = setTimeout(() => reject(new Error("statement not ended")), CANCEL_WAIT_MS)));
+          try {
+            if (!ended) await Promise.race([stopped, late]);
+          } finally {
+            clearTimeout(timer);
+          }
+        }
+        await run(conn, "SET SESSION net_write_timeout = @@GLOBAL.net_write_timeout");
       } catch {
-        conn.destroy();
+        conn.destroy(); // the pool drops it: knex checks a connection before handing it out
       }
     }
     await client.releaseConnection(conn);

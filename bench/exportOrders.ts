@@ -5,11 +5,11 @@
  *
  * 1,000,000 successful payment orders are loaded into a fresh payment database with INSERT …
  * SELECT. Ours: the payment system's ExportOrders stream (order.v1.OrderExportService, its own
- * process, keyset pages in response_id order) received over gRPC here and written by the
- * reconciliation's own writer (services/recon/orderFiles.ts writeOrderFile), as a live
- * reconciliation run does. Baseline in
- * the same run: `mariadb --batch -e "SELECT … ORDER BY response_id" > file` dumping the same
- * rows of the same table. Both files must hold every row.
+ * process, one streamed statement cut into messages of 2000 orders in response_id order) received
+ * over gRPC here and written by the reconciliation's own writer (services/recon/orderFiles.ts
+ * writeOrderFile), as a live reconciliation run does. Baseline in the same run:
+ * `mariadb --batch -e "SELECT … ORDER BY response_id" > file` dumping the same rows of the same
+ * table. Both files must hold every row.
  *
  * BENCH_EXPORT_ROWS (1000000).
  */
@@ -99,8 +99,8 @@ emit({
   title: "Export of successful orders to CSV",
   method:
     `${ROWS} successful payment orders (1000 accounts) loaded with INSERT … SELECT into a fresh payment database; one untimed dump first so both ` +
-    "start from the same cache. Ours: ExportOrders (payment system process, keyset pages of 2000 in response_id order, over gRPC with the export's own codec) " +
-    "received here and written by the reconciliation's writer writeOrderFile (csv-writer's format, UTF-8 BOM, CRLF). Baseline: " +
+    "start from the same cache. Ours: ExportOrders (payment system process, one streamed statement cut into messages of 2000 orders in response_id order, over gRPC with the export's own codec) " +
+    "received here and written by the reconciliation's writer writeOrderFile (csv-writer's format, UTF-8 BOM, CRLF; plain orders written straight from the received bytes). Baseline: " +
     "`mariadb --batch -e \"" + QUERY + "\" > file` (tab-separated).",
   sizes: { rows: ROWS },
   figures: [

@@ -18,7 +18,7 @@ import { createWriteStream, mkdirSync, rmSync, statSync } from "node:fs";
 import { once } from "node:events";
 import { join } from "node:path";
 import { createGrpcClient } from "../services/shared/rpc/grpcClient.js";
-import { writeOrderFile } from "../services/recon/orderFiles.js";
+import { EXPORT_CHANNEL_OPTIONS, writeOrderFile } from "../services/recon/orderFiles.js";
 import { DATA_DIR, MYSQL_URL, emit, envInt, loadAverage, log } from "./lib/common.js";
 import { loadPaymentOrders } from "./lib/orders.js";
 import { deploy } from "./lib/services.js";
@@ -74,7 +74,7 @@ try {
   await mariadbDump();
 
   log("export: ExportOrders → writeOrderFile");
-  const client = createGrpcClient(OrderExportService, d.payment.grpcAddress, { channelOptions: { "grpc.max_receive_message_length": 64 * 1024 * 1024 } });
+  const client = createGrpcClient(OrderExportService, d.payment.grpcAddress, { channelOptions: EXPORT_CHANNEL_OPTIONS });
   const cpuBefore = { payment: await d.payment.cpuSeconds(), here: process.cpuUsage() };
   const t0 = performance.now();
   const stream = client.client.exportOrders({ orderType: OrderType.PAYMENT, key: OrderKey.RESPONSE_ID, cutoffTime: "" }, { timeoutMs: 600_000 });
@@ -100,7 +100,7 @@ emit({
   method:
     `${ROWS} successful payment orders (1000 accounts) loaded with INSERT … SELECT into a fresh payment database; one untimed dump first so both ` +
     "start from the same cache. Ours: ExportOrders (payment system process, one streamed statement cut into messages of 2000 orders in response_id order, over gRPC with the export's own codec) " +
-    "received here and written by the reconciliation's writer writeOrderFile (csv-writer's format, UTF-8 BOM, CRLF; plain orders written straight from the received bytes). Baseline: " +
+    "received here (the reconciliation's channel options, a 4 MiB flow-control window) and written by the reconciliation's writer writeOrderFile (csv-writer's format, UTF-8 BOM, CRLF; plain orders written straight from the received bytes). Baseline: " +
     "`mariadb --batch -e \"" + QUERY + "\" > file` (tab-separated).",
   sizes: { rows: ROWS },
   figures: [

@@ -13,6 +13,7 @@ import { grpcChannelCredentials } from "../shared/rpc/tls.js";
 import { BusinessClock } from "../shared/orders/time.js";
 import type { ReconConfig } from "./config.js";
 import { Reconciler } from "./reconciler.js";
+import { EXPORT_CHANNEL_OPTIONS } from "./orderFiles.js";
 import { ReconEngine } from "./engine.js";
 import { join } from "node:path";
 import { RunStore } from "./runs.js";
@@ -40,7 +41,7 @@ export interface ReconSystem {
 
 export async function startReconSystem(config: ReconConfig, logger: Logger): Promise<ReconSystem> {
   await mkdir(config.reconDir, { recursive: true });
-  const channelOptions = { "grpc.max_receive_message_length": 64 * 1024 * 1024 };
+  const channelOptions = EXPORT_CHANNEL_OPTIONS;
   const metrics = new ReconMetrics(new ServiceMetrics("recon"));
   // The operator token goes with every call to the merchant system (ResolveUnknownOrders needs it).
   const operator = operatorHeaders(config.operatorToken);

@@ -18,12 +18,11 @@ import { create } from "@bufbuild/protobuf";
 import { RefundResponseSchema, type RefundRequest, type RefundResponse } from "../../gen/payment/v1/payment_pb.js";
 import { changedRows, inTransaction, sqlInt, toFen, valuesList, type Database } from "../shared/storage/database.js";
 import { writeWithRetry } from "../shared/storage/contention.js";
-import { WriteBatcher } from "../shared/storage/writeBatcher.js";
-import { isDuplicateKeyError, isRetryableTransactionError } from "../shared/errors.js";
 import { requireAmount, requireBusinessTime, requireOrderId, requireRequestId, requireSalerId } from "../shared/orders/validation.js";
 import { debit } from "./accounts.js";
 import { CLOSED } from "./orders.js";
-import { abandoned, conflict, MSG_OK, recordOnce, type OrderStamps } from "./recordOnce.js";
+import { BatchDoesNotFit, orderBatches } from "./orderBatches.js";
+import { conflict, MSG_OK, recordOnce, type OrderStamps } from "./recordOnce.js";
 
 export const MSG_REFUND_INSUFFICIENT_BALANCE = "账户余额不足，退款失败";
 export const MSG_REFUND_NO_PAYMENT = "原支付订单不存在，退款失败";
@@ -196,11 +195,6 @@ function replayRefund(existing: RefundOrder, req: RefundRequest): RefundResponse
   return refundResponse(existing);
 }
 
-/** A batch of refunds that a payment or an account does not take as a whole. */
-class BatchDoesNotFit extends Error {}
-
-type Outcome = RefundOrder | { failed: unknown };
-
 /**
  * Whether a batch of refunds may be tried together: no request_id twice (the second would be a
  * replay of the first) and each payment named with one saler_id (a refund naming another
@@ -231,7 +225,13 @@ export class Refunds {
     private readonly stamps: OrderStamps,
     /** Told of every refund recorded (not of replayed answers). */
     private readonly onRecorded?: ((responseCode: string) => void) | undefined,
-  ) {}
+  ) {
+    this.write = orderBatches<RefundOrder>(this.db, {
+      together: (trx, orders) => this.recordTogether(trx, orders),
+      alone: (o) => this.refundAlone(o),
+      sharable,
+    });
+  }
 
   /** One refund in a transaction of its own: its answer, SUCCESS or FAIL with the reason. */
   private refundAlone(o: RefundOrder): Promise<RefundOrder> {
@@ -251,28 +251,9 @@ export class Refunds {
    * conditional UPDATE, so no payment is over-refunded and no balance goes below zero, not even
    * for an instant.
    */
-  private readonly writes = new WriteBatcher<{ order: RefundOrder; signal: CallStop }, Outcome>(
-    async (items) => {
-      const live = items.filter((i) => !i.signal.aborted).map((i) => i.order);
-      const alone = () => Promise.all(live.map((o) => this.refundAlone(o).then((r): Outcome => r, (failed: unknown) => ({ failed }))));
-      let outcomes: Outcome[];
-      if (live.length <= 1 || !sharable(live)) outcomes = await alone();
-      else {
-        try {
-          await inTransaction(this.db, (trx) => this.recordTogether(trx, live));
-          outcomes = live;
-        } catch (err) {
-          if (!(err instanceof BatchDoesNotFit) && !isDuplicateKeyError(err) && !isRetryableTransactionError(err)) throw err;
-          outcomes = await alone();
-        }
-      }
-      const byOrder = new Map(live.map((o, i) => [o, outcomes[i]!]));
-      return items.map((i) => byOrder.get(i.order) ?? { failed: abandoned() });
-    },
-    { maxInFlight: 4, maxBatch: 500 },
-  );
+  private readonly write: (order: RefundOrder, signal: CallStop) => Promise<RefundOrder>;
 
-  /** Records a sharable batch as all SUCCESS, or throws BatchDoesNotFit (the caller rolls back). */
+  /** Records a sharable batch as all SUCCESS, or throws BatchDoesNotFit when a payment or an account does not take it as a whole. */
   private async recordTogether(trx: Knex.Transaction, orders: readonly RefundOrder[]): Promise<void> {
     await insertRefunds(trx, orders);
     const payments = new Map<string, { salerId: string; paymentResponseId: string; total: bigint }>();
@@ -310,11 +291,7 @@ export class Refunds {
         responseMsg: MSG_OK,
       }),
       // A request_id seen before fails as a duplicate (its transaction, raise and debit included, rolls back).
-      write: async (order) => {
-        const written = await this.writes.submit({ order, signal });
-        if ("failed" in written) throw written.failed;
-        return written;
-      },
+      write: (order) => this.write(order, signal),
       replay: async () => {
         const existing = await findRefund(this.db.knex, req.requestId);
         return existing && replayRefund(existing, req);

@@ -8,12 +8,11 @@ import type { CallStop } from "../shared/rpc/callPolicy.js";
 import { create } from "@bufbuild/protobuf";
 import { WithdrawResponseSchema, type WithdrawRequest, type WithdrawResponse } from "../../gen/payment/v1/payment_pb.js";
 import { inTransaction, type Database } from "../shared/storage/database.js";
-import { isDuplicateKeyError, isRetryableTransactionError } from "../shared/errors.js";
 import { requireAmount, requireBusinessTime, requireRequestId, requireSalerId } from "../shared/orders/validation.js";
-import { WriteBatcher } from "../shared/storage/writeBatcher.js";
+import { BatchDoesNotFit, orderBatches } from "./orderBatches.js";
 import { debit } from "./accounts.js";
 import { CLOSED, findWithdrawal, insertWithdrawal, insertWithdrawals, markWithdrawalFailed, type WithdrawalOrder } from "./orders.js";
-import { abandoned, conflict, MSG_OK, recordOnce, type OrderStamps } from "./recordOnce.js";
+import { conflict, MSG_OK, recordOnce, type OrderStamps } from "./recordOnce.js";
 
 /** The seed's answer to a withdrawal the balance does not cover, an account that does not exist included. */
 export const MSG_INSUFFICIENT_BALANCE = "账户余额不足，提款失败";
@@ -50,18 +49,27 @@ function replayWithdrawal(existing: WithdrawalOrder, req: WithdrawRequest): With
   return withdrawResponse(existing);
 }
 
-/** A batch of withdrawals that one account's balance does not cover as a whole. */
-class BatchNotCovered extends Error {}
-
-type Outcome = WithdrawalOrder | { failed: unknown };
-
 export class Withdrawals {
   constructor(
     private readonly db: Database,
     private readonly stamps: OrderStamps,
     /** Told of every withdrawal recorded (not of replayed answers). */
     private readonly onRecorded?: ((responseCode: string) => void) | undefined,
-  ) {}
+  ) {
+    this.write = orderBatches<WithdrawalOrder>(this.db, {
+      together: async (trx, orders) => {
+        await insertWithdrawals(trx, orders);
+        const totals = new Map<string, bigint>();
+        for (const o of orders) totals.set(o.salerId, (totals.get(o.salerId) ?? 0n) + o.withdrawMoney);
+        const now = orders.reduce((latest, o) => (o.responseTime > latest ? o.responseTime : latest), "");
+        for (const salerId of [...totals.keys()].sort()) {
+          // One account's balance does not cover its withdrawals in the batch as a whole.
+          if (!(await debit(trx, salerId, totals.get(salerId)!, now))) throw new BatchDoesNotFit();
+        }
+      },
+      alone: (o) => this.withdrawAlone(o),
+    });
+  }
 
   /**
    * One withdrawal in a transaction of its own: the order first and the debit last, so the
@@ -90,34 +98,7 @@ export class Withdrawals {
    * too) and gets the answer it would have got alone. Either way every
    * debit is one conditional UPDATE, so no balance goes below zero even for an instant.
    */
-  private readonly writes = new WriteBatcher<{ order: WithdrawalOrder; signal: CallStop }, Outcome>(
-    async (items) => {
-      const live = items.filter((i) => !i.signal.aborted).map((i) => i.order);
-      const alone = () => Promise.all(live.map((o) => this.withdrawAlone(o).then((r): Outcome => r, (failed: unknown) => ({ failed }))));
-      let outcomes: Outcome[];
-      if (live.length <= 1) outcomes = await alone();
-      else {
-        try {
-          await inTransaction(this.db, async (trx) => {
-            await insertWithdrawals(trx, live);
-            const totals = new Map<string, bigint>();
-            for (const o of live) totals.set(o.salerId, (totals.get(o.salerId) ?? 0n) + o.withdrawMoney);
-            const now = live.reduce((latest, o) => (o.responseTime > latest ? o.responseTime : latest), "");
-            for (const salerId of [...totals.keys()].sort()) {
-              if (!(await debit(trx, salerId, totals.get(salerId)!, now))) throw new BatchNotCovered();
-            }
-          });
-          outcomes = live;
-        } catch (err) {
-          if (!(err instanceof BatchNotCovered) && !isDuplicateKeyError(err) && !isRetryableTransactionError(err)) throw err;
-          outcomes = await alone();
-        }
-      }
-      const byOrder = new Map(live.map((o, i) => [o, outcomes[i]!]));
-      return items.map((i) => byOrder.get(i.order) ?? { failed: abandoned() });
-    },
-    { maxInFlight: 4, maxBatch: 500 },
-  );
+  private readonly write: (order: WithdrawalOrder, signal: CallStop) => Promise<WithdrawalOrder>;
 
   /** Withdraw: validated by the caller (validateWithdraw and the request_time range). */
   async withdraw(req: WithdrawRequest, signal: CallStop): Promise<WithdrawResponse> {
@@ -134,11 +115,7 @@ export class Withdrawals {
         responseMsg: MSG_OK,
       }),
       // A request_id seen before fails as a duplicate (its transaction, debit included, rolls back).
-      write: async (order) => {
-        const written = await this.writes.submit({ order, signal });
-        if ("failed" in written) throw written.failed;
-        return written;
-      },
+      write: (order) => this.write(order, signal),
       replay: async () => {
         const existing = await findWithdrawal(this.db.knex, req.requestId);
         return existing && replayWithdrawal(existing, req);

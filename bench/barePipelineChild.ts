@@ -10,9 +10,10 @@
  *   merchant — sends BARE_COUNT payments (after BARE_WARMUP) at BARE_CONCURRENCY: for each, a
  *              batched multi-row INSERT of the INIT order into a copy of merchant_orders, one Pay
  *              call, a batched UPDATE recording the answer (CASE per request_id, as the merchant
- *              system writes outcomes). Prints "warm" after the warm-up and waits for a line on
- *              stdin (the parent reads both processes' CPU meanwhile), then prints the measured
- *              run as JSON.
+ *              system writes outcomes). Prints "warm" after the warm-up, then runs BARE_COUNT
+ *              payments for each "go" line on stdin (the parent reads both processes' CPU
+ *              around each) and prints the figures of all measured runs so far as JSON; stops at
+ *              "end" or the end of stdin.
  *
  * The batching is the services' own (WriteBatcher, same limits); nothing else of the services
  * is used: no query builder, no validation beyond the amount, no call policy, no logging.
@@ -227,17 +228,33 @@ async function sendPayments(): Promise<void> {
     return { seconds: (performance.now() - started) / 1000, latencies, amount };
   };
 
+  // After the warm-up, one measured run per "go" line on stdin (the parent takes turns between
+  // this pipeline and the services), each answered with the figures of every run so far; "end" stops.
   const warm = await run(warmup);
   process.stdout.write("warm\n");
-  const lines = createInterface({ input: process.stdin });
-  await new Promise<void>((resolve) => lines.once("line", () => resolve()));
-  const measured = await run(count);
-  const sorted = measured.latencies.sort();
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-  process.stdout.write(
-    `${JSON.stringify({ count, seconds: measured.seconds, perSecond: count / measured.seconds, p50Ms: at(50), p99Ms: at(99), amount: (warm.amount + measured.amount).toString() })}\n`,
-  );
-  lines.close();
+  let amount = warm.amount;
+  let measuredCount = 0;
+  let seconds = 0;
+  const latencies: Float64Array[] = [];
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line !== "go") break;
+    const measured = await run(count);
+    amount += measured.amount;
+    measuredCount += count;
+    seconds += measured.seconds;
+    latencies.push(measured.latencies);
+    const sorted = new Float64Array(measuredCount);
+    let at = 0;
+    for (const l of latencies) {
+      sorted.set(l, at);
+      at += l.length;
+    }
+    sorted.sort();
+    const p = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor((q / 100) * sorted.length))]!;
+    process.stdout.write(
+      `${JSON.stringify({ count: measuredCount, seconds, perSecond: measuredCount / seconds, p50Ms: p(50), p99Ms: p(99), amount: amount.toString() })}\n`,
+    );
+  }
   client.close();
   await pool.end();
 }

@@ -2,7 +2,7 @@
  * Runs the bare pipeline (bench/barePipelineChild.ts) beside a deployment: copies of its
  * merchant_orders and payment_orders tables (same columns and indexes), a Redis prefix of its
  * own, the two processes started as the services are (with the same Node.js flags), and each process's CPU read from /proc
- * around the measured run. Afterwards every payment must be stored on both sides as SUCCESS
+ * around each measured turn (the caller takes turns between it and the services). Afterwards every payment must be stored on both sides as SUCCESS
  * and credited in Redis exactly once.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -43,7 +43,13 @@ async function nextLine(lines: AsyncIterator<string>, what: string): Promise<str
   return r.value;
 }
 
-export async function runBarePipeline(options: {
+/** A started bare pipeline, warmed up: each turn() runs `count` payments; finish() checks and stops it. */
+export interface BarePipeline {
+  turn(): Promise<void>;
+  finish(): Promise<BareRun>;
+}
+
+export async function startBarePipeline(options: {
   paymentDatabase: string;
   merchantDatabase: string;
   count: number;
@@ -51,13 +57,20 @@ export async function runBarePipeline(options: {
   concurrency: number;
   accounts: number;
   seed: number;
-}): Promise<BareRun> {
+}): Promise<BarePipeline> {
   await withConnection(options.paymentDatabase, (c) => c.query("CREATE TABLE bare_payment_orders LIKE payment_orders"));
   await withConnection(options.merchantDatabase, (c) => c.query("CREATE TABLE bare_merchant_orders LIKE merchant_orders"));
   const prefix = uniqueName("bare");
   const payment = start("payment", { BARE_MYSQL_URL: databaseUrl(options.paymentDatabase), BARE_REDIS_URL: REDIS_URL, BARE_REDIS_PREFIX: prefix });
   let merchant: ReturnType<typeof start> | undefined;
   const redis = new Redis(REDIS_URL);
+  const stop = async () => {
+    merchant?.child.kill("SIGKILL");
+    payment.child.kill("SIGTERM");
+    const keys = await redis.keys(`{${prefix}}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  };
   try {
     const port = Number(await nextLine(payment.lines, "the payment process"));
     merchant = start("merchant", {
@@ -70,29 +83,43 @@ export async function runBarePipeline(options: {
       BARE_SEED: String(options.seed),
     });
     if ((await nextLine(merchant.lines, "the merchant process")) !== "warm") throw new Error("bare pipeline: no warm-up");
-    const cpu0 = { merchant: await procCpuSeconds(merchant.child.pid!), payment: await procCpuSeconds(payment.child.pid!) };
-    merchant.child.stdin!.write("go\n");
-    const result = JSON.parse(await nextLine(merchant.lines, "the merchant process")) as Omit<BareRun, "cpu" | "check"> & { amount: string };
-    const cpu = { merchant: (await procCpuSeconds(merchant.child.pid!)) - cpu0.merchant, payment: (await procCpuSeconds(payment.child.pid!)) - cpu0.payment };
-
-    const total = options.count + options.warmup;
-    const [[m]] = (await withConnection(options.merchantDatabase, (c) =>
-      c.query("SELECT COUNT(*) AS n, COALESCE(SUM(amount), 0) AS s FROM bare_merchant_orders WHERE state = 'SUCCESS'"),
-    )) as unknown as [{ n: string; s: string }[]];
-    const [[p]] = (await withConnection(options.paymentDatabase, (c) =>
-      c.query("SELECT COUNT(*) AS n, COALESCE(SUM(total_fee), 0) AS s FROM bare_payment_orders WHERE response_code = 'SUCCESS'"),
-    )) as unknown as [{ n: string; s: string }[]];
-    const buffered = Object.values(await redis.hgetall(`{${prefix}}:amounts`)).reduce((a, v) => a + BigInt(v), 0n);
-    const paid = BigInt(result.amount);
-    const ok = Number(m!.n) === total && Number(p!.n) === total && BigInt(m!.s) === paid && BigInt(p!.s) === paid && buffered === paid;
-    const check = `bare pipeline: ${m!.n} merchant and ${p!.n} payment orders of ${total}, ${paid} fen paid, ${buffered} fen buffered: ${ok ? "OK" : "MISMATCH"}`;
-    await merchant.exited;
-    return { ...result, cpu, check };
-  } finally {
-    merchant?.child.kill("SIGKILL");
-    payment.child.kill("SIGTERM");
-    const keys = await redis.keys(`{${prefix}}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-    redis.disconnect();
+  } catch (err) {
+    await stop();
+    throw err;
   }
+  const m = merchant;
+  const cpu = { merchant: 0, payment: 0 };
+  let turns = 0;
+  let last: (Omit<BareRun, "cpu" | "check"> & { amount: string }) | undefined;
+  return {
+    async turn() {
+      const cpu0 = { merchant: await procCpuSeconds(m.child.pid!), payment: await procCpuSeconds(payment.child.pid!) };
+      m.child.stdin!.write("go\n");
+      last = JSON.parse(await nextLine(m.lines, "the merchant process")) as typeof last;
+      cpu.merchant += (await procCpuSeconds(m.child.pid!)) - cpu0.merchant;
+      cpu.payment += (await procCpuSeconds(payment.child.pid!)) - cpu0.payment;
+      turns++;
+    },
+    async finish() {
+      try {
+        if (!last) throw new Error("bare pipeline: no measured turn");
+        m.child.stdin!.end("end\n");
+        await m.exited;
+        const total = options.count * turns + options.warmup;
+        const [[mo]] = (await withConnection(options.merchantDatabase, (c) =>
+          c.query("SELECT COUNT(*) AS n, COALESCE(SUM(amount), 0) AS s FROM bare_merchant_orders WHERE state = 'SUCCESS'"),
+        )) as unknown as [{ n: string; s: string }[]];
+        const [[po]] = (await withConnection(options.paymentDatabase, (c) =>
+          c.query("SELECT COUNT(*) AS n, COALESCE(SUM(total_fee), 0) AS s FROM bare_payment_orders WHERE response_code = 'SUCCESS'"),
+        )) as unknown as [{ n: string; s: string }[]];
+        const buffered = Object.values(await redis.hgetall(`{${prefix}}:amounts`)).reduce((a, v) => a + BigInt(v), 0n);
+        const paid = BigInt(last.amount);
+        const ok = Number(mo!.n) === total && Number(po!.n) === total && BigInt(mo!.s) === paid && BigInt(po!.s) === paid && buffered === paid;
+        const check = `bare pipeline: ${mo!.n} merchant and ${po!.n} payment orders of ${total}, ${paid} fen paid, ${buffered} fen buffered: ${ok ? "OK" : "MISMATCH"}`;
+        return { ...last, cpu, check };
+      } finally {
+        await stop();
+      }
+    },
+  };
 }

@@ -27,7 +27,7 @@ import { startBarePipeline, type BareRun } from "./lib/barePipeline.js";
 const COUNT = envInt("BENCH_PAYMENTS", 20_000);
 const ACCOUNTS = envInt("BENCH_PAYMENT_ACCOUNTS", 1000);
 const CONCURRENCY = 64;
-const WARMUP = Math.min(2000, COUNT);
+const WARMUP = Math.min(envInt("BENCH_PAYMENT_WARMUP", 2000), COUNT);
 /** The uniform run and the bare pipeline take turns, each turn COUNT / TURNS payments. */
 const TURNS = 2;
 const SYSBENCH_THREADS = 16;
@@ -96,8 +96,10 @@ try {
   let bare: BareRun;
   try {
     for (let t = 0; t < TURNS; t++) {
-      turns.push(await simulate(ACCOUNTS, perTurn, BigInt(2 + t), "bench"));
-      await bareRun.turn();
+      const ours = await simulate(ACCOUNTS, perTurn, BigInt(2 + t), "bench");
+      turns.push(ours);
+      const bareCpu = await bareRun.turn();
+      log(`turn ${t + 1}: ours ${ours.perSecond.toFixed(0)}/s, ${cpuPerPayment(ours)}; bare merchant ${bareCpu.merchant.toFixed(0)} µs, payment ${bareCpu.payment.toFixed(0)} µs`);
     }
   } finally {
     bare = await bareRun.finish();

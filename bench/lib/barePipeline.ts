@@ -45,7 +45,8 @@ async function nextLine(lines: AsyncIterator<string>, what: string): Promise<str
 
 /** A started bare pipeline, warmed up: each turn() runs `count` payments; finish() checks and stops it. */
 export interface BarePipeline {
-  turn(): Promise<void>;
+  /** Runs one turn; answers its CPU per payment (µs) in each process. */
+  turn(): Promise<{ merchant: number; payment: number }>;
   finish(): Promise<BareRun>;
 }
 
@@ -96,9 +97,11 @@ export async function startBarePipeline(options: {
       const cpu0 = { merchant: await procCpuSeconds(m.child.pid!), payment: await procCpuSeconds(payment.child.pid!) };
       m.child.stdin!.write("go\n");
       last = JSON.parse(await nextLine(m.lines, "the merchant process")) as typeof last;
-      cpu.merchant += (await procCpuSeconds(m.child.pid!)) - cpu0.merchant;
-      cpu.payment += (await procCpuSeconds(payment.child.pid!)) - cpu0.payment;
+      const used = { merchant: (await procCpuSeconds(m.child.pid!)) - cpu0.merchant, payment: (await procCpuSeconds(payment.child.pid!)) - cpu0.payment };
+      cpu.merchant += used.merchant;
+      cpu.payment += used.payment;
       turns++;
+      return { merchant: (used.merchant / options.count) * 1e6, payment: (used.payment / options.count) * 1e6 };
     },
     async finish() {
       try {

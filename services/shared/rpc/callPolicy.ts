@@ -23,7 +23,9 @@ export function requestIdFrom(callers: string | null | undefined): string {
 }
 
 /** The call's request id: already assigned, the caller's (when well-formed), or a new one. */
-export function assignRequestId(ctx: { requestHeader: Headers; responseHeader: Headers }): string {
+export function assignRequestId(ctx: { requestHeader: Headers; responseHeader: Headers; assignedRequestId?: string }): string {
+  // A gRPC call's context holds it without making its response header (grpcServer.ts).
+  if (ctx.assignedRequestId !== undefined) return ctx.assignedRequestId;
   const assigned = ctx.responseHeader.get(REQUEST_ID_HEADER);
   if (assigned) return assigned;
   const id = requestIdFrom(ctx.requestHeader.get(REQUEST_ID_HEADER));

@@ -115,7 +115,7 @@ class CallValues implements ContextValues {
  * the request id (the caller's x-request-id when well-formed, else a new one) already in the
  * response header. What a handler may never look at costs nothing until it does: the signal
  * (with its deadline timer and its shutdown and cancellation listeners), the request headers,
- * the response trailers and the peer address are made on first use, each as it would have been
+ * the response header and trailers and the peer address are made on first use, each as it would have been
  * at the start of the call (a signal first asked for after the deadline, a shutdown or a
  * cancellation is already aborted with that reason; one asked for after the call ended carries
  * CALL_FINISHED).
@@ -123,13 +123,17 @@ class CallValues implements ContextValues {
 class GrpcCallContext implements HandlerContext {
   readonly protocolName = "grpc";
   readonly requestMethod = "POST";
-  readonly responseHeader = new Headers();
   readonly values: CallValues;
+  /** The call's request id (callPolicy.ts assignRequestId reads it here). */
+  readonly assignedRequestId: string;
+  private responseHeaders: Headers | undefined;
   private controller: AbortController | undefined;
   /** Why the call ended (set once), whether or not the signal exists yet. */
   private reason: unknown;
   private ended = false;
   private timer: NodeJS.Timeout | undefined;
+  /** The signal's shutdown and cancellation listeners, once the signal is made. */
+  private listeners: { shutdown: () => void; cancelled: () => void } | undefined;
   private header: Headers | undefined;
   private trailer: Headers | undefined;
   private readonly deadlineAt: number | undefined;
@@ -146,7 +150,24 @@ class GrpcCallContext implements HandlerContext {
     this.deadlineAt = Number.isFinite(at) ? at : undefined;
     this.values = new CallValues(call);
     const [callers] = call.metadata.get(REQUEST_ID_HEADER);
-    this.responseHeader.set(REQUEST_ID_HEADER, requestIdFrom(typeof callers === "string" ? callers : undefined));
+    this.assignedRequestId = requestIdFrom(typeof callers === "string" ? callers : undefined);
+  }
+
+  /** The response header, the request id in it, made when first asked for. */
+  get responseHeader(): Headers {
+    if (this.responseHeaders === undefined) {
+      this.responseHeaders = new Headers();
+      this.responseHeaders.set(REQUEST_ID_HEADER, this.assignedRequestId);
+    }
+    return this.responseHeaders;
+  }
+
+  /** The response header as gRPC metadata: only the request id unless a handler added to it. */
+  headerMetadata(): grpc.Metadata {
+    if (this.responseHeaders !== undefined) return toMetadata(this.responseHeaders);
+    const md = new grpc.Metadata();
+    md.set(REQUEST_ID_HEADER, this.assignedRequestId);
+    return md;
   }
 
   timeoutMs(): number | undefined {
@@ -177,11 +198,16 @@ class GrpcCallContext implements HandlerContext {
     else if (this.call.cancelled) this.abort(new ConnectError("cancelled by the client", Code.Canceled));
     else if (this.deadlineAt !== undefined && this.deadlineAt <= Date.now()) this.timedOut();
     else {
-      if (this.deadlineAt !== undefined) this.timer = setTimeout(this.timedOut, this.deadlineAt - Date.now());
-      this.shutdownSignal?.addEventListener("abort", this.onShutdown);
+      // Made with the signal, which most calls never ask for.
+      const listeners = (this.listeners = {
+        shutdown: () => this.abort(this.shutdownSignal?.reason),
+        cancelled: () => this.abort(new ConnectError("cancelled by the client", Code.Canceled)),
+      });
+      if (this.deadlineAt !== undefined) this.timer = setTimeout(() => this.timedOut(), this.deadlineAt - Date.now());
+      this.shutdownSignal?.addEventListener("abort", listeners.shutdown);
       // grpc-js reports "cancelled" when the stream closes, also after the answer went out; by
       // then the context is finished (its signal aborted) and there is nothing to cancel.
-      this.call.on("cancelled", this.onCancelled);
+      this.call.on("cancelled", listeners.cancelled);
     }
     return controller.signal;
   }
@@ -208,14 +234,16 @@ class GrpcCallContext implements HandlerContext {
     const controller = this.controller;
     if (controller === undefined) return;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    this.shutdownSignal?.removeEventListener("abort", this.onShutdown);
-    this.call.off("cancelled", this.onCancelled);
+    if (this.listeners !== undefined) {
+      this.shutdownSignal?.removeEventListener("abort", this.listeners.shutdown);
+      this.call.off("cancelled", this.listeners.cancelled);
+    }
     controller.abort(reason);
   }
 
-  private readonly timedOut = (): void => this.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-  private readonly onShutdown = (): void => this.abort(this.shutdownSignal?.reason);
-  private readonly onCancelled = (): void => this.abort(new ConnectError("cancelled by the client", Code.Canceled));
+  private timedOut(): void {
+    this.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+  }
 }
 
 /**
@@ -252,7 +280,7 @@ export function addGrpcService<S extends DescService>(
           .then(
             (res) => {
               ctx.abort(CALL_FINISHED);
-              call.sendMetadata(toMetadata(ctx.responseHeader));
+              call.sendMetadata(ctx.headerMetadata());
               callback(null, create(method.output, res as never), ctx.trailerMetadata());
             },
             (err: unknown) => {
@@ -274,7 +302,7 @@ export function addGrpcService<S extends DescService>(
           for await (const item of stream) {
             if (call.cancelled) return;
             if (!headersSent) {
-              call.sendMetadata(toMetadata(ctx.responseHeader));
+              call.sendMetadata(ctx.headerMetadata());
               headersSent = true;
             }
             if (!call.write(toMessage(item))) {
@@ -291,7 +319,7 @@ export function addGrpcService<S extends DescService>(
               });
             }
           }
-          if (!headersSent) call.sendMetadata(toMetadata(ctx.responseHeader));
+          if (!headersSent) call.sendMetadata(ctx.headerMetadata());
           call.end(ctx.trailerMetadata());
         })().then(
           () => ctx.abort(CALL_FINISHED),

@@ -53,7 +53,11 @@ export function orderBatches<O>(
       const byOrder = new Map(live.map((o, i) => [o, outcomes[i]!]));
       return items.map((i) => byOrder.get(i.order) ?? new Failed(abandoned()));
     },
-    { maxInFlight: 4, maxBatch: 500 },
+    // At most 32 orders a batch: callers in one batch all wait for its transaction, then all
+    // answer and send their next calls at once, so with every caller in one batch the database
+    // and the serving of calls take turns. Two or more batches overlap them; on one account they
+    // still serialize on its row lock, but one batch's calls are served while the next commits.
+    { maxInFlight: 4, maxBatch: 32 },
   );
   return async (order, signal) => {
     const written = await batcher.submit({ order, signal });

@@ -61,7 +61,7 @@ function nextId(time: string, offset: number): string {
   return time.replace(/\D/g, "") + String((idSeq + offset) % 1_000_000).padStart(6, "0");
 }
 
-const BATCH = { maxInFlight: 4, maxBatch: 500 };
+const BATCH = { maxInFlight: 4, maxBatch: 32 };
 
 async function servePayment(): Promise<void> {
   const pool = mysql.createPool({ uri: env("BARE_MYSQL_URL"), connectionLimit: 16 });

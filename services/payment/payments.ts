@@ -110,7 +110,9 @@ export class Payments {
       }
       return items.map((i) => (outcomes.has(i.order) ? outcomes.get(i.order) : abandoned()));
     },
-    { maxInFlight: 4, maxBatch: 500 },
+    // At most 32 a batch, as the merchant's (orderSender.ts): smaller batches overlap the
+    // database with the serving of calls.
+    { maxInFlight: 4, maxBatch: 32 },
   );
 
   /** Credits of recorded orders reach the buffer together, one round trip per batch. */

@@ -250,44 +250,37 @@ function readOrders(buf: Buffer): ExportedOrder[] {
 
 /**
  * Whether readOrders reads the bytes without falling back to fromBinary and every string in
- * them is ASCII: a walk over tags and lengths that builds nothing. Lengths have at most 5 bytes
+ * them is ASCII: a walk over tags and lengths that builds no message. Lengths have at most 5 bytes
  * and amounts at most 10, as readVarint and readInt64 read them.
  */
 function isAsciiShape(buf: Buffer): boolean {
   const len = buf.length;
-  let p = 0;
-  while (p < len) {
-    if (buf[p++] !== 0x0a) return false;
-    let n = 0;
-    for (let i = 0, scale = 1; ; i++, scale *= 128) {
-      if (i === 5 || p >= len) return false;
-      const b = buf[p++]!;
-      n += (b & 0x7f) * scale;
-      if (b < 0x80) break;
-    }
-    const end = p + n;
-    if (end > len) return false;
-    while (p < end) {
-      const tag = buf[p++]!;
-      if (tag === 0x20) {
-        for (let i = 0; ; i++) {
-          if (i === 10 || p >= end) return false;
-          if (buf[p++]! < 0x80) break;
+  const at = { pos: 0 };
+  try {
+    while (at.pos < len) {
+      if (buf[at.pos++] !== 0x0a) return false;
+      const n = readVarint(buf, at, len);
+      const end = at.pos + n;
+      if (end > len) return false;
+      while (at.pos < end) {
+        const tag = buf[at.pos++]!;
+        if (tag === 0x20) {
+          for (let i = 0; ; i++) {
+            if (i === 10 || at.pos >= end) return false;
+            if (buf[at.pos++]! < 0x80) break;
+          }
+          continue;
         }
-        continue;
+        if (tag !== 0x0a && tag !== 0x12 && tag !== 0x1a && tag !== 0x2a && tag !== 0x32) return false;
+        const m = readVarint(buf, at, end);
+        const stop = at.pos + m;
+        if (stop > end) return false;
+        for (; at.pos < stop; at.pos++) if (buf[at.pos]! >= 0x80) return false;
       }
-      if (tag !== 0x0a && tag !== 0x12 && tag !== 0x1a && tag !== 0x2a && tag !== 0x32) return false;
-      let m = 0;
-      for (let i = 0, scale = 1; ; i++, scale *= 128) {
-        if (i === 5 || p >= end) return false;
-        const b = buf[p++]!;
-        m += (b & 0x7f) * scale;
-        if (b < 0x80) break;
-      }
-      const stop = p + m;
-      if (stop > end) return false;
-      for (; p < stop; p++) if (buf[p]! >= 0x80) return false;
     }
+  } catch (err) {
+    if (err instanceof NotTheShape) return false;
+    throw err;
   }
   return true;
 }

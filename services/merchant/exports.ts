@@ -1,5 +1,5 @@
 /** Export of the merchant's successful orders in key order, page by page (see orderExport.ts). */
-import type { Database } from "../shared/storage/database.js";
+import { throughIndex, type Database } from "../shared/storage/database.js";
 import { exportSuccessfulOrders, type ExportRow } from "../shared/orders/orderExport.js";
 import type { OrderTypeName } from "./orders.js";
 
@@ -14,7 +14,7 @@ export function exportOrders(
   // the rows come in order as the scan goes, where the optimizer would otherwise sort them all
   // first (most orders are successful payments, so it prefers a table scan).
   const index = key === "request_id" ? "merchant_orders_export_by_request" : "merchant_orders_export_by_response";
-  const from = db.dialect === "mysql" ? db.knex.raw("?? FORCE INDEX (??)", ["merchant_orders", index]) : "merchant_orders";
+  const from = throughIndex(db, "merchant_orders", index);
   const orders = () =>
     db.knex
       .from(from)

@@ -3,7 +3,7 @@
  * so memory does not grow with the number of orders (orders: see orderExport.ts).
  */
 import type { Knex } from "knex";
-import { inTransaction, toFen, type Database } from "../shared/storage/database.js";
+import { inTransaction, throughIndex, toFen, type Database } from "../shared/storage/database.js";
 import { exportSuccessfulOrders, lastIdAt, type ExportRow } from "../shared/orders/orderExport.js";
 import type { ExportedOrderType } from "../shared/orders/exportService.js";
 
@@ -23,7 +23,7 @@ export function exportOrders(
   // On MySQL the statement streams every order: read in the key's unique index, the rows come
   // in order as the scan goes, where the optimizer would otherwise sort the whole table first
   // (response_code is not indexed).
-  const from = db.dialect === "mysql" ? db.knex.raw("?? FORCE INDEX (??)", [table, `${table}_${key}`]) : table;
+  const from = throughIndex(db, table, `${table}_${key}`);
   const orders = () =>
     db.knex
       .from(from)

@@ -314,6 +314,14 @@ export async function* streamedPages(knex: Knex, query: Knex.QueryBuilder, batch
 }
 
 /**
+ * `table` read through `index` on MySQL (FORCE INDEX), for a statement whose rows must come in
+ * that index's order as the scan goes; the table itself on SQLite.
+ */
+export function throughIndex(db: Database, table: string, index: string): string | Knex.Raw {
+  return db.dialect === "mysql" ? db.knex.raw("?? FORCE INDEX (??)", [table, index]) : table;
+}
+
+/**
  * The VALUES list of a multi-row INSERT: `row` (a parenthesized list of placeholders) `count`
  * times. The hot writes build their statements with it instead of the query builder, whose
  * compilation of every row showed in the profiles; the SQL is the same on both backends.
